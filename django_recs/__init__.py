@@ -1,0 +1,48 @@
+"""django_recs: personalised recommendations for Django shops.
+
+The public functions below are imported lazily, so ``import django_recs``
+never touches the app registry (it is safe in settings and celery.py).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0.dev0"
+
+# Public name -> module that defines it.
+_PUBLIC = {
+    "record": "django_recs.capture",
+    "record_many": "django_recs.capture",
+    "register_source": "django_recs.capture",
+    "forget_user": "django_recs.capture",
+    "similar_to": "django_recs.querysets",
+    "recommended_for": "django_recs.querysets",
+    "recompute": "django_recs.pipeline",
+}
+
+__all__ = [
+    "forget_user",
+    "recommended_for",
+    "recompute",
+    "record",
+    "record_many",
+    "register_source",
+    "similar_to",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .capture import forget_user, record, record_many, register_source
+    from .pipeline import recompute
+    from .querysets import recommended_for, similar_to
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'django_recs' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DjangoRecsConfig(AppConfig):
+    name = "django_recs"
+    label = "django_recs"
+    verbose_name = _("Recommendations")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import capture, checks  # noqa: F401  (registers checks)
+
+        capture.connect_sources()

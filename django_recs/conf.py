@@ -1,0 +1,89 @@
+"""The DJANGO_RECS settings namespace, read at call time.
+
+``recs_settings.EVENTS`` returns the project's value or the default. Values
+are cached and the cache is dropped on Django's ``setting_changed`` signal,
+so ``override_settings(DJANGO_RECS={...})`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # What can be recommended: "app_label.ModelName" strings (int or UUID pks).
+    "ITEM_MODELS": [],
+    # Event name -> default weight.
+    "EVENTS": {"view": 1.0, "cart": 3.0, "purchase": 5.0},
+    # Model signals recorded automatically (see docs/settings.md).
+    "SOURCES": [],
+    # Half-life of an interaction's weight, in days; None = no time decay.
+    "HALF_LIFE_DAYS": None,
+    # Events whose items are never recommended again to the same user.
+    "EXCLUDE_SEEN": ["purchase"],
+    # Algorithm name -> {"class": dotted path, **parameters}.
+    "ALGORITHMS": {
+        "similar": {"class": "django_recs.algorithms.ItemKNN", "k": 50, "metric": "cosine"},
+        "personal": {
+            "class": "django_recs.algorithms.ALS",
+            "factors": 64,
+            "iterations": 15,
+            "regularization": 0.01,
+            "alpha": 10.0,
+        },
+        "popular": {"class": "django_recs.algorithms.Popular"},
+    },
+    # Kernel threads; 0 = all cores available to the process.
+    "NUM_THREADS": 0,
+    # Recommendations stored per user and neighbours per item by a run.
+    "RECOMMENDATIONS_PER_USER": 50,
+    # Soft time limit of the recompute task, in seconds (None = no limit).
+    "TASK_SOFT_TIME_LIMIT": None,
+    # A running run whose heartbeat is older than this is declared dead.
+    "RUN_HEARTBEAT_TIMEOUT": 300,
+    # Finished runs kept per algorithm (their metadata, for the admin).
+    "KEEP_RUNS": 10,
+    # Attribute path to an item's category, per item model (serving fallbacks).
+    "CATEGORY": {},
+    # At most this many items of one category in one list; None = no cap.
+    "MAX_PER_CATEGORY": None,
+    # Enqueue django_recs.refresh_user after record() commits.
+    "REFRESH_ON_RECORD": False,
+}
+
+
+class RecsSettings:
+    """Attribute access to DJANGO_RECS with defaults, read at call time."""
+
+    def __init__(self, defaults: dict[str, Any]):
+        self.defaults = defaults
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise AttributeError(f"Unknown django_recs setting: {name!r}")
+        if name not in self._cache:
+            from django.conf import settings
+
+            user = getattr(settings, "DJANGO_RECS", None) or {}
+            self._cache[name] = user.get(name, self.defaults[name])
+        return self._cache[name]
+
+    def user_settings(self) -> dict[str, Any]:
+        from django.conf import settings
+
+        return dict(getattr(settings, "DJANGO_RECS", None) or {})
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+recs_settings = RecsSettings(DEFAULTS)
+
+
+@receiver(setting_changed)
+def _reload_recs_settings(*, setting: str, **kwargs) -> None:
+    if setting == "DJANGO_RECS":
+        recs_settings.reload()

@@ -1,0 +1,49 @@
+"""Input checks shared by the kernel wrappers.
+
+The wrappers validate and convert; the compiled kernels trust what they get.
+Every problem is a ValueError whose message names it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_csr(X, name: str = "X", *, allow_negative: bool = False) -> sp.csr_matrix:
+    """X as a canonical CSR matrix (sorted indices, duplicates summed).
+
+    Keeps float32/float64, converts other numeric dtypes to float64. Raises
+    ValueError when X is not a 2-D sparse matrix or holds NaN, infinite or
+    (unless allowed) negative values.
+    """
+    if not sp.issparse(X):
+        raise ValueError(f"{name} must be a scipy.sparse matrix, got {type(X).__name__}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got {X.ndim}-D")
+    X = sp.csr_matrix(X)  # copies only when X is not CSR already
+    if X.dtype not in FLOAT_DTYPES:
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
+        X = X.astype(np.float64)
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()  # also sorts indices
+    data = X.data
+    if not np.isfinite(data).all():
+        kind = "NaN" if np.isnan(data).any() else "infinite"
+        raise ValueError(f"{name} contains {kind} values")
+    if not allow_negative and (data < 0).any():
+        raise ValueError(f"{name} contains negative values; weights must be >= 0")
+    return X
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)

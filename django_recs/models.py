@@ -1,0 +1,172 @@
+"""Storage: interactions, runs, and the results a run serves.
+
+Items are stored as (content type, key); see :mod:`django_recs.items` for the
+key format. Result rows belong to a Run; the serving side only reads rows of
+the active run of each algorithm, so a run's rows can be written while the
+previous run is still served and swapped in with one short transaction.
+"""
+
+from __future__ import annotations
+
+import django
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# CheckConstraint's argument is `condition` from Django 5.1 and `check` before.
+_CHECK_KWARG = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+class Interaction(models.Model):
+    """One weighted, time-stamped event between a visitor and an item."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # covered by the (user, timestamp) index
+    )
+    session_key = models.CharField(max_length=40, blank=True, default="")
+    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    item_key = models.CharField(max_length=64)
+    event = models.CharField(max_length=32)
+    weight = models.FloatField()
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
+        indexes = [
+            models.Index(fields=["user", "timestamp"], name="recs_inter_user_time"),
+            models.Index(
+                fields=["session_key", "timestamp"],
+                name="recs_inter_session_time",
+                condition=Q(user__isnull=True),
+            ),
+            models.Index(fields=["item_type", "item_key"], name="recs_inter_item"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                **{_CHECK_KWARG: Q(user__isnull=False) | ~Q(session_key="")},
+                name="recs_interaction_has_visitor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.user_id or f"session {self.session_key[:8]}"
+        return f"{who} {self.event} {self.item_type_id}:{self.item_key}"
+
+
+class Run(models.Model):
+    """One computation of one algorithm, from pending to succeeded or failed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    algorithm = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    is_active = models.BooleanField(
+        default=False, help_text=_("This run's rows are the ones served.")
+    )
+    stage = models.CharField(max_length=32, blank=True, default="")
+    progress = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    rows_read = models.BigIntegerField(default=0)
+    rows_written = models.BigIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    artifacts = models.JSONField(
+        default=dict, blank=True, help_text=_("Name -> path in the storage of files of this run.")
+    )
+    error = models.TextField(blank=True, default="")
+    triggered_by = models.CharField(max_length=150, blank=True, default="")
+    task_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+        permissions = [("run_recompute", "Can trigger a recomputation")]
+        constraints = [
+            # Single flight: at most one pending or running run per algorithm,
+            # guaranteed by the database rather than a check in Python.
+            models.UniqueConstraint(
+                fields=["algorithm"],
+                condition=Q(status__in=["pending", "running"]),
+                name="recs_run_single_flight",
+            ),
+            models.UniqueConstraint(
+                fields=["algorithm"], condition=Q(is_active=True), name="recs_run_one_active"
+            ),
+        ]
+        indexes = [models.Index(fields=["algorithm", "is_active"], name="recs_run_active")]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} #{self.pk} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class SimilarItem(models.Model):
+    """Neighbour ``rank`` (0 = most similar) of an item, as computed by a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    item_key = models.CharField(max_length=64)
+    neighbour_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    neighbour_key = models.CharField(max_length=64)
+    score = models.FloatField()
+    rank = models.PositiveSmallIntegerField()
+
+    class Meta:
+        verbose_name = _("similar item")
+        verbose_name_plural = _("similar items")
+        indexes = [
+            models.Index(fields=["run", "item_type", "item_key", "rank"], name="recs_similar_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_type_id}:{self.item_key} ~ {self.neighbour_type_id}:{self.neighbour_key}"
+
+
+class Recommendation(models.Model):
+    """Personal recommendation ``rank`` (0 = best) of a user, as computed by a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    item_key = models.CharField(max_length=64)
+    score = models.FloatField()
+    rank = models.PositiveSmallIntegerField()
+    # The item of the user's history that contributed most, where known.
+    reason_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    reason_key = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("recommendation")
+        verbose_name_plural = _("recommendations")
+        indexes = [models.Index(fields=["run", "user", "rank"], name="recs_rec_lookup")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} -> {self.item_type_id}:{self.item_key}"

@@ -1,0 +1,63 @@
+"""A small shop for the tests: integer-keyed products, UUID-keyed gadgets,
+orders with lines, reviews and wishlists (the kinds of SOURCES a shop has)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.name
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=200)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
+    in_stock = models.BooleanField(default=True)
+    price = models.DecimalField(max_digits=8, decimal_places=2, default=1)
+
+    def __str__(self):
+        return self.name
+
+
+class Gadget(models.Model):
+    """An item model with a UUID primary key."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+
+    def __str__(self):
+        return self.name
+
+
+class NotAnItem(models.Model):
+    name = models.CharField(max_length=200)
+
+
+class Order(models.Model):
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    paid = models.BooleanField(default=False)
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, related_name="lines", on_delete=models.CASCADE)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    quantity = models.PositiveIntegerField(default=1)
+
+
+class Review(models.Model):
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    stars = models.PositiveSmallIntegerField()
+
+
+class WishlistEntry(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    gadget = models.ForeignKey(Gadget, on_delete=models.CASCADE)
