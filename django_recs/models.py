@@ -170,3 +170,21 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} -> {self.item_type_id}:{self.item_key}"
+
+
+class PopularItem(models.Model):
+    """Item ``rank`` (0 = most popular) of a popularity run: the cold-start fallback."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    item_key = models.CharField(max_length=64)
+    score = models.FloatField()
+    rank = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("popular item")
+        verbose_name_plural = _("popular items")
+        indexes = [models.Index(fields=["run", "item_type", "rank"], name="recs_popular_lookup")]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.item_type_id}:{self.item_key}"
