@@ -6,8 +6,294 @@ resolves item and user names in bulk (no query per row).
 
 from __future__ import annotations
 
-from django.contrib import admin  # noqa: F401
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from .models import PopularItem, Recommendation, Run, SimilarItem
 
 # --- Interactions (capture) ---------------------------------------------------
 
 # --- Runs and results (pipeline) ----------------------------------------------
+
+#: Seconds between reloads of a run's page while it is pending or running.
+RUN_PAGE_REFRESH_SECONDS = 2
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Runs, read-only, with "Recompute now" (POST, permission django_recs.run_recompute)."""
+
+    list_display = ("__str__", "algorithm", "status", "is_active", "started_at", "duration_display",
+                    "rows_read", "rows_written", "triggered_by")
+    list_filter = ("algorithm", "status", "is_active")
+    date_hierarchy = "created_at"
+    change_list_template = "admin/django_recs/run/change_list.html"
+    change_form_template = "admin/django_recs/run/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("algorithm", "status", "is_active", "progress_display",
+                           "triggered_by", "task_id")}),
+        (_("Times"), {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at",
+                                 "duration_display", "timings_display")}),
+        (_("Data"), {"fields": ("rows_read", "rows_written", "metrics_display",
+                                "params_display", "artifacts")}),
+        (_("Error"), {"fields": ("error_display",)}),
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def get_urls(self):
+        urls = [
+            path("recompute/", self.admin_site.admin_view(self.recompute_view),
+                 name="django_recs_run_recompute"),
+        ]
+        return urls + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        from .algorithms.registry import algorithm_names
+
+        extra_context = {
+            **(extra_context or {}),
+            "can_recompute": request.user.has_perm("django_recs.run_recompute"),
+            "algorithm_names": algorithm_names(),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        in_flight = run is not None and run.status in (Run.Status.PENDING, Run.Status.RUNNING)
+        extra_context = {
+            **(extra_context or {}),
+            "refresh_seconds": RUN_PAGE_REFRESH_SECONDS if in_flight else None,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def recompute_view(self, request):
+        """POST: enqueue the recompute task and show the pending run(s)."""
+        return require_POST(self._recompute)(request)
+
+    def _recompute(self, request):
+        from .pipeline import recompute
+
+        if not request.user.has_perm("django_recs.run_recompute"):
+            raise PermissionDenied
+        names = [name for name in request.POST.getlist("algorithm") if name]
+        try:
+            runs = recompute(*names, triggered_by=f"admin:{request.user.get_username()}")
+        except ValueError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
+        for run in runs:
+            self.message_user(
+                request,
+                format_html('{} run <a href="{}">#{}</a> is {}.', run.algorithm,
+                            reverse("admin:django_recs_run_change", args=[run.pk]), run.pk,
+                            run.status),
+                messages.SUCCESS,
+            )
+        if len(runs) == 1:
+            return HttpResponseRedirect(reverse("admin:django_recs_run_change", args=[runs[0].pk]))
+        return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
+
+    @admin.display(description=_("duration"))
+    def duration_display(self, run):
+        duration = run.duration
+        return "-" if duration is None else f"{duration.total_seconds():.1f} s"
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, run):
+        return format_html(
+            '<progress class="recs-progress" value="{}" max="1"></progress> {} {}%',
+            f"{run.progress:.3f}", run.stage or "-", int(run.progress * 100),
+        )
+
+    @admin.display(description=_("seconds per stage"))
+    def timings_display(self, run):
+        return _key_value_table(run.timings, lambda seconds: f"{seconds:.3f}")
+
+    @admin.display(description=_("metrics"))
+    def metrics_display(self, run):
+        return _key_value_table(run.metrics)
+
+    @admin.display(description=_("parameters"))
+    def params_display(self, run):
+        return _key_value_table(run.params)
+
+    @admin.display(description=_("error"))
+    def error_display(self, run):
+        return format_html('<pre class="recs-error">{}</pre>', run.error) if run.error else "-"
+
+
+def _key_value_table(values: dict, formatter=str):
+    if not values:
+        return "-"
+    return format_html(
+        '<table class="recs-table"><tbody>{}</tbody></table>',
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                         ((key, formatter(value)) for key, value in values.items())),
+    )
+
+
+def _item_labels(pairs) -> dict[tuple[int, str], tuple[str, str | None]]:
+    """(content type id, key) -> (name, admin url): one query per item model on the page."""
+    from .items import item_key, pk_for_key
+
+    wanted: dict[int, set[str]] = {}
+    for type_id, key in pairs:
+        if type_id is not None and key:
+            wanted.setdefault(type_id, set()).add(key)
+    labels = {}
+    for type_id, keys in wanted.items():
+        model = ContentType.objects.get_for_id(type_id).model_class()
+        if model is None:
+            continue
+        opts = model._meta
+        for obj in model._default_manager.filter(pk__in=[pk_for_key(model, k) for k in keys]):
+            try:
+                url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            except NoReverseMatch:
+                url = None
+            labels[(type_id, item_key(obj))] = (str(obj), url)
+    return labels
+
+
+class _NamedItemsChangeList(ChangeList):
+    """Resolves the names of the page's items in bulk after the page is fetched."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        pairs = set()
+        for row in self.result_list:
+            for type_field, key_field in self.model_admin.item_fields:
+                pairs.add((getattr(row, type_field), getattr(row, key_field)))
+        labels = _item_labels(pairs)
+        for row in self.result_list:
+            row.recs_labels = labels
+
+
+class _ActiveRunFilter(admin.SimpleListFilter):
+    """Rows of the active runs by default; any kept run on request."""
+
+    title = _("run")
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        runs = Run.objects.filter(Q(is_active=True) | Q(status=Run.Status.RUNNING))
+        choices = [("all", _("All runs"))]
+        for run in runs.order_by("algorithm", "-pk"):
+            suffix = _("active") if run.is_active else run.status
+            choices.append((str(run.pk), f"{run.algorithm} #{run.pk} ({suffix})"))
+        return choices
+
+    def choices(self, changelist):
+        # "Active runs" is the default (no parameter) instead of Django's "All".
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Active runs"),
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset.filter(run__is_active=True)
+        if value == "all":
+            return queryset
+        return queryset.filter(run_id=value) if value.isdigit() else queryset.none()
+
+
+class _ResultAdmin(admin.ModelAdmin):
+    """Read-only browsing of a result table with item names (no query per row)."""
+
+    item_fields: tuple[tuple[str, str], ...] = (("item_type_id", "item_key"),)
+    list_filter = (_ActiveRunFilter, "run__algorithm")
+    list_select_related = ("run",)
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_changelist(self, request, **kwargs):
+        return _NamedItemsChangeList
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("run"), ordering="run")
+    def run_display(self, row):
+        return f"{row.run.algorithm} #{row.run_id}"
+
+    @staticmethod
+    def _label(row, type_id, key):
+        name, url = getattr(row, "recs_labels", {}).get((type_id, key), (None, None))
+        if name is None:
+            return format_html("<i>{}</i>", f"{key} (deleted)") if key else "-"
+        return format_html('<a href="{}">{}</a>', url, name) if url else name
+
+    @admin.display(description=_("item"))
+    def item_display(self, row):
+        return self._label(row, row.item_type_id, row.item_key)
+
+    @admin.display(description=_("score"), ordering="score")
+    def score_display(self, row):
+        return f"{row.score:.4f}"
+
+
+@admin.register(SimilarItem)
+class SimilarItemAdmin(_ResultAdmin):
+    item_fields = (("item_type_id", "item_key"), ("neighbour_type_id", "neighbour_key"))
+    list_display = ("item_display", "rank", "neighbour_display", "score_display", "run_display")
+    search_fields = ("=item_key", "=neighbour_key")
+    ordering = ("item_type_id", "item_key", "rank")
+
+    @admin.display(description=_("neighbour"))
+    def neighbour_display(self, row):
+        return self._label(row, row.neighbour_type_id, row.neighbour_key)
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(_ResultAdmin):
+    item_fields = (("item_type_id", "item_key"), ("reason_type_id", "reason_key"))
+    list_display = ("user", "rank", "item_display", "score_display", "reason_display",
+                    "run_display")
+    list_select_related = ("run", "user")
+    search_fields = ("=user__username", "=item_key")
+    ordering = ("user_id", "rank")
+
+    @admin.display(description=_("because of"))
+    def reason_display(self, row):
+        return self._label(row, row.reason_type_id, row.reason_key)
+
+
+@admin.register(PopularItem)
+class PopularItemAdmin(_ResultAdmin):
+    list_display = ("rank", "item_display", "score_display", "run_display")
+    search_fields = ("=item_key",)
+    ordering = ("item_type_id", "rank")

@@ -68,3 +68,60 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+@checks.register("django_recs")
+def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E030-E032: ALGORITHMS entries; E033-E036: the pipeline's numeric settings."""
+    from .algorithms.registry import AlgorithmConfigError, build_algorithm
+
+    hints = {
+        "E030": 'Each entry is "name": {"class": "dotted.path.To.Algorithm", **parameters}.',
+        "E031": "Use django_recs.algorithms.ItemKNN, ALS, Popular, or a subclass of "
+                "django_recs.algorithms.Algorithm importable from the project.",
+        "E032": "Remove or correct the parameter; the class's docstring lists what it accepts.",
+    }
+    configured = recs_settings.ALGORITHMS
+    if not isinstance(configured, dict):
+        return [checks.Error(
+            f"DJANGO_RECS['ALGORITHMS'] must be a dict of name -> config, got "
+            f"{type(configured).__name__}.",
+            hint=hints["E030"], id="django_recs.E030",
+        )]
+    errors = []
+    for name in configured:
+        try:
+            build_algorithm(name)
+        except AlgorithmConfigError as error:
+            errors.append(checks.Error(str(error), hint=hints[error.code],
+                                       id=f"django_recs.{error.code}"))
+    numeric = [
+        ("RECOMMENDATIONS_PER_USER", 1, 32767, False, "E033",
+         "Stored list length per user and per item, e.g. 50."),
+        ("RUN_HEARTBEAT_TIMEOUT", 1, None, False, "E034",
+         "Seconds without a heartbeat before a run is declared dead, e.g. 300."),
+        ("KEEP_RUNS", 0, None, False, "E035", "Finished runs kept per algorithm, e.g. 10."),
+        ("TASK_SOFT_TIME_LIMIT", 1, None, True, "E036",
+         "Seconds, or None for no limit."),
+        ("HALF_LIFE_DAYS", 0, None, True, "E037",
+         "A positive number of days, or None for no time decay."),
+    ]
+    for setting, low, high, allow_none, code, hint in numeric:
+        value = getattr(recs_settings, setting)
+        if value is None and allow_none:
+            continue
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and value >= low and (high is None or value <= high)
+              and (setting != "HALF_LIFE_DAYS" or value > 0))
+        if setting in ("RECOMMENDATIONS_PER_USER", "KEEP_RUNS"):
+            ok = ok and isinstance(value, int)
+        if not ok:
+            bound = f">= {low}" + (f" and <= {high}" if high else "")
+            if setting == "HALF_LIFE_DAYS":
+                bound = "> 0"
+            errors.append(checks.Error(
+                f"DJANGO_RECS['{setting}'] must be a number {bound}"
+                f"{' or None' if allow_none else ''}, got {value!r}.",
+                hint=hint, id=f"django_recs.{code}",
+            ))
+    return errors

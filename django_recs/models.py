@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .querysets import PopularItemQuerySet, RecommendationQuerySet, SimilarItemQuerySet
+
 # CheckConstraint's argument is `condition` from Django 5.1 and `check` before.
 _CHECK_KWARG = "condition" if django.VERSION >= (5, 1) else "check"
 
@@ -23,6 +25,10 @@ _CHECK_KWARG = "condition" if django.VERSION >= (5, 1) else "check"
 class Interaction(models.Model):
     """One weighted, time-stamped event between a visitor and an item."""
 
+    # Interactions are an append-mostly log written in bulk (COPY): their
+    # foreign keys are enforced by Django (on_delete cascades in the ORM, and
+    # every write path checks that users and items exist), not by a per-row
+    # database trigger, which would halve the bulk import speed.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -30,13 +36,32 @@ class Interaction(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         db_index=False,  # covered by the (user, timestamp) index
+        db_constraint=False,
     )
     session_key = models.CharField(max_length=40, blank=True, default="")
-    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    item_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # covered by the (item_type, item_key) index
+        db_constraint=False,
+    )
     item_key = models.CharField(max_length=64)
     event = models.CharField(max_length=32)
     weight = models.FloatField()
     timestamp = models.DateTimeField(default=timezone.now)
+    # The row of a SOURCES model this interaction was recorded from, so the
+    # backfill (recs_import --from-sources) records each source row only once.
+    source_type = models.ForeignKey(
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,  # history outlives a removed source model
+        related_name="+",
+        db_index=False,  # covered by the (source_type, source_key) index
+        db_constraint=False,
+    )
+    source_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("interaction")
@@ -49,6 +74,11 @@ class Interaction(models.Model):
                 condition=Q(user__isnull=True),
             ),
             models.Index(fields=["item_type", "item_key"], name="recs_inter_item"),
+            models.Index(
+                fields=["source_type", "source_key"],
+                name="recs_inter_source",
+                condition=Q(source_type__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -135,6 +165,8 @@ class SimilarItem(models.Model):
     score = models.FloatField()
     rank = models.PositiveSmallIntegerField()
 
+    objects = models.Manager.from_queryset(SimilarItemQuerySet)()
+
     class Meta:
         verbose_name = _("similar item")
         verbose_name_plural = _("similar items")
@@ -163,6 +195,8 @@ class Recommendation(models.Model):
     )
     reason_key = models.CharField(max_length=64, blank=True, default="")
 
+    objects = models.Manager.from_queryset(RecommendationQuerySet)()
+
     class Meta:
         verbose_name = _("recommendation")
         verbose_name_plural = _("recommendations")
@@ -180,6 +214,8 @@ class PopularItem(models.Model):
     item_key = models.CharField(max_length=64)
     score = models.FloatField()
     rank = models.PositiveIntegerField()
+
+    objects = models.Manager.from_queryset(PopularItemQuerySet)()
 
     class Meta:
         verbose_name = _("popular item")

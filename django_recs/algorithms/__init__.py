@@ -1,0 +1,15 @@
+"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, Popular.
+
+Each is a small class: parameters as keyword arguments, ``fit(matrix)``
+returning a :class:`FitResult` of arrays. No ORM, so the pipeline stores what
+they return and the evaluation scores it unchanged.
+"""
+
+from __future__ import annotations
+
+from .als import ALS
+from .base import Algorithm, FitResult
+from .itemknn import ItemKNN
+from .popular import Popular
+
+__all__ = ["ALS", "Algorithm", "FitResult", "ItemKNN", "Popular"]

@@ -11,9 +11,11 @@ from __future__ import annotations
 from ._native import COMPILED_MODULES, missing_modules, native_module
 from ._threads import limit_blas_threads, resolve_num_threads
 from .norms import row_norms
+from .similarity import item_similarity
 
 __all__ = [
     "build_info",
+    "item_similarity",
     "row_norms",
     "resolve_num_threads",
     "limit_blas_threads",

@@ -6,6 +6,8 @@ Every problem is a ValueError whose message names it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -47,3 +49,31 @@ def check_positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_non_negative_float(value, name: str) -> float:
+    """``value`` as a finite float >= 0, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def as_factor_matrix(value, name: str) -> np.ndarray:
+    """``value`` as a C-contiguous float32 (rows x factors) array, factors >= 1.
+
+    Raises ValueError when it is not 2-D, not real, has no factor column, or
+    holds NaN or infinite values (also after the cast to float32).
+    """
+    array = np.asarray(value)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (rows x factors), got {array.ndim}-D")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one factor column (factors >= 1)")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array

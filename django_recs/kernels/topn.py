@@ -1,0 +1,137 @@
+"""The n best items per user from factor matrices (``user_factors @ item_factors.T``).
+
+The compiled kernel (``csrc/_topn.pyx``) never holds the users x items
+score matrix: it scores a block of users against a tile of items at a time
+with one sgemm, drops excluded items and keeps a bounded heap per user.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._native import native_module
+from ._reference import topn as reference
+from ._threads import limit_blas_threads, resolve_num_threads
+from ._validation import as_factor_matrix, check_positive_int
+
+__all__ = ["top_n"]
+
+#: Users scored together (the sgemm's rows) and items per tile: a 64 x 4096
+#: float32 tile is 1 MiB, so it is selected from while still in L2 cache.
+_BLOCK_USERS = 64
+_TILE_ITEMS = 4096
+
+
+def _user_rows(users, n_users: int) -> np.ndarray:
+    """``users`` as an int64 index array into the user_factors rows."""
+    rows = np.asarray(users)
+    if rows.ndim != 1:
+        raise ValueError(f"users must be a 1-D array of user indexes, got {rows.ndim}-D")
+    if rows.size == 0:
+        return rows.astype(np.int64)
+    if rows.dtype == bool or not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"users must hold integer indexes, got dtype {rows.dtype}")
+    rows = rows.astype(np.int64)
+    if rows.min() < 0 or rows.max() >= n_users:
+        raise ValueError(
+            f"users must be indexes in [0, {n_users}) (rows of user_factors), "
+            f"got values in [{rows.min()}, {rows.max()}]"
+        )
+    return rows
+
+
+def _exclusion_pattern(exclude, shape: tuple[int, int]) -> sp.csr_matrix:
+    """exclude's non-zero pattern as canonical CSR of ``shape`` (int64 indptr)."""
+    if not sp.issparse(exclude):
+        raise ValueError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
+    if exclude.shape != shape:
+        raise ValueError(
+            f"exclude must have shape {shape} (user_factors rows x item_factors rows), "
+            f"got {exclude.shape}"
+        )
+    pattern = sp.csr_matrix(exclude)  # no copy when it is CSR already
+    if not pattern.has_canonical_format or (pattern.data == 0).any():
+        pattern = pattern.copy()
+        pattern.eliminate_zeros()
+        pattern.sum_duplicates()  # also sorts the indices
+    return pattern
+
+
+def top_n(
+    user_factors,
+    item_factors,
+    n: int = 10,
+    *,
+    users=None,
+    exclude=None,
+    num_threads: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n highest-scoring items for each user, score = x_u . y_i.
+
+    Parameters
+    ----------
+    user_factors : array, shape (n_users, f)
+    item_factors : array, shape (n_items, f)
+    n : int >= 1, default 10
+    users : int array, shape (m,), optional
+        Rank only these rows of ``user_factors`` (in this order); default all.
+    exclude : scipy.sparse matrix, shape (n_users, n_items), optional
+        Row u's non-zeros are items user u must never get (e.g. already
+        bought). Indexed by user, also when ``users`` selects a subset.
+    num_threads : int >= 0, default 0 (all available cores)
+
+    Returns
+    -------
+    indices : ndarray, shape (m, n), int32
+        Best first; ties by lower item index. A user with fewer than n
+        eligible items gets the rest padded with -1.
+    scores : ndarray, shape (m, n), float32
+        The matching scores; -inf where indices is -1.
+
+    Raises
+    ------
+    ValueError
+        Factors not 2-D, not finite, or with different numbers of factors;
+        n < 1; users out of range; exclude of the wrong shape.
+    """
+    U = as_factor_matrix(user_factors, "user_factors")
+    V = as_factor_matrix(item_factors, "item_factors")
+    if U.shape[1] != V.shape[1]:
+        raise ValueError(
+            f"user_factors has {U.shape[1]} factors but item_factors has {V.shape[1]}; "
+            "they must match"
+        )
+    n = check_positive_int(n, "n")
+    threads = resolve_num_threads(num_threads)
+    n_users, n_items = U.shape[0], V.shape[0]
+    if users is None:
+        rows = np.arange(n_users, dtype=np.int64)
+        query = U
+    else:
+        rows = _user_rows(users, n_users)
+        query = np.ascontiguousarray(U[rows])
+    if exclude is None:
+        pattern = None
+        exclude_rows = np.full(rows.size, -1, dtype=np.int64)
+    else:
+        pattern = _exclusion_pattern(exclude, (n_users, n_items))
+        exclude_rows = rows
+
+    native = native_module("_topn")
+    if native is None:
+        return reference.top_n(query, V, n, pattern, exclude_rows)
+    indices = np.empty((rows.size, n), dtype=np.int32)
+    scores = np.empty((rows.size, n), dtype=np.float32)
+    if pattern is None:
+        exclude_indptr = np.zeros(1, dtype=np.int64)
+        exclude_indices = np.zeros(0, dtype=np.int32)
+    else:
+        exclude_indptr = pattern.indptr.astype(np.int64, copy=False)
+        exclude_indices = pattern.indices.astype(np.int32, copy=False)
+    with limit_blas_threads(1):
+        native.top_n(
+            query, V, n, exclude_indptr, exclude_indices, exclude_rows, indices, scores,
+            _BLOCK_USERS, _TILE_ITEMS, threads,
+        )
+    return indices, scores

@@ -1,0 +1,66 @@
+"""manage.py recs_recompute [ALGORITHM ...] [--sync]: recompute stored recommendations."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_recs.pipeline import recompute
+
+BAR_WIDTH = 30
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute the named algorithms (all configured ones when none is named): "
+        "enqueue the Celery task, or run here with --sync, showing progress and a summary."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("algorithms", nargs="*", metavar="ALGORITHM",
+                            help="Names from DJANGO_RECS['ALGORITHMS'].")
+        parser.add_argument("--sync", action="store_true",
+                            help="Run in this process instead of enqueueing the Celery task.")
+
+    def handle(self, *args, algorithms, sync, **options):
+        self._last_drawn = None
+        show_bar = sync and options["verbosity"] >= 1
+        try:
+            runs = recompute(*algorithms, sync=sync, triggered_by="command",
+                             on_progress=self._draw if show_bar else None)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        if self._last_drawn is not None:
+            self.stdout.write("")
+        self._summary(runs)
+        if any(run.status == "failed" for run in runs):
+            for run in runs:
+                if run.status == "failed":
+                    self.stderr.write(f"{run.algorithm}: {run.error.splitlines()[0]}")
+            sys.exit(1)
+
+    def _draw(self, algorithm: str, stage: str, fraction: float) -> None:
+        percent = int(fraction * 100)
+        state = (algorithm, stage, percent)
+        if state == self._last_drawn:
+            return
+        if self._last_drawn is not None and self._last_drawn[0] != algorithm:
+            self.stdout.write("")
+        self._last_drawn = state
+        filled = int(fraction * BAR_WIDTH)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        self.stdout.write(f"\r{algorithm:<12} [{bar}] {stage:<8} {percent:3d}%", ending="")
+        self.stdout.flush()
+
+    def _summary(self, runs) -> None:
+        header = ("algorithm", "run", "status", "seconds", "rows read", "rows written")
+        rows = []
+        for run in runs:
+            duration = run.duration.total_seconds() if run.duration else None
+            rows.append((run.algorithm, str(run.pk), run.status,
+                         "-" if duration is None else f"{duration:.2f}",
+                         str(run.rows_read), str(run.rows_written)))
+        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+        for line in (header, *rows):
+            self.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))

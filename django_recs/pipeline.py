@@ -1,0 +1,609 @@
+"""The recompute run: load -> matrix -> compute -> write -> swap. No Celery here.
+
+A :class:`~django_recs.models.Run` goes from pending to running to succeeded
+or failed. Its rows are written under its own id while the previous run is
+still served; one short transaction then makes it the active run of its
+algorithm, and only after that are older rows deleted, in batches. A reader
+therefore sees either the old rows or the new ones, never a mix or nothing.
+
+Single flight is the database's job: the partial unique constraint
+``recs_run_single_flight`` allows one pending or running run per algorithm,
+so a second trigger fails to insert and gets the run in flight instead.
+A run whose heartbeat is older than RUN_HEARTBEAT_TIMEOUT (its worker was
+killed) is marked failed by the next trigger, which then starts afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
+
+import numpy as np
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import Max, Min, Q
+from django.utils import timezone
+
+from .algorithms.base import Algorithm, FitResult
+from .algorithms.registry import algorithm_config, algorithm_names, build_algorithm
+from .conf import recs_settings
+from .kernels import limit_blas_threads, resolve_num_threads
+from .matrix import InteractionMatrix, index_keys
+from .models import PopularItem, Recommendation, Run, SimilarItem
+from .results import popular_item_columns, recommendation_columns, similar_item_columns
+from .storage import bulk_insert
+from .storage.read import ItemCatalog, LoadedInteractions, load_interactions
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STAGES",
+    "active_run",
+    "build_matrix",
+    "execute_run",
+    "fail_stale_runs",
+    "recompute",
+    "start_run",
+    "swap_active_run",
+]
+
+#: The stages of a run, in order (Run.stage and the keys of Run.timings).
+STAGES = ("load", "matrix", "compute", "write", "swap")
+
+#: Result tables, each holding rows of many runs.
+RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
+
+#: Rows deleted per statement when old rows are cleaned up.
+DELETE_BATCH = 50_000
+
+#: Seconds between progress writes from the run itself, and heartbeats from its watcher thread.
+PROGRESS_INTERVAL = 1.0
+HEARTBEAT_INTERVAL = 2.0
+
+ProgressListener = Callable[[str, float], None]
+
+
+# -- triggering -----------------------------------------------------------------
+
+
+def recompute(
+    *algorithms: str,
+    sync: bool = False,
+    triggered_by: str = "api",
+    using: str = DEFAULT_DB_ALIAS,
+    on_progress: Callable[[str, str, float], None] | None = None,
+) -> list[Run]:
+    """Start (or join) a run of each named algorithm; all configured when none is named.
+
+    With ``sync=False`` the Celery task ``django_recs.recompute`` is enqueued
+    after the current transaction commits and the pending runs are
+    returned. With ``sync=True`` each run executes in this process and the
+    finished runs are returned (status ``"succeeded"`` or ``"failed"``).
+    A run of the same algorithm already pending or running is returned
+    instead of starting another. ``on_progress(algorithm, stage, fraction)``
+    follows a synchronous run.
+
+    Raises
+    ------
+    ValueError
+        An unknown algorithm name, or an ALGORITHMS entry that cannot be
+        built (unknown class, invalid parameters).
+    """
+    names = list(algorithms) or algorithm_names()
+    for name in names:
+        build_algorithm(name)  # fail before anything is written
+    runs = []
+    for name in names:
+        run, created = start_run(name, triggered_by=triggered_by, using=using)
+        if created and sync:
+            listener = None
+            if on_progress is not None:
+                def listener(stage, fraction, name=name):
+                    on_progress(name, stage, fraction)
+            run = execute_run(run.pk, using=using, on_progress=listener)
+        elif created:
+            enqueue_run(run, using=using)
+        runs.append(run)
+    return runs
+
+
+def enqueue_run(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Send ``django_recs.recompute`` for a pending run once the transaction commits."""
+    from . import tasks
+
+    def send() -> None:
+        result = tasks.recompute.apply_async(
+            args=[run.algorithm],
+            kwargs={"run_id": run.pk, "triggered_by": run.triggered_by},
+            soft_time_limit=recs_settings.TASK_SOFT_TIME_LIMIT,
+        )
+        task_id = getattr(result, "id", "") or ""
+        Run.objects.using(using).filter(pk=run.pk, task_id="").update(task_id=task_id)
+        run.task_id = task_id
+
+    transaction.on_commit(send, using=using)
+
+
+def start_run(
+    algorithm: str, *, triggered_by: str = "", using: str = DEFAULT_DB_ALIAS
+) -> tuple[Run, bool]:
+    """A pending run of ``algorithm``, or the one already pending or running.
+
+    Returns ``(run, created)``. The database guarantees at most one pending
+    or running run per algorithm; a run with a stale heartbeat is failed
+    first, so a killed worker does not block the algorithm forever.
+    """
+    fail_stale_runs(algorithm, using=using)
+    for _attempt in range(5):
+        now = timezone.now()
+        try:
+            with transaction.atomic(using=using):
+                run = Run.objects.using(using).create(
+                    algorithm=algorithm,
+                    status=Run.Status.PENDING,
+                    created_at=now,
+                    heartbeat_at=now,
+                    triggered_by=triggered_by[:150],
+                )
+            return run, True
+        except IntegrityError:
+            in_flight = (
+                Run.objects.using(using)
+                .filter(algorithm=algorithm, status__in=[Run.Status.PENDING, Run.Status.RUNNING])
+                .first()
+            )
+            if in_flight is not None:
+                return in_flight, False
+            # The run in flight finished between our insert and our read: try again.
+    raise RuntimeError(f"could not start or find a run of {algorithm!r}")
+
+
+def fail_stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Mark failed the pending or running runs whose heartbeat is too old.
+
+    A worker killed mid-run stops beating; a pending run whose task never
+    started (lost message, stopped workers) stops too. Their partial rows
+    are deleted. Returns the number of runs failed.
+    """
+    cutoff = timezone.now() - timedelta(seconds=float(recs_settings.RUN_HEARTBEAT_TIMEOUT))
+    stale = Run.objects.using(using).filter(
+        status__in=[Run.Status.PENDING, Run.Status.RUNNING]
+    ).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
+    if algorithm is not None:
+        stale = stale.filter(algorithm=algorithm)
+    failed = 0
+    for run in stale:
+        updated = Run.objects.using(using).filter(pk=run.pk, status=run.status).update(
+            status=Run.Status.FAILED,
+            finished_at=timezone.now(),
+            error=(
+                f"No heartbeat for more than {recs_settings.RUN_HEARTBEAT_TIMEOUT} s "
+                f"(last at {run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC) in stage "
+                f"{run.stage or 'pending'!r}: the worker was stopped or killed."
+            ),
+        )
+        if updated:
+            failed += 1
+            delete_run_rows([run.pk], using=using)
+            delete_artifacts(run)
+    return failed
+
+
+# -- executing --------------------------------------------------------------------
+
+
+def execute_run(
+    run_id: int,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    on_progress: ProgressListener | None = None,
+    raise_errors: bool = False,
+) -> Run:
+    """Claim a pending run and execute it: load, matrix, compute, write, swap.
+
+    Only a pending run is executed (claimed atomically, so a redelivered task
+    does nothing); the run is returned as it ends. An exception marks the
+    run failed with its stage and error, deletes its partial rows and leaves
+    the previous results served; it is re-raised when ``raise_errors``.
+    ``on_progress(stage, fraction)`` is called as the run advances.
+    """
+    now = timezone.now()
+    claimed = Run.objects.using(using).filter(pk=run_id, status=Run.Status.PENDING).update(
+        status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, stage=STAGES[0], progress=0.0
+    )
+    run = Run.objects.using(using).get(pk=run_id)
+    if not claimed:
+        return run
+    tracker = RunTracker(run, using=using, on_progress=on_progress)
+    try:
+        with tracker.watching():
+            _execute(run, tracker, using)
+    except BaseException as error:
+        _mark_failed(run, tracker, error, using)
+        if raise_errors or not isinstance(error, Exception):
+            raise
+    run.refresh_from_db(using=using)
+    return run
+
+
+def _execute(run: Run, tracker: RunTracker, using: str) -> None:
+    algorithm = build_algorithm(run.algorithm)
+    half_life = recs_settings.HALF_LIFE_DAYS
+    threads = resolve_num_threads(recs_settings.NUM_THREADS)
+    n_recommendations = int(recs_settings.RECOMMENDATIONS_PER_USER)
+    run.params = {
+        "class": algorithm_config(run.algorithm)["class"],
+        **algorithm.get_params(),
+        "n_recommendations": n_recommendations,
+        "half_life_days": half_life,
+        "exclude_seen": list(recs_settings.EXCLUDE_SEEN),
+        "num_threads": threads,
+    }
+    Run.objects.using(using).filter(pk=run.pk).update(params=run.params)
+
+    with tracker.stage("load"):
+        loaded = load_interactions(using=using, with_timestamps=half_life is not None)
+        tracker.rows_read = len(loaded)
+    with tracker.stage("matrix"):
+        matrix, ignored = build_matrix(loaded, half_life_days=half_life, now=time.time())
+    with tracker.stage("compute"), limit_blas_threads(threads):
+        result = algorithm.fit(
+            matrix,
+            n_recommendations=n_recommendations,
+            num_threads=threads,
+            progress=tracker.progress,
+        )
+    with tracker.stage("write"):
+        written = write_results(run, algorithm, result, matrix, loaded.catalog,
+                                using=using, progress=tracker.progress)
+        run.artifacts = save_artifacts(run, result, loaded.catalog)
+        tracker.rows_written = sum(written.values())
+    metrics = {
+        "users": matrix.n_users,
+        "items": matrix.n_items,
+        "interactions": int(len(loaded)),
+        "pairs": int(matrix.nnz),
+        "density": float(matrix.nnz / max(1, matrix.n_users * matrix.n_items)),
+        "ignored_interactions": int(ignored),
+        **{f"rows_{name}": count for name, count in written.items()},
+        **{key: value for key, value in result.counts.items() if _is_json_number(value)},
+    }
+    if result.recommended is not None and algorithm.personal:
+        recommended = result.recommended
+        metrics["users_with_recommendations"] = int((recommended >= 0).any(axis=1).sum())
+        metrics["item_coverage"] = float(
+            len(np.unique(recommended[recommended >= 0])) / max(1, matrix.n_items)
+        )
+    with tracker.stage("swap"):
+        swap_active_run(run, metrics=metrics, timings=tracker.timings_so_far(), using=using,
+                        rows_read=tracker.rows_read, rows_written=tracker.rows_written)
+        # The run has succeeded and is served: a failure from here on is only logged.
+        try:
+            delete_inactive_rows(run.algorithm, using=using)
+        except Exception:
+            logger.exception("django_recs: could not delete the old rows of %r", run.algorithm)
+    try:
+        Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
+        prune_runs(run.algorithm, using=using)
+    except Exception:
+        logger.exception("django_recs: could not prune the old runs of %r", run.algorithm)
+
+
+def _is_json_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def build_matrix(
+    loaded: LoadedInteractions, *, half_life_days: float | None = None, now: float | None = None
+) -> tuple[InteractionMatrix, int]:
+    """The users x items matrix of loaded interactions, and how many were ignored.
+
+    Rows are the distinct users (``user_ids`` = their pks, ascending);
+    columns are the catalog's items (``item_ids`` = column numbers).
+    Interactions with a negative or non-finite weight (written around
+    record()'s validation) are ignored rather than failing the run.
+    """
+    usable = np.isfinite(loaded.weights) & (loaded.weights >= 0)
+    ignored = int((~usable).sum())
+    users, items, weights, seen = loaded.users, loaded.items, loaded.weights, loaded.seen
+    timestamps = loaded.timestamps
+    if ignored:
+        users, items, weights, seen = users[usable], items[usable], weights[usable], seen[usable]
+        timestamps = None if timestamps is None else timestamps[usable]
+    user_ids, rows = index_keys(users.astype(np.int64))
+    matrix = InteractionMatrix.from_arrays(
+        rows, items, weights, seen,
+        shape=(len(user_ids), len(loaded.catalog)),
+        user_ids=user_ids.astype(np.int64),
+        item_ids=np.arange(len(loaded.catalog), dtype=np.int64),
+        timestamps=timestamps,
+        half_life_days=half_life_days,
+        now=now if now is not None else time.time(),
+    )
+    return matrix, ignored
+
+
+def write_results(
+    run: Run,
+    algorithm: Algorithm,
+    result: FitResult,
+    matrix: InteractionMatrix,
+    catalog: ItemCatalog,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, int]:
+    """Store a FitResult's rows under ``run`` and return the rows written per table.
+
+    Per-user lists are stored only for personal algorithms (Popular's are
+    the same list for everyone, served from PopularItem).
+    """
+    written = {"similar": 0, "recommendations": 0, "popular": 0}
+    recommended = result.recommended if algorithm.personal else None
+    total = (result.similar.nnz if result.similar is not None else 0) + (
+        int((recommended >= 0).sum()) if recommended is not None else 0
+    ) + (len(result.popular) if result.popular is not None else 0)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None and total:
+            progress(done / total)
+
+    if result.similar is not None and result.similar.nnz:
+        columns = similar_item_columns(run.pk, result.similar, catalog)
+        written["similar"] = bulk_insert(SimilarItem, columns, using=using)
+        advance(written["similar"])
+    if recommended is not None:
+        for columns in recommendation_columns(
+            run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
+            catalog,
+        ):
+            rows = bulk_insert(Recommendation, columns, using=using)
+            written["recommendations"] += rows
+            advance(rows)
+    if result.popular is not None and len(result.popular):
+        columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog)
+        written["popular"] = bulk_insert(PopularItem, columns, using=using)
+        advance(written["popular"])
+    return written
+
+
+# -- swapping and cleaning up -------------------------------------------------------
+
+
+def swap_active_run(
+    run: Run,
+    *,
+    metrics: dict | None = None,
+    timings: dict | None = None,
+    rows_read: int | None = None,
+    rows_written: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """Make ``run`` the succeeded, active run of its algorithm in one short transaction."""
+    now = timezone.now()
+    fields = {"status": Run.Status.SUCCEEDED, "is_active": True, "finished_at": now,
+              "heartbeat_at": now, "progress": 1.0, "stage": "swap"}
+    if metrics is not None:
+        fields["metrics"] = metrics
+    if timings is not None:
+        fields["timings"] = timings
+    if rows_read is not None:
+        fields["rows_read"] = rows_read
+    if rows_written is not None:
+        fields["rows_written"] = rows_written
+    with transaction.atomic(using=using):
+        runs = Run.objects.using(using)
+        # Lock the algorithm's active run so two swaps serialise.
+        list(runs.select_for_update().filter(algorithm=run.algorithm, is_active=True))
+        runs.filter(algorithm=run.algorithm, is_active=True).exclude(pk=run.pk).update(
+            is_active=False
+        )
+        updated = runs.filter(pk=run.pk, status=Run.Status.RUNNING).update(**fields)
+        if not updated:
+            raise RuntimeError(
+                f"run {run.pk} is no longer running (declared dead?); its results are discarded"
+            )
+
+
+def active_run(algorithm: str, *, using: str = DEFAULT_DB_ALIAS) -> Run | None:
+    """The run whose rows are served for ``algorithm``, or None."""
+    return Run.objects.using(using).filter(algorithm=algorithm, is_active=True).first()
+
+
+def delete_inactive_rows(algorithm: str, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Delete the rows of every finished, inactive run of ``algorithm`` (in batches)."""
+    run_ids = list(
+        Run.objects.using(using)
+        .filter(algorithm=algorithm, is_active=False,
+                status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED])
+        .values_list("pk", flat=True)
+    )
+    return delete_run_rows(run_ids, using=using)
+
+
+def delete_run_rows(run_ids: list[int], *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Delete the result rows of the given runs, DELETE_BATCH rows per statement.
+
+    A run's rows are written together, so their primary keys are (nearly)
+    contiguous and deleting by key range keeps each statement short.
+    """
+    deleted = 0
+    for model in RESULT_MODELS:
+        for run_id in run_ids:
+            rows = model.objects.using(using).filter(run_id=run_id)
+            bounds = rows.aggregate(low=Min("pk"), high=Max("pk"))
+            if bounds["low"] is None:
+                continue
+            for start in range(bounds["low"], bounds["high"] + 1, DELETE_BATCH):
+                count, _ = rows.filter(pk__gte=start, pk__lt=start + DELETE_BATCH).delete()
+                deleted += count
+    return deleted
+
+
+def prune_runs(algorithm: str, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Delete the metadata of finished, inactive runs beyond the newest KEEP_RUNS."""
+    keep = max(0, int(recs_settings.KEEP_RUNS))
+    finished = (
+        Run.objects.using(using)
+        .filter(algorithm=algorithm, is_active=False,
+                status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED])
+        .order_by("-created_at", "-pk")
+    )
+    old = list(finished[keep:])
+    if not old:
+        return 0
+    delete_run_rows([run.pk for run in old], using=using)
+    for run in old:
+        delete_artifacts(run)
+    Run.objects.using(using).filter(pk__in=[run.pk for run in old]).delete()
+    return len(old)
+
+
+def _mark_failed(run: Run, tracker: RunTracker, error: BaseException, using: str) -> None:
+    """Record the failure (stage, error), delete the run's partial rows and files."""
+    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    logger.error("django_recs: run %s of %r failed in stage %s: %s",
+                 run.pk, run.algorithm, tracker.current_stage, summary)
+    try:
+        connection = connections[using]
+        if connection.in_atomic_block and connection.needs_rollback:
+            return  # the caller's transaction is broken; it rolls the run back anyway
+        if not connection.is_usable():
+            connection.close()
+        Run.objects.using(using).filter(pk=run.pk).update(
+            status=Run.Status.FAILED,
+            finished_at=timezone.now(),
+            stage=tracker.current_stage,
+            timings=tracker.timings,
+            rows_read=tracker.rows_read,
+            error=f"{summary}\n\nStage: {tracker.current_stage}\n\n{details}"[:20_000],
+        )
+        delete_run_rows([run.pk], using=using)
+        delete_artifacts(run)
+    except Exception:  # the database may be what failed; the heartbeat timeout covers it
+        logger.exception("django_recs: could not record the failure of run %s", run.pk)
+
+
+# -- progress and heartbeat ------------------------------------------------------------
+
+
+class RunTracker:
+    """Stage, progress, timings and heartbeat of a running run.
+
+    The run writes its stage when one starts and its progress at most every
+    PROGRESS_INTERVAL seconds. While it runs, a watcher thread also writes
+    the heartbeat (and the latest progress) every HEARTBEAT_INTERVAL seconds,
+    so a long kernel call without progress callbacks still shows the run
+    alive. Inside an outer transaction (tests, ``sync=True`` in a request)
+    the thread could not see the run, so only the run's own writes happen.
+    """
+
+    def __init__(self, run: Run, *, using: str, on_progress: ProgressListener | None = None):
+        self.run = run
+        self.using = using
+        self.on_progress = on_progress
+        self.current_stage = STAGES[0]
+        self.fraction = 0.0
+        self.timings: dict[str, float] = {}
+        self.rows_read = 0
+        self.rows_written = 0
+        self._stage_started = time.perf_counter()
+        self._last_write = 0.0
+        self._stop = threading.Event()
+
+    @contextmanager
+    def watching(self):
+        connection = connections[self.using]
+        thread = None
+        if not connection.in_atomic_block:
+            thread = threading.Thread(target=self._beat, name=f"recs-run-{self.run.pk}",
+                                      daemon=True)
+            thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            if thread is not None:
+                thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_INTERVAL):
+                Run.objects.using(self.using).filter(
+                    pk=self.run.pk, status=Run.Status.RUNNING
+                ).update(heartbeat_at=timezone.now(), progress=self.fraction)
+        except Exception:  # never let the watcher kill the run; the run writes too
+            logger.exception("django_recs: heartbeat of run %s failed", self.run.pk)
+        finally:
+            connections[self.using].close()
+
+    @contextmanager
+    def stage(self, name: str):
+        self.current_stage = name
+        self.fraction = 0.0
+        self._stage_started = time.perf_counter()
+        self._write(stage=name, progress=0.0, timings=self.timings_so_far())
+        if self.on_progress is not None:
+            self.on_progress(name, 0.0)
+        yield
+        self.timings[name] = round(time.perf_counter() - self._stage_started, 4)
+        if self.on_progress is not None:
+            self.on_progress(name, 1.0)
+
+    def timings_so_far(self) -> dict[str, float]:
+        timings = dict(self.timings)
+        if self.current_stage not in timings:
+            timings[self.current_stage] = round(time.perf_counter() - self._stage_started, 4)
+        return timings
+
+    def progress(self, fraction: float) -> None:
+        """Progress callback of the current stage (fraction in [0, 1])."""
+        self.fraction = float(fraction)
+        if self.on_progress is not None:
+            self.on_progress(self.current_stage, self.fraction)
+        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
+            self._write(progress=self.fraction)
+
+    def _write(self, **fields) -> None:
+        self._last_write = time.monotonic()
+        Run.objects.using(self.using).filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
+            heartbeat_at=timezone.now(), **fields
+        )
+
+
+# -- artifacts (ALS item factors) ----------------------------------------------------------
+
+
+def save_artifacts(run: Run, result: FitResult, catalog: ItemCatalog) -> dict[str, str]:
+    """Store the item factors of a factorisation run through Django's storage API.
+
+    They let :func:`refresh_user` fold in one user's new history later.
+    Returns the run's ``artifacts`` ({name: storage path}), also saved on the run.
+    """
+    if result.item_factors is None:
+        return {}
+    from .foldin import save_item_factors
+
+    path = save_item_factors(run.pk, result.item_factors, catalog)
+    artifacts = {"item_factors": path}
+    Run.objects.using(run._state.db or DEFAULT_DB_ALIAS).filter(pk=run.pk).update(
+        artifacts=artifacts
+    )
+    return artifacts
+
+
+def delete_artifacts(run: Run) -> None:
+    """Delete the files a run stored (missing files are fine)."""
+    if not run.artifacts:
+        return
+    from .foldin import delete_artifact_files
+
+    delete_artifact_files(run.artifacts)

@@ -1,0 +1,122 @@
+"""A fitted algorithm's arrays as columns of the result tables. No queries here.
+
+Each function returns ``{attribute name: array}`` ready for
+:func:`django_recs.storage.bulk_insert`, built with whole-array numpy
+operations; item keys come from the run's :class:`ItemCatalog` (one string
+per item, gathered by index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from .storage.read import ItemCatalog
+
+Columns = dict[str, np.ndarray]
+
+
+def ranked_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Entries of each row ranked by descending value (ties: lower column first).
+
+    Returns ``(rows, columns, values, ranks)``, 1-D arrays in row order.
+    """
+    matrix = sp.csr_matrix(matrix)
+    lengths = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    ranks = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], lengths)
+    return rows[order], matrix.indices[order], matrix.data[order], ranks
+
+
+def similar_item_columns(run_id: int, similar: sp.csr_matrix, catalog: ItemCatalog) -> Columns:
+    """SimilarItem rows: each item's neighbours with rank 0 = most similar."""
+    items, neighbours, scores, ranks = ranked_entries(similar)
+    return {
+        "run_id": np.full(len(items), run_id, dtype=np.int64),
+        "item_type_id": catalog.content_type_ids[items],
+        "item_key": catalog.keys[items],
+        "neighbour_type_id": catalog.content_type_ids[neighbours],
+        "neighbour_key": catalog.keys[neighbours],
+        "score": scores.astype(np.float64),
+        "rank": ranks.astype(np.int64),
+    }
+
+
+def recommendation_columns(
+    run_id: int,
+    user_ids: np.ndarray,
+    recommended: np.ndarray,
+    scores: np.ndarray,
+    reasons: np.ndarray | None,
+    catalog: ItemCatalog,
+    *,
+    rows_per_chunk: int = 250_000,
+) -> Iterator[Columns]:
+    """Recommendation rows in chunks of about ``rows_per_chunk``.
+
+    ``recommended`` (n_users x n) is best first with -1 padding; the rank of
+    a row is its position among the user's valid entries.
+    """
+    n_users, width = recommended.shape
+    if width == 0:
+        return
+    users_per_chunk = max(1, rows_per_chunk // width)
+    for start in range(0, n_users, users_per_chunk):
+        block = recommended[start:start + users_per_chunk]
+        valid = block >= 0
+        row, slot = np.nonzero(valid)
+        if row.size == 0:
+            continue
+        items = block[row, slot]
+        ranks = np.cumsum(valid, axis=1)[row, slot] - 1
+        columns = {
+            "run_id": np.full(len(items), run_id, dtype=np.int64),
+            "user_id": np.asarray(user_ids[start + row], dtype=np.int64),
+            "item_type_id": catalog.content_type_ids[items],
+            "item_key": catalog.keys[items],
+            "score": scores[start:start + users_per_chunk][row, slot].astype(np.float64),
+            "rank": ranks.astype(np.int64),
+        }
+        columns.update(reason_columns(
+            None if reasons is None else reasons[start:start + users_per_chunk][row, slot],
+            catalog,
+        ))
+        yield columns
+
+
+def reason_columns(reasons: np.ndarray | None, catalog: ItemCatalog) -> Columns:
+    """``reason_type_id`` (None where unknown) and ``reason_key`` ("" where unknown)."""
+    if reasons is None:
+        return {}
+    known = reasons >= 0
+    safe = np.where(known, reasons, 0)
+    if len(catalog) == 0:
+        known[:] = False
+        types = np.zeros(len(reasons), dtype=np.int64)
+        keys = np.full(len(reasons), "", dtype="U1")
+    else:
+        types = catalog.content_type_ids[safe]
+        keys = catalog.keys[safe]
+    reason_types = types.astype(object)
+    reason_types[~known] = None
+    return {
+        "reason_type_id": reason_types,
+        "reason_key": np.where(known, keys, ""),
+    }
+
+
+def popular_item_columns(
+    run_id: int, popular: np.ndarray, scores: np.ndarray, catalog: ItemCatalog
+) -> Columns:
+    """PopularItem rows, rank 0 = most popular."""
+    popular = np.asarray(popular, dtype=np.int64)
+    return {
+        "run_id": np.full(len(popular), run_id, dtype=np.int64),
+        "item_type_id": catalog.content_type_ids[popular],
+        "item_key": catalog.keys[popular],
+        "score": np.asarray(scores, dtype=np.float64),
+        "rank": np.arange(len(popular), dtype=np.int64),
+    }

@@ -1,0 +1,328 @@
+"""Bulk writes of many rows of one model, by column, without a model instance per row.
+
+:func:`bulk_insert` takes the rows as columns (numpy arrays or sequences)
+keyed by the model's attribute names (``"user_id"``, ``"item_key"``...). On
+PostgreSQL the rows are streamed with ``COPY ... FROM STDIN`` in text format,
+each column turned into text as a whole (numpy arrays without a Python loop
+per value where the dtype allows); on other databases they go in batches of
+``executemany`` INSERTs. Either way the whole write is one transaction.
+
+Columns not given take the field's default (a callable default is called per
+row), or NULL for a nullable field; an automatic primary key is left to the
+database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import io
+import uuid
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+__all__ = ["bulk_insert"]
+
+# COPY's text format: the NULL marker, and the characters that must be escaped.
+_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+_INTEGER_TYPES = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+}
+_TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField"}
+
+
+# Field types whose values have a plain COPY text form (others go through INSERTs).
+_COPY_TEXT_TYPES = _INTEGER_TYPES | _TEXT_TYPES | {
+    "FloatField", "DecimalField", "BooleanField", "DateTimeField", "DateField", "TimeField",
+    "UUIDField",
+}
+
+
+def bulk_insert(
+    model: type[models.Model],
+    columns: Mapping[str, Sequence | np.ndarray],
+    *,
+    using: str = "default",
+    batch_size: int = 10_000,
+) -> int:
+    """Insert rows given as columns into ``model``'s table, in one transaction.
+
+    Parameters
+    ----------
+    model : Django model class
+    columns : mapping of str to a numpy array or a sequence, each of length n_rows
+        Keyed by concrete field attribute names (a foreign key is ``"user_id"``,
+        not ``"user"``). Values are what the field stores: ints for foreign
+        keys, aware datetimes or ``datetime64`` (read as UTC) for
+        DateTimeFields, ``None`` for NULL. Fields left out take their default.
+    using : str
+        Database alias.
+    batch_size : int
+        Rows formatted and sent per chunk (bounds the memory of one write).
+
+    Returns
+    -------
+    int
+        The number of rows written.
+
+    Raises
+    ------
+    ValueError
+        An unknown column, columns of different lengths, a required field
+        left out, or ``batch_size`` < 1. Nothing is written.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n_rows = _common_length(model, columns)
+    if n_rows == 0:
+        return 0
+    fields, data = _columns_with_defaults(model, columns, n_rows)
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(field.column) for field in fields)
+    with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            _copy_in(connection, table, names, fields, data, n_rows, batch_size)
+        else:
+            sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
+            _insert_batches(connection, sql, fields, data, n_rows, batch_size)
+    return n_rows
+
+
+def _common_length(model, columns) -> int:
+    by_attname = {field.attname for field in model._meta.concrete_fields}
+    unknown = sorted(set(columns) - by_attname)
+    if unknown:
+        raise ValueError(
+            f"{model._meta.label} has no column {', '.join(map(repr, unknown))}; columns are "
+            f"keyed by attribute name, one of: {', '.join(sorted(by_attname))}"
+        )
+    for name, values in columns.items():
+        if isinstance(values, np.ndarray) and values.ndim != 1:
+            raise ValueError(f"column {name!r} must be one-dimensional, got shape {values.shape}")
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"columns differ in length: {lengths}")
+    return next(iter(lengths.values()), 0)
+
+
+def _columns_with_defaults(model, columns, n_rows) -> tuple[list[models.Field], list]:
+    """The fields written, in table order, and their values (defaults filled in)."""
+    fields, data = [], []
+    for field in model._meta.concrete_fields:
+        if field.attname in columns:
+            values = columns[field.attname]
+        elif isinstance(field, models.AutoField) or _has_db_default(field):
+            continue  # the database assigns it
+        elif field.has_default():
+            if callable(field.default):
+                values = [field.get_default() for _ in range(n_rows)]
+            else:
+                values = _Repeat(field.get_default(), n_rows)
+        elif field.null:
+            values = _Repeat(None, n_rows)
+        else:
+            raise ValueError(
+                f"column {field.attname!r} of {model._meta.label} is required "
+                "(it has no default and is not nullable)"
+            )
+        fields.append(field)
+        data.append(values)
+    return fields, data
+
+
+def _has_db_default(field: models.Field) -> bool:
+    return getattr(field, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED
+
+
+class _Repeat(Sequence):
+    """One value n times, sliceable, without holding n references."""
+
+    def __init__(self, value, n: int):
+        self.value, self.n = value, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.value] * len(range(*index.indices(self.n)))
+        return self.value
+
+
+def _storage_field(field: models.Field) -> models.Field:
+    """The field whose values a column holds (a foreign key holds its target's)."""
+    while field.is_relation and field.target_field is not field:
+        field = field.target_field
+    return field
+
+
+def _aware(value):
+    """Aware datetimes as they are; naive ones in the current time zone, as Django does."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is None and settings.USE_TZ:
+        return timezone.make_aware(value)
+    return value
+
+
+# --- PostgreSQL: COPY FROM STDIN ----------------------------------------------
+
+
+def _copy_in(connection, table, names, fields, data, n_rows, batch_size) -> None:
+    if any(_storage_field(f).get_internal_type() not in _COPY_TEXT_TYPES for f in fields):
+        # Rare field types (JSON, arrays, ranges...): let the driver adapt each value.
+        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
+        _insert_batches(connection, sql, fields, data, n_rows, batch_size)
+        return
+    sql = f"COPY {table} ({names}) FROM STDIN"
+    chunks = (
+        _copy_text(connection, fields, [values[start:start + batch_size] for values in data])
+        for start in range(0, n_rows, batch_size)
+    )
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # the driver's own cursor
+        if hasattr(cursor, "copy"):  # psycopg 3
+            with cursor.copy(sql) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+        else:  # psycopg2
+            cursor.copy_expert(sql, _ChunkReader(chunks))
+
+
+def _copy_text(connection, fields, data) -> str:
+    text_columns = [_copy_text_column(connection, f, v) for f, v in zip(fields, data)]
+    return "\n".join(map("\t".join, zip(*text_columns))) + "\n"
+
+
+def _copy_text_column(connection, field, values) -> list[str]:
+    """One column as COPY text, converted as a whole where its type allows."""
+    storage = _storage_field(field)
+    kind = storage.get_internal_type()
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biufM":
+        return _copy_text_array(values, kind, field)
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if kind in _INTEGER_TYPES:
+        return [_NULL if v is None else str(int(v)) for v in values]
+    if kind == "FloatField":
+        return [_NULL if v is None else repr(float(v)) for v in values]
+    if kind in _TEXT_TYPES:
+        if all(type(v) is str for v in values):
+            if any(c in "".join(values) for c in "\\\t\n\r"):
+                return [v.translate(_COPY_ESCAPES) for v in values]
+            return values if isinstance(values, list) else list(values)
+        return [_NULL if v is None else str(v).translate(_COPY_ESCAPES) for v in values]
+    if kind == "DateTimeField":
+        return [_NULL if v is None else _aware(v).isoformat() for v in values]
+    return [_copy_text_value(storage.get_db_prep_save(v, connection)) for v in values]
+
+
+def _copy_text_array(values: np.ndarray, kind: str, field) -> list[str]:
+    if values.dtype.kind == "M":
+        text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").tolist()
+        return [_NULL if t == "NaT" else t + "+00:00" for t in text]
+    if values.dtype.kind == "b":
+        return np.where(values, "t", "f").tolist()
+    if values.dtype.kind == "f":
+        if kind in _INTEGER_TYPES:
+            return list(map(str, _float_to_int(values, field).tolist()))
+        return list(map(repr, values.astype(np.float64).tolist()))
+    return list(map(str, values.tolist()))
+
+
+def _float_to_int(values: np.ndarray, field) -> np.ndarray:
+    as_int = values.astype(np.int64)
+    if not np.array_equal(as_int, values):
+        raise ValueError(f"column {field.attname!r} is an integer field; got non-integer floats")
+    return as_int
+
+
+def _copy_text_value(value) -> str:
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, float, decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    raise TypeError(f"no COPY text form for a {type(value).__name__}")
+
+
+class _ChunkReader(io.TextIOBase):
+    """A file-like reader over text chunks (for psycopg2's copy_expert)."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._buffer = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        size = -1 if size is None else size
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            out, self._buffer = self._buffer, ""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+# --- Other databases: batched executemany -------------------------------------
+
+
+def _insert_batches(connection, sql, fields, data, n_rows, batch_size) -> None:
+    with connection.cursor() as cursor:
+        for start in range(0, n_rows, batch_size):
+            columns = [
+                _prepared_column(connection, f, v[start:start + batch_size])
+                for f, v in zip(fields, data)
+            ]
+            cursor.executemany(sql, list(zip(*columns)))
+
+
+def _prepared_column(connection, field, values) -> list:
+    """One column as driver parameters (what Field.get_db_prep_save returns)."""
+    storage = _storage_field(field)
+    kind = storage.get_internal_type()
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "M":
+            utc = datetime.timezone.utc
+            naive = values.astype("datetime64[us]").tolist()
+            values = [None if t is None else t.replace(tzinfo=utc) for t in naive]
+            if not settings.USE_TZ:
+                values = [None if t is None else timezone.make_naive(t) for t in values]
+        elif values.dtype.kind == "f" and kind in _INTEGER_TYPES:
+            return _float_to_int(values, field).tolist()
+        elif values.dtype.kind in "biuf":
+            values = values.tolist()
+            return [str(v) for v in values] if kind in _TEXT_TYPES else values
+        else:
+            values = values.tolist()
+    elif not isinstance(values, list):
+        values = list(values)
+    if kind in _INTEGER_TYPES and all(v is None or type(v) is int for v in values):
+        return values
+    if kind == "FloatField" and all(v is None or type(v) is float for v in values):
+        return values
+    if kind in _TEXT_TYPES and all(type(v) is str for v in values):
+        return values
+    prep = storage.get_db_prep_save
+    if kind == "DateTimeField":
+        return [None if v is None else prep(_aware(v), connection) for v in values]
+    return [prep(v, connection) for v in values]
