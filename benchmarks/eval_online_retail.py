@@ -6,8 +6,11 @@
 
 The same evaluation as ``manage.py recs_evaluate`` (django_recs.evaluation's
 split, metrics and baselines), on the UCI Online Retail data in ../shared/data:
-customers x stock codes, one entry per invoice line, weight = quantity,
-time = invoice date. Every purchase makes its item "seen".
+customers x stock codes, one entry per invoice line, time = invoice date.
+Every purchase makes its item "seen". ``--weights lines`` (the default) counts
+each invoice line once, as a shop recording one "purchase" event per order
+line does; ``--weights quantity`` weighs a line by its quantity (a few bulk
+orders of thousands of units then dominate the similarities).
 Algorithms: Random and Popular (baselines), ItemKNN with the cosine and the
 conditional-probability metric, and ALS, each with the parameters printed
 under the table.
@@ -44,15 +47,16 @@ CANDIDATES = [
 ]
 
 
-def retail_interactions(quick: bool) -> TimedInteractions:
+def retail_interactions(quick: bool, weights: str = "lines") -> TimedInteractions:
     data = online_retail()
     keep = np.ones(len(data.user), dtype=bool)
     if quick:
         keep = data.user % 4 == 0  # a quarter of the customers, all their lines
+    line_weights = data.quantity if weights == "quantity" else np.ones_like(data.quantity)
     return TimedInteractions(
         rows=data.user[keep],
         cols=data.item[keep],
-        weights=data.quantity[keep],
+        weights=line_weights[keep],
         timestamps=data.timestamp[keep],
         shape=data.shape,
         user_ids=data.customers,
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="A quarter of the customers.")
     parser.add_argument("--split", default="temporal:2011-10-01")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--weights", choices=("lines", "quantity"), default="lines",
+                        help="Weight of an invoice line: 1 (default) or its quantity.")
     parser.add_argument("--report", help="Write the HTML report here.")
     parser.add_argument("--markdown", action="store_true", help="Print a Markdown table.")
     parser.add_argument("--no-auc", action="store_true")
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    data = retail_interactions(args.quick)
+    data = retail_interactions(args.quick, args.weights)
     loaded = time.perf_counter() - started
     outcome = run_evaluation(
         data,
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = outcome.summary
     print(
         f"Online Retail{' (quick)' if args.quick else ''}: {summary['interactions']:,} purchase lines, "
-        f"{summary['users']:,} customers x {summary['items']:,} stock codes "
+        f"{summary['users']:,} customers x {summary['items']:,} stock codes, "
+        f"weight per line: {'quantity' if args.weights == 'quantity' else '1'} "
         f"(loaded in {loaded:.1f} s)"
     )
     print(

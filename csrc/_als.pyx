@@ -9,15 +9,20 @@ CSR) against fixed column factors Y:
 ``A0 = Y'Y + reg I`` is shared by all rows and computed once per half-sweep
 by the caller; each row then only touches its own non-zeros. Two solvers:
 
-- :func:`least_squares_cholesky` builds the row's system with two BLAS
-  ``ssyrk`` calls on the gathered, confidence-scaled rows of Y and solves it
-  with LAPACK ``sposv``.
+- :func:`least_squares_cholesky` adds the row's rank-one terms
+  (c - 1) y y' to A0 four at a time, factors the result by Cholesky and
+  solves, all in cache-resident C loops: at these sizes (f <= a few hundred)
+  per-row BLAS/LAPACK calls cost more in overhead than they compute.
 - :func:`least_squares_cg` runs ``cg_steps`` conjugate-gradient steps
   (Takacs, Pilaszy & Tikk 2011) warm-started from the current x_u. Rows are
   processed in blocks: the dense products with A0 are one ``sgemm`` per step
-  for the whole block, and the block's rows of Y are gathered once into a
-  per-thread buffer so the sparse products are ``sgemv`` calls on contiguous
-  memory that stays in cache across the steps.
+  for the whole block, and the block's rows of Y are gathered once (with
+  software prefetch) into a per-thread buffer, so each step's sparse
+  product is one pass over contiguous, cache-resident memory.
+
+The C loops below are compiled for AVX-512, AVX2 and baseline x86-64 where
+GCC supports function multi-versioning, and the fastest one the CPU has is
+picked at load time.
 
 Inputs are trusted (the Python wrapper validates): indptr int64, indices
 int32, data float32 (all > 0), factors float32 C-contiguous.
@@ -26,19 +31,185 @@ int32, data float32 (all > 0), factors float32 C-contiguous.
 import numpy as np
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from _blas cimport axpy, dot, gemm_nn, gemv_columns, gemv_rows, posv, scal, syrk_gram
+from _blas cimport axpy, dot, gemm_nn, scal
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <string.h>
+
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define RECS_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+    #else
+    #define RECS_CLONES
+    #endif
+    #if defined(__GNUC__)
+    #define RECS_PREFETCH(address) __builtin_prefetch(address)
+    #else
+    #define RECS_PREFETCH(address) ((void)0)
+    #endif
+    #if defined(_OPENMP)
+    #define RECS_SIMD_SUM _Pragma("omp simd reduction(+:sum)")
+    #define RECS_SIMD _Pragma("omp simd")
+    #else
+    #define RECS_SIMD_SUM
+    #define RECS_SIMD
+    #endif
+
+    /* Rows requested from memory this far ahead of the one being read. */
+    #define RECS_PREFETCH_AHEAD 8
+
+    static inline float recs_dot(const float *a, const float *b, int f) {
+        float sum = 0.0f;
+        RECS_SIMD_SUM
+        for (int k = 0; k < f; ++k) sum += a[k] * b[k];
+        return sum;
+    }
+
+    static inline void recs_prefetch_row(const float *row, int f) {
+        const char *bytes = (const char *)row;
+        for (int offset = 0; offset < f * (int)sizeof(float); offset += 64)
+            RECS_PREFETCH(bytes + offset);
+    }
+
+    /* For each of the count rows y_q = Y[indices[q]] (copied to G when G is not
+     * NULL): w = residual ? c - (c - 1) y.v : (c - 1) y.v, then out += w y. */
+    RECS_CLONES
+    static void recs_gather_product(const int *indices, const float *confidence,
+                                    Py_ssize_t count, const float *Y, int f,
+                                    const float *v, float *out, float *G, int residual) {
+        for (Py_ssize_t q = 0; q < count; ++q) {
+            if (q + RECS_PREFETCH_AHEAD < count)
+                recs_prefetch_row(Y + (Py_ssize_t)indices[q + RECS_PREFETCH_AHEAD] * f, f);
+            const float *y = Y + (Py_ssize_t)indices[q] * f;
+            if (G != NULL) {
+                float *copy = G + q * f;
+                RECS_SIMD
+                for (int k = 0; k < f; ++k) copy[k] = y[k];
+            }
+            float c = confidence[q], t = recs_dot(y, v, f);
+            float w = residual ? c - (c - 1.0f) * t : (c - 1.0f) * t;
+            RECS_SIMD
+            for (int k = 0; k < f; ++k) out[k] += w * y[k];
+        }
+    }
+
+    /* recs_gather_product on rows already gathered into G (count x f). */
+    RECS_CLONES
+    static void recs_product(const float *G, const float *confidence, Py_ssize_t count,
+                             int f, const float *v, float *out, int residual) {
+        for (Py_ssize_t q = 0; q < count; ++q) {
+            const float *y = G + q * f;
+            float c = confidence[q], t = recs_dot(y, v, f);
+            float w = residual ? c - (c - 1.0f) * t : (c - 1.0f) * t;
+            RECS_SIMD
+            for (int k = 0; k < f; ++k) out[k] += w * y[k];
+        }
+    }
+
+    /* Upper triangle of row-major A (A[r][r:]) += sum_t w[t] y_t[r] y_t[r:]. */
+    static inline void recs_rank4_update(float *A, int f, const float *const *y,
+                                         const float *w) {
+        const float *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
+        for (int r = 0; r < f; ++r) {
+            float a0 = w[0] * y0[r], a1 = w[1] * y1[r], a2 = w[2] * y2[r], a3 = w[3] * y3[r];
+            float *row = A + (Py_ssize_t)r * f;
+            RECS_SIMD
+            for (int k = r; k < f; ++k)
+                row[k] += a0 * y0[k] + a1 * y1[k] + a2 * y2[k] + a3 * y3[k];
+        }
+    }
+
+    /* Solve A x = b in place (b becomes x) for symmetric positive definite A,
+     * reading its upper triangle (row-major) and overwriting it with U,
+     * A = U'U. Returns 0, or j + 1 when the pivot of column j is not positive. */
+    static inline int recs_cholesky_solve(float *A, float *b, int f) {
+        for (int j = 0; j < f; ++j) {
+            float *uj = A + (Py_ssize_t)j * f;
+            float pivot = uj[j];
+            if (!(pivot > 0.0f)) return j + 1;
+            pivot = sqrtf(pivot);
+            uj[j] = pivot;
+            float inverse = 1.0f / pivot;
+            RECS_SIMD
+            for (int k = j + 1; k < f; ++k) uj[k] *= inverse;
+            for (int i = j + 1; i < f; ++i) {
+                float a = uj[i];
+                float *ui = A + (Py_ssize_t)i * f;
+                RECS_SIMD
+                for (int k = i; k < f; ++k) ui[k] -= a * uj[k];
+            }
+        }
+        for (int j = 0; j < f; ++j) {        /* U' z = b */
+            const float *uj = A + (Py_ssize_t)j * f;
+            float z = b[j] / uj[j];
+            b[j] = z;
+            RECS_SIMD
+            for (int k = j + 1; k < f; ++k) b[k] -= z * uj[k];
+        }
+        for (int j = f - 1; j >= 0; --j) {   /* U x = z */
+            const float *uj = A + (Py_ssize_t)j * f;
+            float sum = 0.0f;
+            RECS_SIMD_SUM
+            for (int k = j + 1; k < f; ++k) sum += uj[k] * b[k];
+            b[j] = (b[j] - sum) / uj[j];
+        }
+        return 0;
+    }
+
+    /* The exact solve of one row into x (f), using A (f x f) as scratch.
+     * Returns 0, or > 0 when the row's matrix is not positive definite. */
+    RECS_CLONES
+    static int recs_exact_row(long long begin, long long end, const int *indices,
+                              const float *confidence, const float *Y, int f,
+                              const float *A0, float *A, float *x) {
+        const float *rows[4];
+        float weights[4];
+        int pending = 0;
+        memcpy(A, A0, sizeof(float) * (size_t)f * f);
+        for (int k = 0; k < f; ++k) x[k] = 0.0f;
+        if (begin == end) return 0;
+        for (long long p = begin; p < end; ++p) {
+            if (p + RECS_PREFETCH_AHEAD < end)
+                recs_prefetch_row(Y + (Py_ssize_t)indices[p + RECS_PREFETCH_AHEAD] * f, f);
+            const float *y = Y + (Py_ssize_t)indices[p] * f;
+            float c = confidence[p];
+            RECS_SIMD
+            for (int k = 0; k < f; ++k) x[k] += c * y[k];
+            if (c != 1.0f) {    /* c == 1 adds nothing beyond Y'Y */
+                rows[pending] = y;
+                weights[pending] = c - 1.0f;
+                if (++pending == 4) {
+                    recs_rank4_update(A, f, rows, weights);
+                    pending = 0;
+                }
+            }
+        }
+        if (pending) {
+            for (int t = pending; t < 4; ++t) {
+                rows[t] = rows[0];
+                weights[t] = 0.0f;
+            }
+            recs_rank4_update(A, f, rows, weights);
+        }
+        return recs_cholesky_solve(A, x, f);
+    }
+    """
+    void recs_gather_product(const int *indices, const float *confidence, Py_ssize_t count,
+                             const float *Y, int f, const float *v, float *out, float *G,
+                             int residual) noexcept nogil
+    void recs_product(const float *G, const float *confidence, Py_ssize_t count, int f,
+                      const float *v, float *out, int residual) noexcept nogil
+    int recs_exact_row(long long begin, long long end, const int *indices,
+                       const float *confidence, const float *Y, int f, const float *A0,
+                       float *A, float *x) noexcept nogil
 
 # A residual norm below this means the row is solved; matches the usual
 # float32 CG stopping rule.
 cdef float CONVERGED = 1e-20
-
-cdef enum Product:
-    RESIDUAL = 0    # w_i = c_i - (c_i - 1) y_i.v   (right-hand side minus the sparse part)
-    CURVATURE = 1   # w_i = (c_i - 1) y_i.v          (the sparse part of A v)
 
 
 def plan_blocks(const long long[::1] indptr, int max_rows, long long max_nnz):
@@ -66,47 +237,25 @@ def plan_blocks(const long long[::1] indptr, int max_rows, long long max_nnz):
     return np.asarray(starts, dtype=np.int64)
 
 
-cdef inline void gather_rows(const int *indices, Py_ssize_t count, const float *Y, int f,
-                             float *out) noexcept nogil:
-    """out[q] = Y[indices[q]] for q < count (rows of length f)."""
-    cdef Py_ssize_t q
-    for q in range(count):
-        memcpy(out + q * f, Y + <Py_ssize_t>indices[q] * f, sizeof(float) * f)
+cdef inline void sparse_product(const int *indices, const float *confidence,
+                                long long count, const float *Y, int f, const float *v,
+                                float *out, float *G, bint gathered, long long buffer_rows,
+                                bint residual) noexcept nogil:
+    """out += sum over the row's non-zeros of w_q y_q (see recs_gather_product).
 
-
-cdef inline void apply_gathered(const float *G, const float *confidence, int count, int f,
-                                const float *v, float *out, float *w,
-                                Product product) noexcept nogil:
-    """out += G^T w with w_i from G v (see Product); G is count x f."""
-    cdef int q
-    cdef float c
-    gemv_rows(count, f, 1.0, G, v, 0.0, w)
-    if product == RESIDUAL:
-        for q in range(count):
-            c = confidence[q]
-            w[q] = c - (c - 1.0) * w[q]
+    ``gathered``: the rows are already in G. Otherwise they are read from Y;
+    the residual pass of a block that fits stores them in G on the way (the
+    caller passes G), and a row too long for G is read in place every pass.
+    """
+    if gathered:
+        recs_product(G, confidence, count, f, v, out, residual)
     else:
-        for q in range(count):
-            w[q] = (confidence[q] - 1.0) * w[q]
-    gemv_columns(count, f, 1.0, G, w, 1.0, out)
-
-
-cdef inline void apply_chunked(const int *indices, const float *confidence, long long count,
-                               const float *Y, int f, const float *v, float *out,
-                               float *G, float *w, long long chunk,
-                               Product product) noexcept nogil:
-    """apply_gathered for a row too long for the buffer: gather and apply chunk by chunk."""
-    cdef long long start = 0, size
-    while start < count:
-        size = min(chunk, count - start)
-        gather_rows(indices + start, size, Y, f, G)
-        apply_gathered(G, confidence + start, <int>size, f, v, out, w, product)
-        start += size
+        recs_gather_product(indices, confidence, count, Y, f, v, out, G, residual)
 
 
 cdef void cg_block(long long first, long long last, const long long *indptr,
                    const int *indices, const float *data, float *X, const float *Y,
-                   const float *A0, int f, int cg_steps, float *G, float *w,
+                   const float *A0, int f, int cg_steps, float *G,
                    long long buffer_rows, float *R, float *P, float *AP,
                    float *rsold) noexcept nogil:
     """cg_steps CG steps for rows first..last-1 of X, in lockstep.
@@ -115,20 +264,19 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
     """
     cdef int nb = <int>(last - first)
     cdef long long base = indptr[first]
-    cdef bint gathered = indptr[last] - base <= buffer_rows
+    # Blocks longer than the buffer are single rows (plan_blocks): read in place.
+    cdef bint fits = indptr[last] - base <= buffer_rows
     cdef int u, step
     cdef long long begin, count
     cdef float *x = NULL
     cdef float *r = NULL
     cdef float *p = NULL
     cdef float *ap = NULL
+    cdef float *row_buffer = NULL
     cdef float alpha, rsnew
     cdef bint any_active = False
 
-    if gathered:
-        gather_rows(indices + base, indptr[last] - base, Y, f, G)
-
-    # R = -X_block A0, then add the sparse part and Y' C_u p_u per row.
+    # R = -X_block A0, then add Y' C_u p_u minus the sparse part per row.
     gemm_nn(nb, f, f, -1.0, X + first * f, A0, 0.0, R, f)
     for u in range(nb):
         begin = indptr[first + u]
@@ -140,12 +288,9 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             memset(x, 0, sizeof(float) * f)
             rsold[u] = -1.0
             continue
-        if gathered:
-            apply_gathered(G + (begin - base) * f, data + begin, <int>count, f, x, r, w,
-                           RESIDUAL)
-        else:
-            apply_chunked(indices + begin, data + begin, count, Y, f, x, r, G, w,
-                          buffer_rows, RESIDUAL)
+        row_buffer = G + (begin - base) * f if fits else NULL
+        sparse_product(indices + begin, data + begin, count, Y, f, x, r, row_buffer,
+                       False, buffer_rows, True)
         memcpy(P + u * f, r, sizeof(float) * f)
         rsold[u] = dot(f, r, r)
         if rsold[u] < CONVERGED:
@@ -167,12 +312,9 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             r = R + u * f
             p = P + u * f
             ap = AP + u * f
-            if gathered:
-                apply_gathered(G + (begin - base) * f, data + begin, <int>count, f, p, ap, w,
-                               CURVATURE)
-            else:
-                apply_chunked(indices + begin, data + begin, count, Y, f, p, ap, G, w,
-                              buffer_rows, CURVATURE)
+            row_buffer = G + (begin - base) * f if fits else NULL
+            sparse_product(indices + begin, data + begin, count, Y, f, p, ap, row_buffer,
+                           fits, buffer_rows, False)
             alpha = rsold[u] / dot(f, p, ap)
             axpy(f, alpha, p, x)
             axpy(f, -alpha, ap, r)
@@ -201,9 +343,9 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
     X : float32 array, shape (n_rows, f), warm start; overwritten
     Y : float32 array, shape (n_columns, f)
     A0 : float32 array, shape (f, f), Y'Y + reg I
-    blocks : int64 array from :func:`plan_blocks` (same ``buffer_rows``)
+    blocks : int64 array from :func:`plan_blocks` with max_nnz = buffer_rows
     cg_steps : int, >= 1
-    buffer_rows : int, rows of Y gathered per thread at once
+    buffer_rows : int, rows of Y each thread gathers at once
     num_threads : int, >= 1
     """
     cdef int f = X.shape[1]
@@ -211,7 +353,6 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
     cdef Py_ssize_t b
     cdef int max_rows = 1
     cdef float *G = NULL
-    cdef float *w = NULL
     cdef float *R = NULL
     cdef float *P = NULL
     cdef float *AP = NULL
@@ -221,7 +362,6 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
     max_rows = int(np.max(np.diff(np.asarray(blocks))))
     with nogil, parallel(num_threads=num_threads):
         G = <float *>malloc(sizeof(float) * buffer_rows * f)
-        w = <float *>malloc(sizeof(float) * buffer_rows)
         R = <float *>malloc(sizeof(float) * max_rows * f)
         P = <float *>malloc(sizeof(float) * max_rows * f)
         AP = <float *>malloc(sizeof(float) * max_rows * f)
@@ -229,75 +369,24 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
         try:
             for b in prange(n_blocks, schedule="dynamic"):
                 cg_block(blocks[b], blocks[b + 1], &indptr[0], &indices[0], &data[0],
-                         &X[0, 0], &Y[0, 0], &A0[0, 0], f, cg_steps, G, w, buffer_rows,
+                         &X[0, 0], &Y[0, 0], &A0[0, 0], f, cg_steps, G, buffer_rows,
                          R, P, AP, rsold)
         finally:
             free(G)
-            free(w)
             free(R)
             free(P)
             free(AP)
             free(rsold)
 
 
-cdef int cholesky_row(long long begin, long long end, const int *indices, const float *data,
-                      float *x, const float *Y, const float *A0, int f, float *A,
-                      float *G, long long buffer_rows) noexcept nogil:
-    """Exact solve of one row into x; returns LAPACK's info (0 = solved).
-
-    The row's rows of Y are gathered scaled by sqrt(|c - 1|): those with
-    c > 1 from the front of G (added by ssyrk), those with c < 1 from the back
-    (subtracted); c == 1 adds nothing to the matrix.
-    """
-    cdef long long p
-    cdef long long front, back
-    cdef int k
-    cdef float c, scale
-    cdef const float *y
-    cdef float *row = NULL
-
-    memcpy(A, A0, sizeof(float) * f * f)
-    memset(x, 0, sizeof(float) * f)
-    if begin == end:
-        return 0
-    front = 0
-    back = buffer_rows
-    p = begin
-    while p < end:
-        c = data[p]
-        y = Y + <Py_ssize_t>indices[p] * f
-        for k in range(f):
-            x[k] += c * y[k]
-        if c != 1.0:
-            if c > 1.0:
-                row = G + front * f
-                front += 1
-                scale = sqrt(c - 1.0)
-            else:
-                back -= 1
-                row = G + back * f
-                scale = sqrt(1.0 - c)
-            for k in range(f):
-                row[k] = scale * y[k]
-        p += 1
-        if front == back or p == end:
-            if front > 0:
-                syrk_gram(f, <int>front, 1.0, G, 1.0, A)
-            if back < buffer_rows:
-                syrk_gram(f, <int>(buffer_rows - back), -1.0, G + back * f, 1.0, A)
-            front = 0
-            back = buffer_rows
-    return posv(f, A, x)
-
-
 def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
                            const float[::1] data, float[:, ::1] X, const float[:, ::1] Y,
-                           const float[:, ::1] A0, long long buffer_rows, int num_threads):
+                           const float[:, ::1] A0, int num_threads):
     """One exact half-sweep, overwriting X.
 
-    Parameters are those of :func:`least_squares_cg` (without blocks and
-    cg_steps). Returns the first row whose system was not positive definite
-    (its factors are left at zero), or -1 when every row was solved.
+    Parameters are those of :func:`least_squares_cg` (without the CG ones).
+    Returns the first row whose system was not positive definite (its
+    factors are left at zero), or -1 when every row was solved.
     """
     cdef int f = X.shape[1]
     cdef Py_ssize_t n_rows = X.shape[0]
@@ -306,21 +395,18 @@ def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
     cdef long long[::1] failed = np.full(1, -1, dtype=np.int64)
     cdef long long *failed_row = &failed[0]
     cdef float *A = NULL
-    cdef float *G = NULL
     if n_rows == 0 or f == 0:
         return -1
     with nogil, parallel(num_threads=num_threads):
         A = <float *>malloc(sizeof(float) * f * f)
-        G = <float *>malloc(sizeof(float) * buffer_rows * f)
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=16):
-                if cholesky_row(indptr[u], indptr[u + 1], &indices[0], &data[0], &X[u, 0],
-                                &Y[0, 0], &A0[0, 0], f, A, G, buffer_rows) != 0:
+                if recs_exact_row(indptr[u], indptr[u + 1], &indices[0], &data[0], &Y[0, 0],
+                                  f, &A0[0, 0], A, &X[u, 0]) != 0:
                     memset(&X[u, 0], 0, sizeof(float) * f)
                     failed_row[0] = u
         finally:
             free(A)
-            free(G)
     return failed[0]
 
 

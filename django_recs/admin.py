@@ -17,9 +17,68 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .models import PopularItem, Recommendation, Run, SimilarItem
+from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 
 # --- Interactions (capture) ---------------------------------------------------
+
+
+class _EventFilter(admin.SimpleListFilter):
+    """Events from the EVENTS setting (no SELECT DISTINCT over the whole table)."""
+
+    title = _("event")
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        from .conf import recs_settings
+
+        return [(name, name) for name in recs_settings.EVENTS]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() else queryset
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    """Captured interactions, read-only, with item names and links (no query per row)."""
+
+    item_fields = (("item_type_id", "item_key"),)
+    list_display = ("timestamp", "user", "session_display", "event", "weight", "item_display",
+                    "source_display")
+    list_filter = (_EventFilter, "timestamp")
+    search_fields = ("user__username", "user__email", "=session_key")
+    list_select_related = ("user",)
+    ordering = ("-pk",)  # the primary key index: no sort of the whole table
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_changelist(self, request, **kwargs):
+        return _NamedItemsChangeList
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("session"))
+    def session_display(self, row):
+        return f"{row.session_key[:8]}…" if row.session_key else "-"
+
+    @admin.display(description=_("item"))
+    def item_display(self, row):
+        return _ResultAdmin._label(row, row.item_type_id, row.item_key)
+
+    @admin.display(description=_("source"))
+    def source_display(self, row):
+        if row.source_type_id is None:
+            return "-"
+        model = ContentType.objects.get_for_id(row.source_type_id).model_class()
+        label = model._meta.label if model is not None else f"type {row.source_type_id}"
+        return f"{label} #{row.source_key}"
+
 
 # --- Runs and results (pipeline) ----------------------------------------------
 
@@ -130,7 +189,9 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("metrics"))
     def metrics_display(self, run):
-        return _key_value_table(run.metrics)
+        # Nested values (an evaluation's curves, baselines, grid) have their own panel.
+        flat = {k: v for k, v in (run.metrics or {}).items() if not isinstance(v, dict | list)}
+        return _key_value_table(flat)
 
     @admin.display(description=_("parameters"))
     def params_display(self, run):

@@ -125,3 +125,46 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 hint=hint, id=f"django_recs.{code}",
             ))
     return errors
+
+
+@checks.register("django_recs")
+def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E010-E017: SOURCES entries; E020-E021: EVENTS.
+
+    E010 malformed entry, E011 unknown model, E012 unresolvable path, E013
+    unknown event, E014 negative or non-numeric weight, E015 bad ``when``,
+    E016 weight function not importable, E017 item path outside ITEM_MODELS;
+    E020 an EVENTS weight that is negative or not a number, E021 a bad event name.
+    """
+    import math
+
+    from .sources import source_errors
+
+    errors = []
+    events = recs_settings.EVENTS
+    if not isinstance(events, dict) or not events:
+        errors.append(checks.Error(
+            "DJANGO_RECS['EVENTS'] must be a non-empty dict of event name -> default weight.",
+            hint='e.g. "EVENTS": {"view": 1.0, "cart": 3.0, "purchase": 5.0}',
+            id="django_recs.E020",
+        ))
+        events = {}
+    for name, weight in events.items():
+        if not isinstance(name, str) or not name or len(name) > 32:
+            errors.append(checks.Error(
+                f"DJANGO_RECS['EVENTS'] has the event name {name!r}; names are 1-32 characters.",
+                hint="Use a short text name such as 'purchase'.",
+                id="django_recs.E021",
+            ))
+        numeric = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        if not numeric or not math.isfinite(weight) or weight < 0:
+            errors.append(checks.Error(
+                f"DJANGO_RECS['EVENTS'][{name!r}] is {weight!r}; a weight is a finite number >= 0.",
+                hint="Give every event a default weight such as 1.0.",
+                id="django_recs.E020",
+            ))
+    for error in source_errors():
+        errors.append(checks.Error(
+            f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}",
+        ))
+    return errors

@@ -154,13 +154,21 @@ class Run(models.Model):
         return None
 
 
+# Result rows are written by the million with COPY and deleted with their run;
+# their foreign keys have no database constraint (a constraint trigger per row
+# and key would dominate the write) and no single-column index (the lookup
+# indexes below cover the queries). Deletions still cascade through the ORM.
+_RESULT_FK = {"on_delete": models.CASCADE, "related_name": "+", "db_index": False,
+              "db_constraint": False}
+
+
 class SimilarItem(models.Model):
     """Neighbour ``rank`` (0 = most similar) of an item, as computed by a run."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
-    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, **_RESULT_FK)
+    item_type = models.ForeignKey(ContentType, **_RESULT_FK)
     item_key = models.CharField(max_length=64)
-    neighbour_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    neighbour_type = models.ForeignKey(ContentType, **_RESULT_FK)
     neighbour_key = models.CharField(max_length=64)
     score = models.FloatField()
     rank = models.PositiveSmallIntegerField()
@@ -181,18 +189,14 @@ class SimilarItem(models.Model):
 class Recommendation(models.Model):
     """Personal recommendation ``rank`` (0 = best) of a user, as computed by a run."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, **_RESULT_FK)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, **_RESULT_FK)
+    item_type = models.ForeignKey(ContentType, **_RESULT_FK)
     item_key = models.CharField(max_length=64)
     score = models.FloatField()
     rank = models.PositiveSmallIntegerField()
     # The item of the user's history that contributed most, where known.
-    reason_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
+    reason_type = models.ForeignKey(ContentType, null=True, blank=True, **_RESULT_FK)
     reason_key = models.CharField(max_length=64, blank=True, default="")
 
     objects = models.Manager.from_queryset(RecommendationQuerySet)()
@@ -209,8 +213,8 @@ class Recommendation(models.Model):
 class PopularItem(models.Model):
     """Item ``rank`` (0 = most popular) of a popularity run: the cold-start fallback."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
-    item_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, **_RESULT_FK)
+    item_type = models.ForeignKey(ContentType, **_RESULT_FK)
     item_key = models.CharField(max_length=64)
     score = models.FloatField()
     rank = models.PositiveIntegerField()
@@ -220,7 +224,11 @@ class PopularItem(models.Model):
     class Meta:
         verbose_name = _("popular item")
         verbose_name_plural = _("popular items")
-        indexes = [models.Index(fields=["run", "item_type", "rank"], name="recs_popular_lookup")]
+        indexes = [
+            models.Index(fields=["run", "item_type", "rank"], name="recs_popular_lookup"),
+            # Serving reads one item's popularity (the score of a fallback item).
+            models.Index(fields=["run", "item_type", "item_key"], name="recs_popular_item"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.item_type_id}:{self.item_key}"

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
+from itertools import chain
 
 import numpy as np
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
@@ -35,8 +36,9 @@ from .kernels import limit_blas_threads, resolve_num_threads
 from .matrix import InteractionMatrix, index_keys
 from .models import PopularItem, Recommendation, Run, SimilarItem
 from .results import popular_item_columns, recommendation_columns, similar_item_columns
-from .storage import bulk_insert
+from .storage.copy_binary import copy_binary, supports_binary_copy
 from .storage.read import ItemCatalog, LoadedInteractions, load_interactions
+from .storage.write import bulk_insert_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ __all__ = [
     "swap_active_run",
 ]
 
-#: The stages of a run, in order (Run.stage and the keys of Run.timings).
+#: The stages of a run, in order (Run.stage and the keys of Run.timings; the
+#: timings also hold "cleanup", the deletion of older rows after the swap).
 STAGES = ("load", "matrix", "compute", "write", "swap")
 
 #: Result tables, each holding rows of many runs.
@@ -281,16 +284,16 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
     with tracker.stage("swap"):
         swap_active_run(run, metrics=metrics, timings=tracker.timings_so_far(), using=using,
                         rows_read=tracker.rows_read, rows_written=tracker.rows_written)
-        # The run has succeeded and is served: a failure from here on is only logged.
-        try:
-            delete_inactive_rows(run.algorithm, using=using)
-        except Exception:
-            logger.exception("django_recs: could not delete the old rows of %r", run.algorithm)
+    # The run has succeeded and is served: a failure from here on is only logged.
+    started = time.perf_counter()
     try:
-        Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
+        delete_inactive_rows(run.algorithm, using=using)
         prune_runs(run.algorithm, using=using)
     except Exception:
-        logger.exception("django_recs: could not prune the old runs of %r", run.algorithm)
+        logger.exception("django_recs: could not clean up after run %s of %r",
+                         run.pk, run.algorithm)
+    tracker.timings["cleanup"] = round(time.perf_counter() - started, 4)
+    Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
 
 
 def _is_json_number(value) -> bool:
@@ -355,23 +358,35 @@ def write_results(
         if progress is not None and total:
             progress(done / total)
 
+    def counted(chunks):
+        for columns in chunks:
+            yield columns
+            advance(len(columns["run_id"]))
+
     if result.similar is not None and result.similar.nnz:
         columns = similar_item_columns(run.pk, result.similar, catalog)
-        written["similar"] = bulk_insert(SimilarItem, columns, using=using)
-        advance(written["similar"])
+        written["similar"] = store_rows(SimilarItem, counted([columns]), using=using)
     if recommended is not None:
-        for columns in recommendation_columns(
+        chunks = recommendation_columns(
             run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
             catalog,
-        ):
-            rows = bulk_insert(Recommendation, columns, using=using)
-            written["recommendations"] += rows
-            advance(rows)
+        )
+        written["recommendations"] = store_rows(Recommendation, counted(chunks), using=using)
     if result.popular is not None and len(result.popular):
         columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog)
-        written["popular"] = bulk_insert(PopularItem, columns, using=using)
-        advance(written["popular"])
+        written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
     return written
+
+
+def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Write column chunks in one transaction: binary COPY on PostgreSQL, else bulk_insert."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    if supports_binary_copy(model, first, using):
+        return copy_binary(model, chain([first], chunks), using=using)
+    return bulk_insert_chunks(model, chain([first], chunks), using=using, batch_size=50_000)
 
 
 # -- swapping and cleaning up -------------------------------------------------------

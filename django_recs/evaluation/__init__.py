@@ -9,6 +9,7 @@ database and stores the numbers on a Run.
 
 from __future__ import annotations
 
+from .baselines import Random, baseline_algorithms
 from .beyond import (
     catalog_coverage,
     exposure,
@@ -18,6 +19,8 @@ from .beyond import (
     item_popularity,
     novelty,
 )
+from .evaluator import METRIC_ORDER, AlgorithmEvaluation, Evaluator, training_matrix
+from .grid import GridResult, grid_search, parameter_grid, parse_grid
 from .interactions import TimedInteractions
 from .metrics import (
     RANKING_METRICS,
@@ -28,11 +31,25 @@ from .metrics import (
     ranking_metrics_per_user,
 )
 from .splits import Split, leave_last_k_out, random_holdout, split_from_spec, temporal_split
+from .suite import Candidate, EvaluationOutcome, run_evaluation
 
 __all__ = [
+    "METRIC_ORDER",
     "RANKING_METRICS",
+    "AlgorithmEvaluation",
+    "Candidate",
+    "EvaluationOutcome",
+    "Evaluator",
+    "GridResult",
+    "Random",
     "Split",
     "TimedInteractions",
+    "baseline_algorithms",
+    "grid_search",
+    "parameter_grid",
+    "parse_grid",
+    "run_evaluation",
+    "training_matrix",
     "auc_score",
     "catalog_coverage",
     "exposure",

@@ -217,6 +217,8 @@ class Evaluator:
                 lambda rows: scorer(self.users[rows]),
                 self.relevant,
                 exclude=self.train.seen[self.users],
+                # About 4M dense scores at a time, whatever the catalog size.
+                batch_size=max(1, 2**22 // max(n_items, 1)),
             )
         else:
             metrics["auc"] = float("nan")

@@ -1,5 +1,5 @@
 """Fast bulk reads and writes per database vendor (COPY on PostgreSQL, batches elsewhere)."""
 
-from .write import bulk_insert
+from .write import bulk_insert, bulk_insert_chunks
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "bulk_insert_chunks"]

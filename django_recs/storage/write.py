@@ -18,14 +18,15 @@ import datetime
 import decimal
 import io
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "bulk_insert_chunks"]
 
 # COPY's text format: the NULL marker, and the characters that must be escaped.
 _NULL = "\\N"
@@ -79,23 +80,68 @@ def bulk_insert(
         An unknown column, columns of different lengths, a required field
         left out, or ``batch_size`` < 1. Nothing is written.
     """
+    return bulk_insert_chunks(model, [columns], using=using, batch_size=batch_size)
+
+
+def bulk_insert_chunks(
+    model: type[models.Model],
+    chunks: Iterable[Mapping[str, Sequence | np.ndarray]],
+    *,
+    using: str = "default",
+    batch_size: int = 10_000,
+) -> int:
+    """Insert a stream of column chunks (as :func:`bulk_insert`) in one transaction.
+
+    Every chunk has the same column names. On PostgreSQL all chunks go
+    through a single ``COPY``, sent by a writer thread, so producing the next
+    chunk (parsing, validating) overlaps the database's work on the previous
+    one. An exception raised by the iterator aborts the write: nothing is kept.
+
+    Returns
+    -------
+    int
+        The number of rows written.
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n_rows = _common_length(model, columns)
-    if n_rows == 0:
+    chunks = iter(chunks)
+    for first in chunks:
+        n_first = _common_length(model, first)
+        if n_first:
+            break
+    else:
         return 0
-    fields, data = _columns_with_defaults(model, columns, n_rows)
+    fields, _ = _columns_with_defaults(model, first, n_first)
+    names = set(first)
+
+    def batches():
+        for columns, n_rows in chain([(first, n_first)],
+                                     ((c, _common_length(model, c)) for c in chunks)):
+            if set(columns) != names:
+                raise ValueError(
+                    f"every chunk must have the columns {sorted(names)}, got {sorted(columns)}"
+                )
+            if not n_rows:
+                continue
+            _, data = _columns_with_defaults(model, columns, n_rows)
+            for start in range(0, n_rows, batch_size):
+                yield [values[start:start + batch_size] for values in data]
+
     connection = connections[using]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    names = ", ".join(quote(field.column) for field in fields)
+    column_names = ", ".join(quote(field.column) for field in fields)
+    insert_sql = (
+        f"INSERT INTO {table} ({column_names}) VALUES ({', '.join(['%s'] * len(fields))})"
+    )
     with transaction.atomic(using=using):
-        if connection.vendor == "postgresql":
-            _copy_in(connection, table, names, fields, data, n_rows, batch_size)
-        else:
-            sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
-            _insert_batches(connection, sql, fields, data, n_rows, batch_size)
-    return n_rows
+        if connection.vendor == "postgresql" and all(
+            _storage_field(f).get_internal_type() in _COPY_TEXT_TYPES for f in fields
+        ):
+            return _copy_in(connection, f"COPY {table} ({column_names}) FROM STDIN", fields,
+                            batches())
+        # Other databases, and rare field types (JSON, arrays...) the driver must adapt.
+        return _insert_batches(connection, insert_sql, fields, batches())
 
 
 def _common_length(model, columns) -> int:
@@ -176,25 +222,27 @@ def _aware(value):
 # --- PostgreSQL: COPY FROM STDIN ----------------------------------------------
 
 
-def _copy_in(connection, table, names, fields, data, n_rows, batch_size) -> None:
-    if any(_storage_field(f).get_internal_type() not in _COPY_TEXT_TYPES for f in fields):
-        # Rare field types (JSON, arrays, ranges...): let the driver adapt each value.
-        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
-        _insert_batches(connection, sql, fields, data, n_rows, batch_size)
-        return
-    sql = f"COPY {table} ({names}) FROM STDIN"
-    chunks = (
-        _copy_text(connection, fields, [values[start:start + batch_size] for values in data])
-        for start in range(0, n_rows, batch_size)
-    )
-    with connection.cursor() as wrapper:
+def _copy_in(connection, sql, fields, batches) -> int:
+    written = 0
+
+    def texts():
+        nonlocal written
+        for data in batches:
+            written += len(data[0])
+            yield _copy_text(connection, fields, data)
+
+    # wrap_database_errors: the driver's errors become Django's (IntegrityError...).
+    with connection.cursor() as wrapper, connection.wrap_database_errors:
         cursor = wrapper.cursor  # the driver's own cursor
         if hasattr(cursor, "copy"):  # psycopg 3
-            with cursor.copy(sql) as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
+            from psycopg.copy import QueuedLibpqWriter
+
+            with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
+                for text in texts():
+                    copy.write(text)
         else:  # psycopg2
-            cursor.copy_expert(sql, _ChunkReader(chunks))
+            cursor.copy_expert(sql, _ChunkReader(texts()))
+    return written
 
 
 def _copy_text(connection, fields, data) -> str:
@@ -286,14 +334,14 @@ class _ChunkReader(io.TextIOBase):
 # --- Other databases: batched executemany -------------------------------------
 
 
-def _insert_batches(connection, sql, fields, data, n_rows, batch_size) -> None:
+def _insert_batches(connection, sql, fields, batches) -> int:
+    written = 0
     with connection.cursor() as cursor:
-        for start in range(0, n_rows, batch_size):
-            columns = [
-                _prepared_column(connection, f, v[start:start + batch_size])
-                for f, v in zip(fields, data)
-            ]
+        for data in batches:
+            columns = [_prepared_column(connection, f, v) for f, v in zip(fields, data)]
             cursor.executemany(sql, list(zip(*columns)))
+            written += len(columns[0])
+    return written
 
 
 def _prepared_column(connection, field, values) -> list:

@@ -13,7 +13,9 @@ from django_recs.algorithms.ranking import sparse_top_n, strongest_history_item,
 from django_recs.algorithms.registry import AlgorithmConfigError, build_algorithm
 from django_recs.matrix import InteractionMatrix, decay_weights
 
-from .numpy_kernels import kernels_or_numpy  # noqa: F401  (autouse fixture)
+from . import numpy_kernels
+
+kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 
 
 def random_matrix(n_users=40, n_items=25, density=0.2, seed=0, seen_fraction=0.3):

@@ -16,8 +16,11 @@ from django_recs import pipeline
 from django_recs.models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from django_recs.storage.read import load_interactions
 
-from .numpy_kernels import kernels_or_numpy  # noqa: F401  (autouse fixture)
-from .pipeline_fixtures import ALGORITHMS, RECS, interact, served_similar, shop  # noqa: F401
+from . import numpy_kernels, pipeline_fixtures
+from .pipeline_fixtures import ALGORITHMS, RECS, interact, served_similar
+
+kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
+shop = pipeline_fixtures.shop  # fixture
 
 
 # -- load and matrix -----------------------------------------------------------------
@@ -74,7 +77,7 @@ def test_sync_recompute_stores_similar_items_and_personal_lists(shop):
     [run] = django_recs.recompute("similar", sync=True, triggered_by="test")
     assert run.status == "succeeded", run.error
     assert run.is_active and run.progress == 1.0 and run.triggered_by == "test"
-    assert set(run.timings) == set(pipeline.STAGES)
+    assert set(run.timings) == {*pipeline.STAGES, "cleanup"}
     assert run.rows_read == shop.n_interactions
     stored_similar = SimilarItem.objects.filter(run=run).count()
     stored_recs = Recommendation.objects.filter(run=run).count()
@@ -163,19 +166,16 @@ def test_only_the_newest_keep_runs_are_kept(shop, settings):
 def test_failure_keeps_previous_results_and_removes_partial_rows(shop, monkeypatch):
     [good] = django_recs.recompute("similar", sync=True)
     before = served_similar()
-    from django_recs import storage
-
-    real_insert = pipeline.bulk_insert
+    real_store = pipeline.store_rows
     calls = []
 
-    def insert_then_fail(model, columns, **kwargs):
+    def store_then_fail(model, chunks, **kwargs):
         calls.append(model)
-        if len(calls) == 2:
+        if len(calls) == 2:  # similar items are written, then recommendations fail
             raise RuntimeError("disk full")
-        return real_insert(model, columns, **kwargs)
+        return real_store(model, chunks, **kwargs)
 
-    monkeypatch.setattr(pipeline, "bulk_insert", insert_then_fail)
-    assert storage.bulk_insert is real_insert
+    monkeypatch.setattr(pipeline, "store_rows", store_then_fail)
     [bad] = django_recs.recompute("similar", sync=True)
     assert bad.status == "failed" and bad.stage == "write"
     assert "disk full" in bad.error and "RuntimeError" in bad.error
@@ -184,7 +184,7 @@ def test_failure_keeps_previous_results_and_removes_partial_rows(shop, monkeypat
     assert not Recommendation.objects.filter(run=bad).exists()
     assert served_similar() == before and pipeline.active_run("similar").pk == good.pk
     # And the next run succeeds.
-    monkeypatch.setattr(pipeline, "bulk_insert", real_insert)
+    monkeypatch.setattr(pipeline, "store_rows", real_store)
     [again] = django_recs.recompute("similar", sync=True)
     assert again.status == "succeeded"
 

@@ -12,8 +12,10 @@ import django_recs
 from django_recs import pipeline
 from django_recs.models import Run, SimilarItem
 
-from .numpy_kernels import kernels_or_numpy  # noqa: F401  (autouse fixture)
+from . import numpy_kernels
 from .pipeline_fixtures import RECS, Shop
+
+kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 
 pytestmark = [pytest.mark.postgres]
 

@@ -25,11 +25,6 @@ def evaluated_run(algorithm: str, ndcg: float, coverage: float, *, split="tempor
     )
 
 
-@pytest.fixture
-def admin_client_logged_in(admin_client):
-    return admin_client
-
-
 @pytest.mark.django_db
 def test_run_page_shows_metrics_beside_baselines(admin_client):
     run = evaluated_run("personal", 0.0612, 0.25)

@@ -58,6 +58,24 @@ class Review(models.Model):
     stars = models.PositiveSmallIntegerField()
 
 
+class Wishlist(models.Model):
+    """Gadgets a customer keeps for later, through WishlistEntry (m2m .add() records too)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    gadgets = models.ManyToManyField(Gadget, through="WishlistEntry", related_name="wishlists")
+
+
 class WishlistEntry(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    wishlist = models.ForeignKey(Wishlist, on_delete=models.CASCADE, null=True)
     gadget = models.ForeignKey(Gadget, on_delete=models.CASCADE)
+    added = models.DateTimeField(auto_now_add=True)
+
+
+class CartLine(models.Model):
+    """A basket line of a visitor, signed in or not (a source with a session key)."""
+
+    session_key = models.CharField(max_length=40, blank=True, default="")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.CASCADE)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE)
+    quantity = models.PositiveIntegerField(default=1)

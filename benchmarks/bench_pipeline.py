@@ -1,0 +1,273 @@
+"""Seconds per stage of a recompute run on PostgreSQL, against a naive ORM path.
+
+Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
+popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
+(k=50) and ALS (64 factors) through the pipeline — twice each, so the
+reported run also deletes the previous run's rows — and prints the seconds
+of each stage (load, matrix, compute, write, swap, cleanup) with the rows
+per second loaded and written. The naive path does the same reading with
+``values_list`` and the same writing with ``bulk_create``; its write speed is
+measured on a sample of the rows (it would take minutes on all of them).
+``--quick`` uses 100,000 interactions (10,000 users x 2,000 products).
+
+Its own database: ``recs_bench_pipeline`` on DATABASE_URL's server (default
+postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
+when it holds another size.
+
+    python benchmarks/bench_pipeline.py [--quick] [--algorithms similar,personal]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_DB_NAME = "recs_bench_pipeline"
+FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
+QUICK = {"users": 10_000, "items": 2_000, "interactions": 100_000}
+NAIVE_WRITE_SAMPLE = {"full": 300_000, "quick": 100_000}
+SEED = 20240601
+
+ALGORITHMS = {
+    "similar": {"class": "django_recs.algorithms.ItemKNN", "k": 50, "metric": "cosine"},
+    "personal": {"class": "django_recs.algorithms.ALS", "factors": 64, "iterations": 15,
+                 "regularization": 0.01, "alpha": 10.0},
+}
+
+
+def database_url() -> str:
+    url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
+    if not url.scheme.startswith("postgres"):
+        url = urlparse("postgres://postgres@127.0.0.1:5432/x")
+    return urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    admin = urlunparse(urlparse(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              [PG_DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{PG_DB_NAME}"')
+
+
+def setup_django() -> None:
+    url = database_url()
+    create_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def load_data(size: dict) -> bool:
+    """Fill the database with the synthetic shop unless it already holds this size."""
+    import numpy as np
+    from django.contrib.auth.models import User
+    from django.db import connection, transaction
+
+    from benchmarks.datasets import synthetic_power_law
+    from django_recs.items import item_content_type
+    from django_recs.models import Interaction
+    from django_recs.storage import bulk_insert
+    from tests.testapp.models import Product
+
+    if (Interaction.objects.count() == size["interactions"]
+            and Product.objects.count() == size["items"]
+            and User.objects.count() == size["users"]):
+        return False
+    matrix = synthetic_power_law(size["users"], size["items"], size["interactions"], seed=SEED)
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(SEED)
+    n = coo.nnz
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for table in ("django_recs_similaritem", "django_recs_recommendation",
+                          "django_recs_popularitem", "django_recs_interaction", "django_recs_run",
+                          "testapp_product", "auth_user"):
+                cursor.execute(f"DELETE FROM {table}")
+        user_ids = np.arange(1, size["users"] + 1)
+        bulk_insert(User, {
+            "id": user_ids, "password": np.full(len(user_ids), "!"),
+            "username": np.char.add("user", user_ids.astype(str)),
+            "is_superuser": np.zeros(len(user_ids), bool), "is_staff": np.zeros(len(user_ids), bool),
+            "is_active": np.ones(len(user_ids), bool),
+            "first_name": np.full(len(user_ids), ""), "last_name": np.full(len(user_ids), ""),
+            "email": np.full(len(user_ids), ""),
+            "date_joined": np.full(len(user_ids), np.datetime64("2024-01-01T00:00:00")),
+        })
+        item_ids = np.arange(1, size["items"] + 1)
+        bulk_insert(Product, {"id": item_ids, "name": np.char.add("Product ", item_ids.astype(str)),
+                              "in_stock": np.ones(len(item_ids), bool),
+                              "price": np.full(len(item_ids), 9.99)})
+        purchase = rng.random(n) < 0.2
+        days_ago = rng.integers(0, 365 * 24 * 3600, n).astype("timedelta64[s]")
+        bulk_insert(Interaction, {
+            "user_id": coo.row.astype(np.int64) + 1,
+            "session_key": np.full(n, ""),
+            "item_type_id": np.full(n, item_content_type(Product).pk),
+            "item_key": (coo.col.astype(np.int64) + 1).astype(str),
+            "event": np.where(purchase, "purchase", "view"),
+            "weight": np.where(purchase, 5.0, coo.data.astype(np.float64)),
+            "timestamp": np.datetime64("2025-01-01T00:00:00") - days_ago,
+        }, batch_size=100_000)
+        with connection.cursor() as cursor:
+            for table in ("auth_user", "testapp_product"):
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE django_recs_interaction")
+    return True
+
+
+# -- the pipeline -------------------------------------------------------------------------
+
+
+def run_pipeline(name: str, repeats: int = 2):
+    """The last of ``repeats`` synchronous runs of ``name`` (with the previous run's cleanup)."""
+    from django_recs.pipeline import recompute
+
+    run = None
+    for _ in range(repeats):
+        [run] = recompute(name, sync=True, triggered_by="bench_pipeline")
+        if run.status != "succeeded":
+            sys.exit(f"{name}: run failed in {run.stage}:\n{run.error}")
+    return run
+
+
+# -- the naive path ---------------------------------------------------------------------------
+
+
+def naive_load() -> tuple[float, int]:
+    """Seconds and rows to read the interactions with values_list into numpy arrays."""
+    import numpy as np
+
+    from django_recs.models import Interaction
+
+    started = time.perf_counter()
+    rows = list(Interaction.objects.filter(user__isnull=False)
+                .values_list("user_id", "item_type_id", "item_key", "weight", "event"))
+    users = np.array([r[0] for r in rows], dtype=np.int64)
+    items = np.array([int(r[2]) for r in rows], dtype=np.int64)
+    weights = np.array([r[3] for r in rows], dtype=np.float64)
+    seen = np.array([r[4] == "purchase" for r in rows], dtype=bool)
+    assert len(users) == len(items) == len(weights) == len(seen)
+    return time.perf_counter() - started, len(rows)
+
+
+def naive_write(run_id: int, sample: int) -> tuple[float, int]:
+    """Seconds and rows to write ``sample`` of the run's rows again with bulk_create."""
+    from django.db import transaction
+
+    from django_recs.models import Recommendation, Run, SimilarItem
+
+    source = Run.objects.get(pk=run_id)
+    scratch = Run.objects.create(algorithm="bench-naive", status="failed")
+    similar = list(SimilarItem.objects.filter(run=source).values(
+        "item_type_id", "item_key", "neighbour_type_id", "neighbour_key", "score", "rank"
+    )[:sample])
+    recs = list(Recommendation.objects.filter(run=source).values(
+        "user_id", "item_type_id", "item_key", "score", "rank", "reason_type_id", "reason_key"
+    )[: max(0, sample - len(similar))])
+    started = time.perf_counter()
+    with transaction.atomic():
+        SimilarItem.objects.bulk_create(
+            [SimilarItem(run=scratch, **row) for row in similar], batch_size=5_000)
+        Recommendation.objects.bulk_create(
+            [Recommendation(run=scratch, **row) for row in recs], batch_size=5_000)
+    seconds = time.perf_counter() - started
+    SimilarItem.objects.filter(run=scratch).delete()
+    Recommendation.objects.filter(run=scratch).delete()
+    scratch.delete()
+    return seconds, len(similar) + len(recs)
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 interactions")
+    parser.add_argument("--algorithms", default="similar,personal",
+                        help="comma-separated: similar (ItemKNN k=50), personal (ALS f=64)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive ORM path")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    setup_django()
+
+    from django.test.utils import override_settings
+
+    from django_recs import kernels
+
+    started = time.perf_counter()
+    fresh = load_data(size)
+    print(f"data {'loaded' if fresh else 'reused'} ({time.perf_counter() - started:.1f} s): "
+          f"{size['interactions']:,} interactions, {size['users']:,} users x "
+          f"{size['items']:,} products", flush=True)
+    recs = {"ITEM_MODELS": ["testapp.Product"], "ALGORITHMS": ALGORITHMS,
+            "EXCLUDE_SEEN": ["purchase"], "NUM_THREADS": 0, "RECOMMENDATIONS_PER_USER": 50}
+    names = [name.strip() for name in args.algorithms.split(",") if name.strip()]
+    results = []
+    with override_settings(DJANGO_RECS=recs, DEBUG=False):
+        for name in names:
+            run = run_pipeline(name)
+            results.append(run)
+            print(f"{name}: run {run.pk} succeeded in {run.duration.total_seconds():.1f} s",
+                  flush=True)
+        naive = None
+        if not args.no_naive and results:
+            load_seconds, load_rows = naive_load()
+            sample = NAIVE_WRITE_SAMPLE["quick" if args.quick else "full"]
+            write_seconds, write_rows = naive_write(results[0].pk, sample)
+            naive = (load_seconds, load_rows, write_seconds, write_rows)
+
+    info = kernels.build_info()
+    print(f"\nbench_pipeline on PostgreSQL ({PG_DB_NAME}): {size['interactions']:,} interactions, "
+          f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user; "
+          f"kernels native={info['native']} openmp={info['openmp']} "
+          f"threads={info['max_threads']}")
+    stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
+    header = f"{'path':<22}" + "".join(f"{s:>9}" for s in stages) + \
+        f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}"
+    print(header)
+    for run in results:
+        t = run.timings
+        total = run.duration.total_seconds()
+        label = f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]})"
+        print(f"{label:<22}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
+              + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
+              + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}")
+    if naive:
+        load_seconds, load_rows, write_seconds, write_rows = naive
+        print(f"{'naive ORM':<22}{load_seconds:>9.2f}" + " " * 9 * 2
+              + f"{'':>9}{write_seconds:>9.2f}" + " " * 9 * 2 + f"{'':>9}"
+              + f"{load_rows:>11,}{load_rows / load_seconds:>11,.0f}"
+              + f"{write_rows:>14,}{write_rows / write_seconds:>11,.0f}")
+        run = results[0]
+        fast_read = run.rows_read / run.timings["load"]
+        fast_write = run.rows_written / run.timings["write"]
+        print(f"speed-up over naive: read x{fast_read / (load_rows / load_seconds):.1f}, "
+              f"write x{fast_write / (write_rows / write_seconds):.1f} "
+              f"(naive write timed on a {write_rows:,}-row sample of {run.algorithm}'s rows)")
+
+
+if __name__ == "__main__":
+    main()

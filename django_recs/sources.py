@@ -1,0 +1,462 @@
+"""Sources: model saves that are recorded as interactions, declared in settings.
+
+Each entry of ``DJANGO_RECS["SOURCES"]`` (and each :func:`register_source`
+call) names a model whose saves become interactions::
+
+    {"model": "shop.OrderLine", "event": "purchase",
+     "user": "order.customer",       # attribute path to the user (None = guest: skipped)
+     "item": "product",              # attribute path to an item of ITEM_MODELS
+     "weight": "quantity",           # number | attribute path | "module.func"(instance)
+     "when": "created",              # "created" | "saved" | "module.func"(instance, created)
+     "timestamp": "order.created",   # optional attribute path (default: now)
+     "session_key": "cart.session"}  # optional attribute path, for anonymous rows
+
+A string ``weight`` is an attribute path when its first part is a field or
+attribute of the model, otherwise it is imported as a function. This module
+parses and validates entries (for the system checks) and turns a saved
+instance into the values of one interaction; :mod:`django_recs.capture`
+connects the receivers.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import models
+from django.utils.module_loading import import_string
+
+from .conf import recs_settings
+
+WHEN_CHOICES = ("created", "saved")
+KNOWN_KEYS = {"model", "event", "user", "item", "weight", "when", "timestamp", "session_key"}
+REQUIRED_KEYS = ("model", "event", "user", "item")
+
+NUMERIC_FIELD_TYPES = (models.IntegerField, models.FloatField, models.DecimalField)
+
+
+class SourceError(ValueError):
+    """A SOURCES entry that cannot work; ``code`` is the system check id suffix."""
+
+    def __init__(self, message: str, code: str, hint: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One attribute of a path: a forward relation, a field, or a plain attribute."""
+
+    name: str
+    field: models.Field | None
+    related_model: type[models.Model] | None
+
+
+@dataclass(frozen=True)
+class AttributePath:
+    """A dotted attribute path resolved against a model class.
+
+    ``ends_in_relation`` paths are read through the last foreign key's
+    ``*_id`` attribute, so reading the user or item of a row loads neither.
+    """
+
+    text: str
+    steps: tuple[PathStep, ...]
+
+    @property
+    def target_model(self) -> type[models.Model] | None:
+        """The model the path ends on when it ends on a forward relation."""
+        return self.steps[-1].related_model
+
+    @property
+    def ends_in_relation(self) -> bool:
+        """True when the path ends in a foreign key to its target's primary key."""
+        last = self.steps[-1]
+        return (
+            last.field is not None
+            and last.related_model is not None
+            and last.field.concrete
+            and last.field.target_field.primary_key
+        )
+
+    @property
+    def select_related(self) -> str | None:
+        """The select_related() lookup that loads the relations walked before the end."""
+        names = []
+        for step in self.steps[:-1]:
+            if step.field is None or not step.field.concrete or step.related_model is None:
+                break
+            names.append(step.name)
+        return "__".join(names) or None
+
+    def value(self, instance):
+        """The object at the end of the path (None when a step is None or missing)."""
+        return _walk(instance, [step.name for step in self.steps])
+
+    def related_pk(self, instance):
+        """The primary key at the end of a path that ends in a foreign key."""
+        owner = _walk(instance, [step.name for step in self.steps[:-1]])
+        return None if owner is None else getattr(owner, self.steps[-1].field.attname)
+
+
+def _walk(value, names: list[str]):
+    for name in names:
+        try:
+            value = getattr(value, name)
+        except ObjectDoesNotExist:  # a missing reverse one-to-one
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def resolve_path(model: type[models.Model], text: str) -> AttributePath:
+    """Resolve ``text`` ("order.customer") on ``model``; SourceError when a step is missing.
+
+    Steps are fields (forward relations are followed) or, for the last
+    checkable step, any attribute of the class (a property); after a plain
+    attribute the rest of the path cannot be checked and is trusted.
+    """
+    if not isinstance(text, str) or not text or any(not part for part in text.split(".")):
+        raise SourceError(f"{text!r} is not a dotted attribute path", "E012")
+    steps = []
+    current: type[models.Model] | None = model
+    for name in text.split("."):
+        if current is None:  # after a plain attribute: not checkable
+            steps.append(PathStep(name, None, None))
+            continue
+        try:
+            model_field = current._meta.get_field(name)
+        except FieldDoesNotExist:
+            if not hasattr(current, name):
+                raise SourceError(
+                    f"{text!r} does not resolve on {model._meta.label}: "
+                    f"{current._meta.label} has no field or attribute {name!r}",
+                    "E012",
+                    hint=f"Fields of {current._meta.label}: "
+                    + ", ".join(sorted(f.name for f in current._meta.get_fields())),
+                ) from None
+            steps.append(PathStep(name, None, None))
+            current = None
+            continue
+        if model_field.is_relation and (model_field.many_to_many or model_field.one_to_many):
+            raise SourceError(
+                f"{text!r} on {model._meta.label} goes through {name!r}, a to-many relation",
+                "E012",
+                hint="Each step must lead to one object: a ForeignKey or OneToOneField.",
+            )
+        related = model_field.related_model if model_field.is_relation else None
+        steps.append(PathStep(name, model_field, related))
+        current = related if isinstance(related, type) else None
+    return AttributePath(text, tuple(steps))
+
+
+@dataclass
+class Source:
+    """One source: a model whose saves record an event."""
+
+    model: type[models.Model]
+    event: str
+    user: AttributePath
+    item: AttributePath
+    weight: float | AttributePath | Callable | None = None
+    when: str | Callable = "created"
+    timestamp: AttributePath | None = None
+    session_key: AttributePath | None = None
+    origin: str = ""
+    skipped_without_visitor: int = field(default=0, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.origin or f"{self.model._meta.label} -> {self.event}"
+
+    def should_record(self, instance, created: bool) -> bool:
+        if self.when == "created":
+            return created
+        if self.when == "saved":
+            return True
+        return bool(self.when(instance, created))
+
+    def weight_of(self, instance) -> float | None:
+        """This row's weight (None: the event's default weight)."""
+        if self.weight is None or isinstance(self.weight, float):
+            return self.weight
+        if isinstance(self.weight, AttributePath):
+            return self.weight.value(instance)
+        return self.weight(instance)
+
+    def user_id_of(self, instance):
+        """The user's primary key, or None (no user, or an anonymous user)."""
+        if self.user.ends_in_relation:
+            return self.user.related_pk(instance)
+        user = self.user.value(instance)
+        if user is None or getattr(user, "is_anonymous", False):
+            return None
+        if not isinstance(user, get_user_model()):
+            raise ValueError(
+                f"{self.label}: user path {self.user.text!r} gave a {type(user).__name__}, "
+                "not a user"
+            )
+        return user.pk
+
+    def item_of(self, instance) -> tuple[type[models.Model], Any] | None:
+        """(item model, primary key) of the row's item, or None."""
+        if self.item.ends_in_relation:
+            pk = self.item.related_pk(instance)
+            return None if pk is None else (self.item.target_model, pk)
+        item = self.item.value(instance)
+        if item is None:
+            return None
+        if not isinstance(item, models.Model):
+            raise ValueError(
+                f"{self.label}: item path {self.item.text!r} gave a {type(item).__name__}, "
+                "not a model instance"
+            )
+        return type(item), item.pk
+
+    def session_key_of(self, instance) -> str:
+        if self.session_key is None:
+            return ""
+        return self.session_key.value(instance) or ""
+
+    def timestamp_of(self, instance):
+        return None if self.timestamp is None else self.timestamp.value(instance)
+
+    def select_related(self) -> list[str]:
+        """Relations to load with each row when many rows are read (the backfill)."""
+        paths = [self.user, self.item, self.timestamp, self.session_key]
+        if isinstance(self.weight, AttributePath):
+            paths.append(self.weight)
+        lookups = {p.select_related for p in paths if p is not None}
+        lookups.discard(None)
+        return sorted(lookups)
+
+
+def parse_source(entry: dict, *, origin: str = "") -> Source:
+    """A :class:`Source` from a SOURCES entry; SourceError naming the problem."""
+    where = origin or "a source"
+    if not isinstance(entry, dict):
+        raise SourceError(f"{where} must be a dict, got {type(entry).__name__}", "E010",
+                          hint='e.g. {"model": "shop.OrderLine", "event": "purchase", '
+                               '"user": "order.customer", "item": "product"}')
+    unknown = sorted(set(entry) - KNOWN_KEYS)
+    if unknown:
+        raise SourceError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}", "E010",
+                          hint=f"Known keys: {', '.join(sorted(KNOWN_KEYS))}.")
+    missing = [key for key in REQUIRED_KEYS if entry.get(key) in (None, "")]
+    if missing:
+        raise SourceError(f"{where} is missing {', '.join(map(repr, missing))}", "E010",
+                          hint=f"Every source needs {', '.join(REQUIRED_KEYS)}.")
+    model = _model(entry["model"], where)
+    where = origin or f"the source on {model._meta.label}"
+    event = entry["event"]
+    events = recs_settings.EVENTS
+    if not isinstance(events, dict) or event not in events:
+        known = ", ".join(sorted(events)) if isinstance(events, dict) else "-"
+        raise SourceError(f"{where}: unknown event {event!r}", "E013",
+                          hint=f"Use an event of DJANGO_RECS['EVENTS'] ({known}) or add it there.")
+    user = _path(model, entry["user"], where, "user")
+    user_model = get_user_model()
+    if user.target_model is not None and user.target_model._meta.concrete_model is not user_model:
+        raise SourceError(
+            f"{where}: user path {user.text!r} leads to {user.target_model._meta.label}, "
+            f"not the user model {user_model._meta.label}", "E012",
+            hint="Point the path at a ForeignKey to AUTH_USER_MODEL.")
+    item = _path(model, entry["item"], where, "item")
+    if item.target_model is not None:
+        from .items import is_item_model
+
+        try:
+            ok = is_item_model(item.target_model)
+        except (LookupError, ValueError):
+            ok = False  # ITEM_MODELS itself is broken: reported by E001/E002
+        if not ok:
+            raise SourceError(
+                f"{where}: item path {item.text!r} leads to {item.target_model._meta.label}, "
+                "which is not in DJANGO_RECS['ITEM_MODELS']", "E017",
+                hint=f'Add "{item.target_model._meta.label}" to ITEM_MODELS or fix the path.')
+    return Source(
+        model=model,
+        event=event,
+        user=user,
+        item=item,
+        weight=_weight(model, entry.get("weight"), where),
+        when=_when(entry.get("when", "created"), where),
+        timestamp=_optional_path(model, entry.get("timestamp"), where, "timestamp"),
+        session_key=_optional_path(model, entry.get("session_key"), where, "session_key"),
+        origin=origin,
+    )
+
+
+def _model(value, where: str) -> type[models.Model]:
+    if isinstance(value, type) and issubclass(value, models.Model):
+        return value
+    try:
+        return apps.get_model(value)
+    except (LookupError, ValueError, TypeError, AttributeError):
+        raise SourceError(f"{where} names the model {value!r}, which is not an installed model",
+                          "E011", hint='Use "app_label.ModelName" of a model in INSTALLED_APPS.'
+                          ) from None
+
+
+def _path(model, text, where: str, key: str) -> AttributePath:
+    try:
+        return resolve_path(model, text)
+    except SourceError as error:
+        raise SourceError(f"{where}: {key} {error}", error.code, error.hint) from None
+
+
+def _optional_path(model, text, where: str, key: str) -> AttributePath | None:
+    return None if text in (None, "") else _path(model, text, where, key)
+
+
+def _weight(model, value, where: str):
+    if value is None:
+        return None
+    if callable(value):
+        return value
+    if isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool):
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            raise SourceError(f"{where}: weight {value!r} must be a finite number >= 0", "E014",
+                              hint="Use a positive number, an attribute path or 'module.func'.")
+        return number
+    if not isinstance(value, str):
+        raise SourceError(f"{where}: weight {value!r} is not a number, a path or a function",
+                          "E014", hint="Use a positive number, an attribute path or 'module.func'.")
+    first = value.split(".")[0]
+    if _has_attribute(model, first):
+        path = _path(model, value, where, "weight")
+        last = path.steps[-1].field
+        if last is not None and (last.is_relation or not isinstance(last, NUMERIC_FIELD_TYPES)):
+            raise SourceError(
+                f"{where}: weight path {value!r} is a {type(last).__name__}, not a number",
+                "E014", hint="Point the weight at a numeric field or property.")
+        return path
+    return _import_callable(value, where, "weight", "E016")
+
+
+def _when(value, where: str):
+    if callable(value):
+        return value
+    if value in WHEN_CHOICES:
+        return value
+    if isinstance(value, str) and "." in value:
+        return _import_callable(value, where, "when", "E015")
+    raise SourceError(f"{where}: when {value!r} must be 'created', 'saved' or 'module.func'",
+                      "E015", hint="A predicate is called as func(instance, created) -> bool.")
+
+
+def _has_attribute(model, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+        return True
+    except FieldDoesNotExist:
+        return hasattr(model, name)
+
+
+def _import_callable(path: str, where: str, key: str, code: str):
+    try:
+        function = import_string(path)
+    except ImportError as error:
+        if key == "when":
+            raise SourceError(
+                f"{where}: when {path!r} is not an importable function ({error})", code,
+                hint="Use 'created', 'saved' or 'package.module.predicate'.",
+            ) from None
+        raise SourceError(
+            f"{where}: {key} {path!r} is neither an attribute path on the model nor an "
+            f"importable function ({error})", code,
+            hint="Use a field or property of the model, or 'package.module.function'.",
+        ) from None
+    if not callable(function):
+        raise SourceError(f"{where}: {key} {path!r} is not callable", code)
+    return function
+
+
+# --- Registry: SOURCES from settings plus register_source() calls --------------
+
+_registered: list[dict] = []
+
+
+def register_source(model, *, event: str, user, item, weight=None, when="created",
+                    timestamp=None, session_key=None) -> None:
+    """Record ``event`` whenever ``model`` is saved, as an entry of SOURCES would.
+
+    ``model`` is a model class or "app_label.ModelName"; ``weight`` and
+    ``when`` may also be callables. Call it from an AppConfig.ready(); the
+    entry is validated by ``manage.py check`` like a SOURCES entry.
+    """
+    entry = {"model": model, "event": event, "user": user, "item": item, "weight": weight,
+             "when": when, "timestamp": timestamp, "session_key": session_key}
+    _registered.append({key: value for key, value in entry.items() if value is not None})
+    if apps.ready:
+        from .capture import connect_sources
+
+        connect_sources()
+
+
+def unregister_source(model, *, event: str) -> None:
+    """Forget register_source() entries of ``model`` and ``event`` (mainly for tests)."""
+    label = model if isinstance(model, str) else model._meta.label
+    _registered[:] = [
+        entry for entry in _registered
+        if not (entry["event"] == event and (
+            entry["model"] if isinstance(entry["model"], str) else entry["model"]._meta.label
+        ).lower() == label.lower())
+    ]
+    if apps.ready:
+        from .capture import connect_sources
+
+        connect_sources()
+
+
+def configured_entries() -> list[tuple[str, Any]]:
+    """(origin, entry) of every SOURCES entry and register_source() call."""
+    configured = recs_settings.SOURCES
+    entries = []
+    if isinstance(configured, (list, tuple)):
+        entries += [(f"DJANGO_RECS['SOURCES'][{i}]", entry) for i, entry in enumerate(configured)]
+    entries += [(f"register_source({_model_label(entry['model'])!r}, event={entry['event']!r})",
+                 entry) for entry in _registered]
+    return entries
+
+
+def _model_label(model) -> str:
+    return model if isinstance(model, str) else model._meta.label
+
+
+def active_sources() -> list[Source]:
+    """Every source that parses (a broken one is reported by the checks, not here)."""
+    sources = []
+    for origin, entry in configured_entries():
+        try:
+            sources.append(parse_source(entry, origin=origin))
+        except SourceError:
+            continue
+    return sources
+
+
+def source_errors() -> list[SourceError]:
+    """The problems of every configured source (for the system checks)."""
+    configured = recs_settings.SOURCES
+    errors = []
+    if not isinstance(configured, (list, tuple)):
+        errors.append(SourceError(
+            f"DJANGO_RECS['SOURCES'] must be a list of dicts, got {type(configured).__name__}",
+            "E010", hint='e.g. "SOURCES": [{"model": "shop.OrderLine", "event": "purchase", '
+                         '"user": "order.customer", "item": "product"}]'))
+    for origin, entry in configured_entries():
+        try:
+            parse_source(entry, origin=origin)
+        except SourceError as error:
+            errors.append(error)
+    return errors

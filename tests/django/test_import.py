@@ -1,0 +1,270 @@
+"""record_many(), `recs_import FILE.csv` and `recs_import --from-sources`."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+from django.utils import timezone
+
+import django_recs
+from django_recs.importing import InvalidRows, backfill_sources
+from django_recs.models import Interaction
+from tests.testapp.models import Gadget, Order, OrderLine, Product, Review
+
+pytestmark = pytest.mark.django_db
+
+PURCHASES = {"model": "testapp.OrderLine", "event": "purchase", "user": "order.customer",
+             "item": "product", "weight": "quantity", "timestamp": "order.created"}
+GOOD_RATINGS = {"model": "testapp.Review", "event": "rating", "user": "author",
+                "item": "product", "weight": "tests.testapp.sources.review_weight",
+                "when": "tests.testapp.sources.is_positive_review"}
+
+
+def recs(**extra):
+    return override_settings(DJANGO_RECS={**settings.DJANGO_RECS, **extra})
+
+
+@pytest.fixture
+def shop():
+    users = [User.objects.create_user(f"customer{i}") for i in range(3)]
+    products = [Product.objects.create(name=f"Product {i}") for i in range(4)]
+    gadgets = [Gadget.objects.create(name=f"Gadget {i}") for i in range(2)]
+    return users, products, gadgets
+
+
+# --- record_many --------------------------------------------------------------------------------
+
+
+def test_record_many_accepts_instances_pks_pairs_and_text(shop):
+    (ann, ben, _), (p0, p1, p2, _), (g0, _) = shop
+    when = datetime.datetime(2011, 5, 1, 9, 30, tzinfo=datetime.timezone.utc)
+    written = django_recs.record_many([
+        (ann, p0),
+        (ben.pk, (Product, p1.pk), "purchase", 2, when),
+        {"user": ann, "item": g0, "event": "cart", "weight": 0.5},
+        {"item": f"testapp.product:{p2.pk}", "session_key": "anon-1"},
+        (None, f"testapp.Gadget:{g0.pk}", "view", None, None, "anon-2"),
+    ])
+    assert written == 5
+    assert list(Interaction.objects.order_by("pk").values_list(
+        "user_id", "item_key", "event", "weight", "session_key")) == [
+        (ann.pk, str(p0.pk), "view", 1.0, ""),
+        (ben.pk, str(p1.pk), "purchase", 2.0, ""),
+        (ann.pk, g0.pk.hex, "cart", 0.5, ""),
+        (None, str(p2.pk), "view", 1.0, "anon-1"),
+        (None, g0.pk.hex, "view", 1.0, "anon-2"),
+    ]
+    assert Interaction.objects.order_by("pk")[1].timestamp == when
+
+
+def test_record_many_writes_nothing_when_one_is_bad_and_names_each(shop):
+    (ann, _, _), (p0, *_), _ = shop
+    interactions = [
+        (ann, p0),
+        (ann, p0, "clicked"),
+        (ann, p0, "view", float("nan")),
+        (ann, p0, "view", -3),
+        (None, p0),
+        (999_999, p0),
+        (ann, (Product, 999_999)),
+        (ann, "testapp.category:1"),
+        (ann, p0),
+    ]
+    with pytest.raises(InvalidRows) as raised:
+        django_recs.record_many(interactions)
+    message = str(raised.value)
+    assert "7 invalid row(s); nothing was written." in message
+    for expected in [
+        "interaction 2: unknown event 'clicked'",
+        "interaction 3: weight must be finite",
+        "interaction 4: weight must be >= 0",
+        "interaction 5: no user and no session_key",
+        "interaction 6: no auth.User with primary key 999999",
+        "interaction 7: no testapp.Product with primary key 999999",
+        "interaction 8: item 'testapp.category:1': 'testapp.category' is not in",
+    ]:
+        assert expected in message
+    assert isinstance(raised.value, ValueError)
+    assert Interaction.objects.count() == 0
+
+    assert django_recs.record_many(interactions, skip_invalid=True) == 2
+    assert Interaction.objects.count() == 2
+
+
+def test_record_many_is_all_or_nothing_across_chunks(shop):
+    (ann, _, _), (p0, *_), _ = shop
+    interactions = [(ann, p0)] * 25 + [(ann, p0, "nope")]
+    with pytest.raises(InvalidRows, match="interaction 26"):
+        django_recs.record_many(interactions, batch_size=10)  # two chunks written, then rolled back
+    assert Interaction.objects.count() == 0
+
+
+# --- CSV import ---------------------------------------------------------------------------------
+
+
+def write_csv(tmp_path, text: str):
+    path = tmp_path / "interactions.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_csv_import_with_header(shop, tmp_path, capsys):
+    (ann, ben, _), (p0, p1, *_), (g0, _) = shop
+    path = write_csv(tmp_path, (
+        "user,item,event,weight,timestamp,session_key\n"
+        f"{ann.pk},testapp.product:{p0.pk},purchase,2,2011-12-09 12:50:00,\n"
+        f"{ben.pk},testapp.Product:{p1.pk},,,2011-12-09T12:51:00+01:00,\n"
+        f",testapp.gadget:{g0.pk},cart,1.5,,visitor-1\n"
+    ))
+    call_command("recs_import", path)
+    captured = capsys.readouterr()
+    assert "Recorded 3 interactions from 3 rows." in captured.out
+    assert "recs_import [" in captured.err and "100%" in captured.err  # the progress bar
+    rows = list(Interaction.objects.order_by("pk").values_list(
+        "user_id", "item_key", "event", "weight", "session_key", "timestamp"))
+    utc = datetime.timezone.utc
+    assert rows[0] == (ann.pk, str(p0.pk), "purchase", 2.0, "",
+                       datetime.datetime(2011, 12, 9, 12, 50, tzinfo=utc))
+    assert rows[1][:5] == (ben.pk, str(p1.pk), "view", 1.0, "")
+    assert rows[1][5] == datetime.datetime(2011, 12, 9, 11, 51, tzinfo=utc)
+    assert rows[2][:5] == (None, g0.pk.hex, "cart", 1.5, "visitor-1")
+    assert abs((timezone.now() - rows[2][5]).total_seconds()) < 60
+
+
+def test_csv_import_without_header_and_bare_pks_for_one_item_model(shop, tmp_path):
+    (ann, *_), (p0, p1, *_), _ = shop
+    path = write_csv(tmp_path, f"{ann.pk},{p0.pk},purchase,3,2011-01-02 03:04:05\n"
+                               f"{ann.pk},{p1.pk},view,,\n")
+    with recs(ITEM_MODELS=["testapp.Product"]):
+        call_command("recs_import", path, verbosity=0)
+    assert list(Interaction.objects.order_by("pk").values_list("item_key", "weight")) == [
+        (str(p0.pk), 3.0), (str(p1.pk), 1.0)]
+
+
+def test_csv_bare_pk_needs_a_label_when_there_are_several_item_models(shop, tmp_path):
+    (ann, *_), (p0, *_), _ = shop
+    path = write_csv(tmp_path, f"user,item\n{ann.pk},{p0.pk}\n")
+    with pytest.raises(CommandError, match="line 2: item .* must be written 'app_label.model:pk'"):
+        call_command("recs_import", path, verbosity=0)
+
+
+BAD_CSV = (
+    "user,item,event,weight,timestamp\n"
+    "{ann},testapp.product:{p0},purchase,1,2011-01-01 10:00\n"
+    "{ann},testapp.product:{p0},purchase,-1,2011-01-01 10:00\n"
+    "{ann},testapp.product:{p0},purchase,1,yesterday\n"
+    "{ann},testapp.product:424242,purchase,1,\n"
+    "{ann},testapp.product:{p0}\n"
+    "{ann},testapp.product:{p0},view,1,,,,\n"
+    "abc,testapp.product:{p0},view,,\n"
+    "{ann},testapp.gadget:not-a-uuid,view,,\n"
+)
+
+
+def test_csv_import_writes_nothing_when_a_line_is_bad(shop, tmp_path):
+    (ann, *_), (p0, *_), _ = shop
+    path = write_csv(tmp_path, BAD_CSV.format(ann=ann.pk, p0=p0.pk))
+    with pytest.raises(CommandError) as raised:
+        call_command("recs_import", path, verbosity=0)
+    message = str(raised.value)
+    assert "6 invalid row(s); nothing was written." in message
+    for expected in [
+        "line 3: weight must be >= 0, got -1.0",
+        "line 4: timestamp 'yesterday' is not an ISO 8601 date and time",
+        "line 5: no testapp.Product with primary key 424242",
+        "line 7: expected 5 columns (user, item, event, weight, timestamp), got 8",
+        "line 8: user 'abc' is not a auth.User primary key",
+        "line 9: item 'testapp.gadget:not-a-uuid': 'not-a-uuid' is not a testapp.Gadget primary key",
+    ]:
+        assert expected in message
+    assert "line 6" not in message  # user and item only: the defaults fill the rest
+    assert Interaction.objects.count() == 0
+
+
+def test_csv_import_skip_invalid_writes_the_good_rows_and_reports_the_bad(shop, tmp_path, capsys):
+    (ann, *_), (p0, *_), _ = shop
+    path = write_csv(tmp_path, BAD_CSV.format(ann=ann.pk, p0=p0.pk))
+    call_command("recs_import", path, "--skip-invalid", verbosity=0)
+    captured = capsys.readouterr()
+    assert "Recorded 2 interactions from 8 rows; 6 invalid rows skipped." in captured.out
+    assert "skipped line 3: weight must be >= 0" in captured.err
+    assert Interaction.objects.count() == 2
+
+
+def test_csv_import_errors_for_missing_file_and_arguments(tmp_path):
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("recs_import", str(tmp_path / "missing.csv"), verbosity=0)
+    with pytest.raises(CommandError, match="either a CSV file or --from-sources"):
+        call_command("recs_import", verbosity=0)
+    with pytest.raises(CommandError, match="unknown or repeated columns"):
+        call_command("recs_import", write_csv(tmp_path, "user,item,colour\n1,2,red\n"),
+                     verbosity=0)
+
+
+# --- Backfill from SOURCES ----------------------------------------------------------------------
+
+
+def years_of_orders(shop):
+    (ann, ben, _), (p0, p1, p2, _), _ = shop
+    lines = []
+    for day, (customer, product, quantity) in enumerate(
+        [(ann, p0, 1), (ann, p1, 2), (ben, p0, 3), (None, p2, 1), (ben, p2, 5)]
+    ):
+        order = Order.objects.create(customer=customer)
+        created = timezone.make_aware(datetime.datetime(2010, 1, 1 + day, 12))
+        Order.objects.filter(pk=order.pk).update(created=created)
+        lines.append(OrderLine.objects.create(order=order, product=product, quantity=quantity))
+    Review.objects.create(author=ann, product=p0, stars=5)
+    Review.objects.create(author=ben, product=p1, stars=1)  # the predicate skips it
+    return lines
+
+
+def test_backfill_records_existing_rows_once(shop, capsys):
+    (ann, ben, _), (p0, p1, p2, _), _ = shop
+    years_of_orders(shop)  # recorded before the sources are configured
+    assert Interaction.objects.count() == 0
+    with recs(SOURCES=[PURCHASES, GOOD_RATINGS]):
+        call_command("recs_import", "--from-sources")
+        first = capsys.readouterr()
+        assert "Recorded 5 interactions from 7 rows; 0 already recorded; 2 not recorded" in \
+            first.out
+        assert "100%" in first.err
+        rows = list(Interaction.objects.order_by("event", "timestamp").values_list(
+            "user_id", "item_key", "event", "weight"))
+        assert rows == [
+            (ann.pk, str(p0.pk), "purchase", 1.0),
+            (ann.pk, str(p1.pk), "purchase", 2.0),
+            (ben.pk, str(p0.pk), "purchase", 3.0),
+            (ben.pk, str(p2.pk), "purchase", 5.0),
+            (ann.pk, str(p0.pk), "rating", 4.5),
+        ]
+        purchase_days = sorted(Interaction.objects.filter(event="purchase")
+                               .values_list("timestamp__day", flat=True))
+        assert purchase_days == [1, 2, 3, 5]  # the orders' own dates
+
+        call_command("recs_import", "--from-sources")  # twice: nothing twice
+        assert "Recorded 0 interactions from 7 rows; 5 already recorded" in capsys.readouterr().out
+        assert Interaction.objects.count() == 5
+
+        order = Order.objects.create(customer=ann)
+        OrderLine.objects.create(order=order, product=p2)  # recorded live
+        assert backfill_sources().written == 0  # and not again by the backfill
+    assert Interaction.objects.count() == 6
+
+
+def test_backfill_with_a_bad_row_writes_nothing(shop):
+    years_of_orders(shop)
+    broken = {**PURCHASES, "weight": "tests.testapp.sources.negative_weight"}
+    with recs(SOURCES=[GOOD_RATINGS, broken]):
+        with pytest.raises(CommandError, match=r"testapp.OrderLine #\d+: .*weight must be >= 0"):
+            call_command("recs_import", "--from-sources", verbosity=0)
+        assert Interaction.objects.count() == 0
+        result = backfill_sources(skip_invalid=True)
+    assert (result.written, result.bad_rows) == (1, 4)
+    assert Interaction.objects.count() == 1

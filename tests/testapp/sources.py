@@ -1,0 +1,25 @@
+"""Weights and predicates the test shop names in SOURCES as dotted paths."""
+
+
+def review_weight(review) -> float:
+    """Stars above the middle count double: 1..5 stars -> 0.5, 1, 1.5, 3, 4.5."""
+    return {1: 0.5, 2: 1.0, 3: 1.5, 4: 3.0, 5: 4.5}[review.stars]
+
+
+def is_positive_review(review, created) -> bool:
+    return review.stars >= 4
+
+
+def is_paid_line(line, created) -> bool:
+    return line.order.paid
+
+
+def negative_weight(instance) -> float:
+    return -1.0
+
+
+def broken_weight(instance) -> float:
+    raise RuntimeError("the weight function failed")
+
+
+NOT_CALLABLE = 3
