@@ -37,6 +37,8 @@ FULL = {"items": 50_000, "neighbours": 50, "users": 100_000, "recs": 20, "events
 QUICK = {"items": 5_000, "neighbours": 50, "users": 10_000, "recs": 20, "events": 10}
 CATEGORIES = 200
 SESSION_KEY = "benchsession0000000000000000000000000000"[:40]
+INTERACTION_COLUMNS = ["user_id", "session_key", "item_type_id", "item_key", "event", "weight",
+                       "timestamp", "source_key"]
 
 TAGS = {
     "similar_items (stored neighbours)": (
@@ -245,18 +247,18 @@ def load_data(size: dict) -> bool:
         events = rng.integers(1, n_items + 1, size=(n_users, size["events"]))
         _bulk(
             "django_recs_interaction",
-            ["user_id", "session_key", "item_type_id", "item_key", "event", "weight", "timestamp"],
+            INTERACTION_COLUMNS,
             (
                 (u + 1, "", ct, str(events[u, e]), "purchase" if e % 3 == 0 else "view", 1.0,
-                 f"2024-06-{1 + e:02d} 12:00:00+00")
+                 f"2024-06-{1 + e:02d} 12:00:00+00", "")
                 for u in range(n_users)
                 for e in range(size["events"])
             ),
         )
         _bulk(
             "django_recs_interaction",
-            ["user_id", "session_key", "item_type_id", "item_key", "event", "weight", "timestamp"],
-            ((None, SESSION_KEY, ct, str(i), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00+00")
+            INTERACTION_COLUMNS,
+            ((None, SESSION_KEY, ct, str(i), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00+00", "")
              for e, i in enumerate(rng.integers(2, n_items + 1, size=20))),
         )
     if connection.vendor == "postgresql":

@@ -31,7 +31,7 @@ int32, data float32 (all > 0), factors float32 C-contiguous.
 import numpy as np
 
 from cython.parallel cimport parallel, prange
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport axpy, dot, gemm_nn, scal
@@ -41,8 +41,9 @@ cdef extern from *:
     #include <math.h>
     #include <string.h>
 
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define RECS_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+    /* Feature levels (not CPU model names, which virtual machines often hide). */
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
+    #define RECS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
     #else
     #define RECS_CLONES
     #endif
@@ -110,92 +111,126 @@ cdef extern from *:
         }
     }
 
-    /* Upper triangle of row-major A (A[r][r:]) += sum_t w[t] y_t[r] y_t[r:]. */
-    static inline void recs_rank4_update(float *A, int f, const float *const *y,
-                                         const float *w) {
-        const float *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
-        for (int r = 0; r < f; ++r) {
-            float a0 = w[0] * y0[r], a1 = w[1] * y1[r], a2 = w[2] * y2[r], a3 = w[3] * y3[r];
-            float *row = A + (Py_ssize_t)r * f;
+    /* The exact solver works on systems padded to n = f rounded up to
+     * RECS_LANES (identity in the padding, which leaves x unchanged), so that
+     * every row update starts on a whole 16-float segment: the loops then run
+     * on full vectors only and never need a remainder. Entries left of the
+     * diagonal are scratch (only the upper triangle is meaningful). */
+    #define RECS_LANES 16
+    /* Non-zeros added to the matrix per pass over it. */
+    #define RECS_GROUP 8
+
+    /* Upper triangle of row-major A (n x n) += sum_t w[t] y_t y_t' (rows of G). */
+    static inline void recs_rank_update(float *A, int n, const float *G, const float *w) {
+        for (int r = 0; r < n; ++r) {
+            float a[RECS_GROUP];
+            for (int t = 0; t < RECS_GROUP; ++t) a[t] = w[t] * G[(Py_ssize_t)t * n + r];
+            float *row = A + (Py_ssize_t)r * n;
             RECS_SIMD
-            for (int k = r; k < f; ++k)
-                row[k] += a0 * y0[k] + a1 * y1[k] + a2 * y2[k] + a3 * y3[k];
+            for (int k = r & ~(RECS_LANES - 1); k < n; ++k) {
+                float sum = row[k];
+                for (int t = 0; t < RECS_GROUP; ++t) sum += a[t] * G[(Py_ssize_t)t * n + k];
+                row[k] = sum;
+            }
         }
     }
 
-    /* Solve A x = b in place (b becomes x) for symmetric positive definite A,
-     * reading its upper triangle (row-major) and overwriting it with U,
-     * A = U'U. Returns 0, or j + 1 when the pivot of column j is not positive. */
-    static inline int recs_cholesky_solve(float *A, float *b, int f) {
-        for (int j = 0; j < f; ++j) {
-            float *uj = A + (Py_ssize_t)j * f;
-            float pivot = uj[j];
-            if (!(pivot > 0.0f)) return j + 1;
-            pivot = sqrtf(pivot);
-            uj[j] = pivot;
-            float inverse = 1.0f / pivot;
-            RECS_SIMD
-            for (int k = j + 1; k < f; ++k) uj[k] *= inverse;
-            for (int i = j + 1; i < f; ++i) {
-                float a = uj[i];
-                float *ui = A + (Py_ssize_t)i * f;
+    /* Solve A x = b in place (b becomes x) for symmetric positive definite A
+     * (n x n, n a multiple of RECS_LANES), reading its upper triangle and
+     * overwriting it with U, A = U'U: a right-looking Cholesky in panels of
+     * RECS_LANES rows, whose update of the rows below is a rank-16 update.
+     * Returns 0, or j + 1 when the pivot of column j is not positive. */
+    static inline int recs_cholesky_solve(float *A, float *b, int n) {
+        for (int jb = 0; jb < n; jb += RECS_LANES) {
+            int je = jb + RECS_LANES;
+            for (int j = jb; j < je; ++j) {
+                float *uj = A + (Py_ssize_t)j * n;
+                float pivot = uj[j];
+                if (!(pivot > 0.0f)) return j + 1;
+                pivot = sqrtf(pivot);
+                float inverse = 1.0f / pivot;
                 RECS_SIMD
-                for (int k = i; k < f; ++k) ui[k] -= a * uj[k];
+                for (int k = jb; k < n; ++k) uj[k] *= inverse;
+                uj[j] = pivot;
+                for (int i = j + 1; i < je; ++i) {
+                    float a = uj[i];
+                    float *ui = A + (Py_ssize_t)i * n;
+                    RECS_SIMD
+                    for (int k = jb; k < n; ++k) ui[k] -= a * uj[k];
+                }
+            }
+            const float *panel = A + (Py_ssize_t)jb * n;
+            for (int i = je; i < n; ++i) {
+                float c[RECS_LANES];
+                for (int t = 0; t < RECS_LANES; ++t) c[t] = panel[(Py_ssize_t)t * n + i];
+                float *ui = A + (Py_ssize_t)i * n;
+                RECS_SIMD
+                for (int k = i & ~(RECS_LANES - 1); k < n; ++k) {
+                    float sum = ui[k];
+                    for (int t = 0; t < RECS_LANES; ++t) sum -= c[t] * panel[(Py_ssize_t)t * n + k];
+                    ui[k] = sum;
+                }
             }
         }
-        for (int j = 0; j < f; ++j) {        /* U' z = b */
-            const float *uj = A + (Py_ssize_t)j * f;
+        for (int j = 0; j < n; ++j) {        /* U' z = b */
+            const float *uj = A + (Py_ssize_t)j * n;
             float z = b[j] / uj[j];
             b[j] = z;
-            RECS_SIMD
-            for (int k = j + 1; k < f; ++k) b[k] -= z * uj[k];
+            for (int k = j + 1; k < n; ++k) b[k] -= z * uj[k];
         }
-        for (int j = f - 1; j >= 0; --j) {   /* U x = z */
-            const float *uj = A + (Py_ssize_t)j * f;
+        for (int j = n - 1; j >= 0; --j) {   /* U x = z */
+            const float *uj = A + (Py_ssize_t)j * n;
             float sum = 0.0f;
             RECS_SIMD_SUM
-            for (int k = j + 1; k < f; ++k) sum += uj[k] * b[k];
+            for (int k = j + 1; k < n; ++k) sum += uj[k] * b[k];
             b[j] = (b[j] - sum) / uj[j];
         }
         return 0;
     }
 
-    /* The exact solve of one row into x (f), using A (f x f) as scratch.
-     * Returns 0, or > 0 when the row's matrix is not positive definite. */
+    static inline int recs_padded(int f) {
+        return (f + RECS_LANES - 1) & ~(RECS_LANES - 1);
+    }
+
+    /* The exact solve of one row into x (f). A0 is Y'Y + reg I padded to
+     * n x n; A (n x n), G (RECS_GROUP x n) and b (n) are scratch, G's
+     * padding columns zero. Returns 0, or > 0 when the matrix is not
+     * positive definite. */
     RECS_CLONES
     static int recs_exact_row(long long begin, long long end, const int *indices,
                               const float *confidence, const float *Y, int f,
-                              const float *A0, float *A, float *x) {
-        const float *rows[4];
-        float weights[4];
-        int pending = 0;
-        memcpy(A, A0, sizeof(float) * (size_t)f * f);
-        for (int k = 0; k < f; ++k) x[k] = 0.0f;
-        if (begin == end) return 0;
+                              const float *A0, float *A, float *G, float *b, float *x) {
+        int n = recs_padded(f), pending = 0, info;
+        float weights[RECS_GROUP];
+        for (int k = 0; k < n; ++k) b[k] = 0.0f;
+        if (begin == end) {
+            for (int k = 0; k < f; ++k) x[k] = 0.0f;
+            return 0;
+        }
+        memcpy(A, A0, sizeof(float) * (size_t)n * n);
         for (long long p = begin; p < end; ++p) {
             if (p + RECS_PREFETCH_AHEAD < end)
                 recs_prefetch_row(Y + (Py_ssize_t)indices[p + RECS_PREFETCH_AHEAD] * f, f);
             const float *y = Y + (Py_ssize_t)indices[p] * f;
             float c = confidence[p];
             RECS_SIMD
-            for (int k = 0; k < f; ++k) x[k] += c * y[k];
+            for (int k = 0; k < f; ++k) b[k] += c * y[k];
             if (c != 1.0f) {    /* c == 1 adds nothing beyond Y'Y */
-                rows[pending] = y;
+                memcpy(G + (Py_ssize_t)pending * n, y, sizeof(float) * f);
                 weights[pending] = c - 1.0f;
-                if (++pending == 4) {
-                    recs_rank4_update(A, f, rows, weights);
+                if (++pending == RECS_GROUP) {
+                    recs_rank_update(A, n, G, weights);
                     pending = 0;
                 }
             }
         }
         if (pending) {
-            for (int t = pending; t < 4; ++t) {
-                rows[t] = rows[0];
-                weights[t] = 0.0f;
-            }
-            recs_rank4_update(A, f, rows, weights);
+            for (int t = pending; t < RECS_GROUP; ++t) weights[t] = 0.0f;
+            recs_rank_update(A, n, G, weights);
         }
-        return recs_cholesky_solve(A, x, f);
+        info = recs_cholesky_solve(A, b, n);
+        memcpy(x, b, sizeof(float) * f);
+        return info;
     }
     """
     void recs_gather_product(const int *indices, const float *confidence, Py_ssize_t count,
@@ -203,9 +238,11 @@ cdef extern from *:
                              int residual) noexcept nogil
     void recs_product(const float *G, const float *confidence, Py_ssize_t count, int f,
                       const float *v, float *out, int residual) noexcept nogil
+    enum: RECS_GROUP
+    int recs_padded(int f) noexcept nogil
     int recs_exact_row(long long begin, long long end, const int *indices,
                        const float *confidence, const float *Y, int f, const float *A0,
-                       float *A, float *x) noexcept nogil
+                       float *A, float *G, float *b, float *x) noexcept nogil
 
 # A residual norm below this means the row is solved; matches the usual
 # float32 CG stopping rule.
@@ -379,34 +416,58 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
             free(rsold)
 
 
+cdef inline float *aligned(void *memory) noexcept nogil:
+    """The first 64-byte boundary in a block malloc'ed 64 bytes larger."""
+    return <float *>((<size_t>memory + 63) & ~(<size_t>63))
+
+
+def padded_gram(const float[:, ::1] A0):
+    """A0 (f x f) padded to n x n, n = f rounded up to 16, identity in the padding."""
+    cdef int f = A0.shape[0]
+    cdef int n = recs_padded(f)
+    padded = np.eye(n, dtype=np.float32)
+    padded[:f, :f] = A0
+    return padded
+
+
 def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
                            const float[::1] data, float[:, ::1] X, const float[:, ::1] Y,
                            const float[:, ::1] A0, int num_threads):
     """One exact half-sweep, overwriting X.
 
-    Parameters are those of :func:`least_squares_cg` (without the CG ones).
-    Returns the first row whose system was not positive definite (its
-    factors are left at zero), or -1 when every row was solved.
+    Parameters are those of :func:`least_squares_cg` (without the CG ones),
+    except that A0 is :func:`padded_gram` of Y'Y + reg I. Returns the first
+    row whose system was not positive definite (its factors are left at
+    zero), or -1 when every row was solved.
     """
     cdef int f = X.shape[1]
+    cdef int n = recs_padded(f)
     cdef Py_ssize_t n_rows = X.shape[0]
     cdef Py_ssize_t u
     # Written from any thread (a benign race: some failing row is reported).
     cdef long long[::1] failed = np.full(1, -1, dtype=np.int64)
     cdef long long *failed_row = &failed[0]
+    cdef void *scratch = NULL
     cdef float *A = NULL
+    cdef float *G = NULL
+    cdef float *b = NULL
     if n_rows == 0 or f == 0:
         return -1
+    if A0.shape[0] != n:
+        raise ValueError("A0 must come from padded_gram")
     with nogil, parallel(num_threads=num_threads):
-        A = <float *>malloc(sizeof(float) * f * f)
+        scratch = calloc(<size_t>(n * n + RECS_GROUP * n + n) * sizeof(float) + 64, 1)
         try:
+            A = aligned(scratch)
+            G = A + n * n
+            b = G + RECS_GROUP * n
             for u in prange(n_rows, schedule="dynamic", chunksize=16):
                 if recs_exact_row(indptr[u], indptr[u + 1], &indices[0], &data[0], &Y[0, 0],
-                                  f, &A0[0, 0], A, &X[u, 0]) != 0:
+                                  f, &A0[0, 0], A, G, b, &X[u, 0]) != 0:
                     memset(&X[u, 0], 0, sizeof(float) * f)
                     failed_row[0] = u
         finally:
-            free(A)
+            free(scratch)
     return failed[0]
 
 

@@ -22,6 +22,7 @@ rounded to float32 once, so every thread count gives identical results.
 
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
+from libc.math cimport nextafterf
 from libc.string cimport memmove
 
 import numpy as np
@@ -192,6 +193,10 @@ cdef Py_ssize_t _accumulate(
     cdef long long first = group_indptr[local], last = group_indptr[local + 1]
     cdef index_t ahead
     for p in range(first, last):
+        # Two stages: the row pointers of a user far ahead, then the row
+        # itself of a user nearer (its pointers are in cache by then).
+        if p + 4 * PREFETCH_DISTANCE < last:
+            RECS_PREFETCH(&indptr[users[p + 4 * PREFETCH_DISTANCE]])
         if p + PREFETCH_DISTANCE < last:
             ahead = users[p + PREFETCH_DISTANCE]
             RECS_PREFETCH(&indices[indptr[ahead]])
@@ -203,18 +208,33 @@ cdef Py_ssize_t _accumulate(
             for q in range(indptr[u], row_end):
                 j = indices[q]
                 value = accumulator[j]
-                touched[n_touched] = j
-                n_touched += value < 0
-                accumulator[j] = (value if value > 0 else 0.0) + 1.0
+                if value < 0:
+                    touched[n_touched] = j
+                    n_touched += 1
+                    accumulator[j] = 1.0
+                else:
+                    accumulator[j] = value + 1.0
         else:
             weight = weights[p]
             for q in range(indptr[u], row_end):
                 j = indices[q]
                 value = accumulator[j]
-                touched[n_touched] = j
-                n_touched += value < 0
-                accumulator[j] = (value if value > 0 else 0.0) + weight * data[q]
+                if value < 0:
+                    touched[n_touched] = j
+                    n_touched += 1
+                    accumulator[j] = weight * data[q]
+                else:
+                    accumulator[j] = value + weight * data[q]
     return n_touched
+
+
+cdef inline double _reject_bound(float worst) noexcept nogil:
+    """A bound b such that common < b * denominator implies a float32 score
+    strictly below ``worst``: the midpoint between worst and the float below
+    it (scores under it round down), less a margin for the rounding of the
+    product."""
+    cdef double below = nextafterf(worst, 0.0)
+    return (0.5 * (<double> worst + below)) * (1.0 - 1e-12)
 
 
 cdef Py_ssize_t _select(
@@ -231,6 +251,7 @@ cdef Py_ssize_t _select(
     cdef long long j
     cdef double common, denominator
     cdef double own = row_factor[item]
+    cdef double reject_below = 0.0
     cdef float score
     for t in range(n_touched):
         j = touched[t]
@@ -242,6 +263,10 @@ cdef Py_ssize_t _select(
             denominator = own + column_factor[j] - common + shrink
         else:
             denominator = own * column_factor[j] + shrink
+        # Most candidates lose to the heap's worst entry: tell them apart
+        # with a multiplication instead of a division.
+        if common < reject_below * denominator:
+            continue
         score = <float> (common / denominator)
         if not score > 0:
             continue
@@ -252,10 +277,13 @@ cdef Py_ssize_t _select(
             heap_items[size] = j
             _sift_up(heap_scores, heap_items, size)
             size += 1
+            if size == k:
+                reject_below = _reject_bound(heap_scores[0])
         elif _worse(heap_scores[0], heap_items[0], score, j):
             heap_scores[0] = score
             heap_items[0] = j
             _sift_down(heap_scores, heap_items, size, 0)
+            reject_below = _reject_bound(heap_scores[0])
     return size if size < k else k
 
 

@@ -10,5 +10,7 @@ class DjangoRecsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import capture, checks  # noqa: F401  (registers checks)
+        from .content import signals as content_signals
 
         capture.connect_sources()
+        content_signals.connect()

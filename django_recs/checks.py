@@ -168,3 +168,21 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}",
         ))
     return errors
+
+
+@checks.register("django_recs")
+def check_item_features(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E040-E046: ITEM_FEATURES entries; E047-E048: content algorithms and fallback.
+
+    E040 malformed setting or entry, E041 model not installed or not in
+    ITEM_MODELS, E042 unknown key, E043 text path that does not resolve to a
+    text field, E044 categorical path that does not resolve, E045 bad
+    weight, E046 bad min_df/max_df/stop_words; E047 ContentKNN or Hybrid
+    configured without ITEM_FEATURES, E048 CONTENT_FALLBACK not a content algorithm.
+    """
+    from .content.config import content_setting_errors, feature_config_errors
+
+    return [
+        checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
+        for error in [*feature_config_errors(), *content_setting_errors()]
+    ]

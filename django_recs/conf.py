@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PER_CATEGORY": None,
     # Enqueue django_recs.refresh_user after record() commits.
     "REFRESH_ON_RECORD": False,
+    # Item features for content-based similarity, per item model (see docs/content.md):
+    # {"shop.Product": {"text": {"name": 2.0}, "categorical": {"category": 1.0, "tags": 0.5}}}
+    "ITEM_FEATURES": {},
+    # The algorithm whose content neighbours fill a list before popular items:
+    # None = the first configured algorithm that uses ITEM_FEATURES, False = none.
+    "CONTENT_FALLBACK": None,
 }
 
 

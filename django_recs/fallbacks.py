@@ -8,21 +8,24 @@ from the next ones:
 ``history``    built at request time: stored neighbours of the visitor's recent
                items (account and session), scores summed over those items
 ``similar``    stored neighbours of an item (active run of ``algorithm``)
+``content``    stored content neighbours of the item (``history_content``: of
+               the visitor's recent items), from the CONTENT_FALLBACK algorithm
+               (ContentKNN or Hybrid): a new item has them from its first save
 ``category``   popular items of the item's category (CATEGORY setting)
-``popular``    stored popular items (active ``popular`` run), time-decayed by
-               that run
-``trending``   only while no popular run is active: popularity computed from
-               the interactions, time-decayed with HALF_LIFE_DAYS (30 days when
-               unset)
+``popular``    stored popular items (active ``popular`` run, time-decayed by
+               that run); while no popular run is active, popularity computed
+               from the interactions, time-decayed with HALF_LIFE_DAYS (30
+               days when unset)
 =============  =================================================================
 
-Each source is two pieces of SQL, never a query of its own:
+Each source is SQL, never a query of its own:
 
-- ``pool``: the ids of its best candidates, already restricted to the allowed
-  items (the caller's ``queryset=``, minus the source item and seen items),
-  at most ``limit`` of them for the sources that are not bounded by storage;
+- ``pools``: ids of its best candidates among the allowed items (see
+  :class:`Candidates`), at most ``limit`` of them for the sources not bounded
+  by storage;
 - ``score``: a correlated subquery giving an outer item row its score from
-  this source, NULL when the source does not propose it.
+  this source, NULL when the source does not propose it;
+- ``reason_type_id`` / ``reason_key``: the same for the item that explains it.
 
 Scores of different sources are on different scales; a list orders by
 source first, then by score.
@@ -30,11 +33,12 @@ source first, then by score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.db import models
-from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from .conf import recs_settings
@@ -50,26 +54,68 @@ DECAY_STEPS = 8
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """The items a list may contain, as filters on a result table's key column.
+
+    ``allowed`` is the caller's ``queryset=`` (None: every item), so the best
+    ``n`` are chosen among allowed items, not cut down afterwards.
+    ``excluded_keys`` (the source item) and ``seen_keys`` (a subquery of the
+    visitor's EXCLUDE_SEEN items) are compared as stored keys.
+    """
+
+    model: type[models.Model]
+    content_type_id: int
+    allowed: QuerySet | None = None
+    excluded_keys: tuple[str, ...] = ()
+    seen_keys: QuerySet | None = None
+    #: A one-time SQL condition; the source's rows are read only while it holds.
+    only_if: models.Expression | None = None
+
+    def restrict(self, rows: QuerySet, key_field: str) -> QuerySet:
+        """``rows`` proposing allowed items, annotated with ``candidate`` (the item's pk)."""
+        rows = rows.annotate(candidate=key_as_pk(self.model, F(key_field)))
+        if self.only_if is not None:
+            rows = rows.filter(self.only_if)
+        if self.excluded_keys:
+            rows = rows.exclude(**{f"{key_field}__in": self.excluded_keys})
+        if self.seen_keys is not None:
+            rows = rows.exclude(**{f"{key_field}__in": self.seen_keys})
+        if self.allowed is not None:
+            rows = rows.filter(candidate__in=self.allowed.order_by().values("pk"))
+        return rows
+
+    def within(self, condition: Q) -> Candidates:
+        """These candidates narrowed by a condition on the item model."""
+        allowed = self.allowed if self.allowed is not None else self.model._default_manager.all()
+        return replace(self, allowed=allowed.filter(condition))
+
+    def read_only_if(self, condition) -> Candidates:
+        """These candidates, read only while ``condition`` holds (None: always)."""
+        return self if condition is None else replace(self, only_if=condition)
+
+    def outer_key(self):
+        """The key of the item row of the enclosing query (for correlated lookups)."""
+        return pk_as_key(self.model, OuterRef("pk"))
+
+
+@dataclass(frozen=True)
 class CandidateSource:
     """SQL proposing candidates: see the module docstring."""
 
     name: str
-    pool: QuerySet
+    pools: tuple[QuerySet, ...]
     score: models.Expression
     reason_type_id: models.Expression | None = None
     reason_key: models.Expression | None = None
 
+    def fewer_than(self, n: int):
+        """A one-time SQL check: this source's first pool has fewer than ``n`` candidates.
 
-def _outer_key(model: type[models.Model]):
-    """The outer item row's primary key as a stored key (for correlated lookups)."""
-    return pk_as_key(model, OuterRef("pk"))
-
-
-def _restricted(rows: QuerySet, key_field: str, model, allowed: QuerySet) -> QuerySet:
-    """``rows`` whose key (cast to ``model``'s pk) is among the allowed items."""
-    return rows.annotate(candidate=key_as_pk(model, F(key_field))).filter(
-        candidate__in=allowed.order_by().values("pk")
-    )
+        Later sources are read only while it holds, so an item with enough
+        neighbours (a user with enough stored recommendations) costs no
+        popularity lookups at all.
+        """
+        return ~Exists(self.pools[0][n - 1 : n])
 
 
 def _float(subquery: QuerySet) -> Subquery:
@@ -80,36 +126,34 @@ def _float(subquery: QuerySet) -> Subquery:
 
 
 def stored_neighbours(
-    model, content_type_id: int, key: str, algorithm: str, allowed: QuerySet
+    candidates: Candidates, key: str, algorithm: str, *, name: str = "similar"
 ) -> CandidateSource:
     """Neighbours of the item ``key`` stored by the active run of ``algorithm``."""
     rows = SimilarItem.objects.filter(
         run_id=active_run_id(algorithm),
-        item_type_id=content_type_id,
+        item_type_id=candidates.content_type_id,
         item_key=key,
-        neighbour_type_id=content_type_id,
+        neighbour_type_id=candidates.content_type_id,
     )
     return CandidateSource(
-        name="similar",
-        pool=_restricted(rows, "neighbour_key", model, allowed).values("candidate"),
-        score=_float(rows.filter(neighbour_key=_outer_key(model)).values("score")[:1]),
+        name=name,
+        pools=(candidates.restrict(rows, "neighbour_key").values("candidate"),),
+        score=_float(rows.filter(neighbour_key=candidates.outer_key()).values("score")[:1]),
     )
 
 
-def stored_recommendations(
-    model, content_type_id: int, user_id, algorithm: str, allowed: QuerySet
-) -> CandidateSource:
+def stored_recommendations(candidates: Candidates, user_id, algorithm: str) -> CandidateSource:
     """Recommendations of the user stored by the active run of ``algorithm``."""
     rows = Recommendation.objects.filter(
-        run_id=active_run_id(algorithm), user_id=user_id, item_type_id=content_type_id
+        run_id=active_run_id(algorithm), user_id=user_id, item_type_id=candidates.content_type_id
     )
-    mine = rows.filter(item_key=_outer_key(model))
+    mine = rows.filter(item_key=candidates.outer_key())
     return CandidateSource(
         name="personal",
-        pool=_restricted(rows, "item_key", model, allowed).values("candidate"),
+        pools=(candidates.restrict(rows, "item_key").values("candidate"),),
         score=_float(mine.values("score")[:1]),
         reason_type_id=Subquery(mine.values("reason_type_id")[:1]),
-        reason_key=Subquery(mine.values("reason_key")[:1]),
+        reason_key=NullIf(Subquery(mine.values("reason_key")[:1]), Value("")),
     )
 
 
@@ -117,42 +161,38 @@ def stored_recommendations(
 
 
 def history_neighbours(
-    model,
-    content_type_id: int,
-    visitor: Visitor,
-    algorithm: str,
-    allowed: QuerySet,
-    limit: int,
+    candidates: Candidates, visitor: Visitor, algorithm: str, limit: int, *, name: str = "history"
 ) -> CandidateSource | None:
     """Neighbours of the visitor's recent items, scores summed; None for an unknown visitor.
 
     The reason of a candidate is the recent item it is most similar to.
     The recent items themselves are not proposed (the visitor has just seen them).
     """
-    recent = visitor.recent_keys(content_type_id)
+    recent = visitor.recent_keys(candidates.content_type_id)
     if recent is None:
         return None
     rows = SimilarItem.objects.filter(
         run_id=active_run_id(algorithm),
-        item_type_id=content_type_id,
+        item_type_id=candidates.content_type_id,
         item_key__in=recent,
-        neighbour_type_id=content_type_id,
+        neighbour_type_id=candidates.content_type_id,
     ).exclude(neighbour_key__in=recent)
     pool = (
-        _restricted(rows, "neighbour_key", model, allowed)
+        candidates.restrict(rows, "neighbour_key")
         .values("candidate")
         .annotate(total=Sum("score"))
         .order_by("-total", "candidate")
         .values("candidate")[:limit]
     )
-    mine = rows.filter(neighbour_key=_outer_key(model))
+    mine = rows.filter(neighbour_key=candidates.outer_key())
     total = mine.order_by().values("neighbour_type_id").annotate(total=Sum("score")).values("total")
+    reason_key = Subquery(mine.order_by("-score", "rank").values("item_key")[:1])
     return CandidateSource(
-        name="history",
-        pool=pool,
+        name=name,
+        pools=(pool,),
         score=_float(total[:1]),
-        reason_type_id=Value(content_type_id, output_field=models.IntegerField()),
-        reason_key=Subquery(mine.order_by("-score", "rank").values("item_key")[:1]),
+        reason_type_id=Value(candidates.content_type_id, output_field=models.IntegerField()),
+        reason_key=reason_key,
     )
 
 
@@ -179,64 +219,51 @@ def decayed_weight(now=None, half_life_days: float | None = None) -> models.Expr
 
 
 def popular(
-    model,
-    content_type_id: int,
+    candidates: Candidates,
     algorithm: str,
-    allowed: QuerySet,
     limit: int,
     *,
     name: str = "popular",
     within: Q | None = None,
-) -> list[CandidateSource]:
-    """Stored popular items, and the request-time popularity while none are stored.
+) -> CandidateSource:
+    """Stored popular items; while no popular run is active, popularity from interactions.
 
-    ``within`` (a Q on the item model) narrows both to, e.g., one category;
-    ``name`` then names the pair (the ``trending`` half is ``name`` + ``_trending``
-    unless ``name`` is ``popular``).
+    ``within`` (a Q on the item model) narrows the source, e.g. to a category.
     """
     if within is not None:
-        allowed = allowed.filter(within)
-
-    def only_within(score):
-        return score if within is None else Case(When(within, then=score), default=None)
-
+        candidates = candidates.within(within)
     stored_rows = PopularItem.objects.filter(
-        run_id=active_run_id(algorithm), item_type_id=content_type_id
+        run_id=active_run_id(algorithm), item_type_id=candidates.content_type_id
     )
-    stored = CandidateSource(
-        name=name,
-        pool=_restricted(stored_rows, "item_key", model, allowed)
-        .order_by("rank")
-        .values("candidate")[:limit],
-        score=only_within(
-            _float(stored_rows.filter(item_key=_outer_key(model)).values("score")[:1])
-        ),
-    )
+    stored_pool = candidates.restrict(stored_rows, "item_key").order_by("rank").values("candidate")
+    stored_score = _float(stored_rows.filter(item_key=candidates.outer_key()).values("score")[:1])
 
     # Request-time popularity, only while no popular run is active: the guard
     # is a one-time check, so the aggregate is skipped once a run exists.
     weight = decayed_weight(half_life_days=recs_settings.HALF_LIFE_DAYS)
-    event_rows = Interaction.objects.filter(~active_run_exists(algorithm), item_type_id=content_type_id)
-    trending_pool = (
-        _restricted(event_rows, "item_key", model, allowed)
+    event_rows = Interaction.objects.filter(
+        ~active_run_exists(algorithm), item_type_id=candidates.content_type_id
+    )
+    computed_pool = (
+        candidates.restrict(event_rows, "item_key")
         .values("candidate")
         .annotate(total=Sum(weight))
         .order_by("-total", "candidate")
-        .values("candidate")[:limit]
+        .values("candidate")
     )
-    trending_total = (
-        event_rows.filter(item_key=_outer_key(model))
+    computed_score = _float(
+        event_rows.filter(item_key=candidates.outer_key())
         .order_by()
         .values("item_type_id")
         .annotate(total=Sum(weight))
-        .values("total")
+        .values("total")[:1]
     )
-    trending = CandidateSource(
-        name="trending" if name == "popular" else f"{name}_trending",
-        pool=trending_pool,
-        score=only_within(_float(trending_total[:1])),
+    score = Coalesce(stored_score, computed_score, output_field=models.FloatField())
+    if within is not None:
+        score = Case(When(within, then=score), default=None, output_field=models.FloatField())
+    return CandidateSource(
+        name=name, pools=(stored_pool[:limit], computed_pool[:limit]), score=score
     )
-    return [stored, trending]
 
 
 def category_lookup(model: type[models.Model]) -> str | None:

@@ -253,6 +253,12 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
         tracker.rows_read = len(loaded)
     with tracker.stage("matrix"):
         matrix, ignored = build_matrix(loaded, half_life_days=half_life, now=time.time())
+        catalog = loaded.catalog
+        if getattr(algorithm, "uses_item_features", False):
+            # Content algorithms: every featured item becomes a column, with its features.
+            from .content.loading import prepare_item_features
+
+            matrix, catalog = prepare_item_features(algorithm, matrix, catalog, using=using)
     with tracker.stage("compute"), limit_blas_threads(threads):
         result = algorithm.fit(
             matrix,
@@ -261,9 +267,9 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
             progress=tracker.progress,
         )
     with tracker.stage("write"):
-        written = write_results(run, algorithm, result, matrix, loaded.catalog,
+        written = write_results(run, algorithm, result, matrix, catalog,
                                 using=using, progress=tracker.progress)
-        run.artifacts = save_artifacts(run, result, loaded.catalog)
+        run.artifacts = save_artifacts(run, result, catalog)
         tracker.rows_written = sum(written.values())
     metrics = {
         "users": matrix.n_users,
@@ -600,15 +606,22 @@ class RunTracker:
 def save_artifacts(run: Run, result: FitResult, catalog: ItemCatalog) -> dict[str, str]:
     """Store the item factors of a factorisation run through Django's storage API.
 
-    They let :func:`refresh_user` fold in one user's new history later.
+    They let :func:`refresh_user` fold in one user's new history later. A
+    content run's item features are stored too, so a new item's neighbours
+    can be computed without a run (:mod:`django_recs.content.updates`).
     Returns the run's ``artifacts`` ({name: storage path}), also saved on the run.
     """
-    if result.item_factors is None:
-        return {}
-    from .foldin import save_item_factors
+    artifacts = {}
+    if result.item_factors is not None:
+        from .foldin import save_item_factors
 
-    path = save_item_factors(run.pk, result.item_factors, catalog)
-    artifacts = {"item_factors": path}
+        artifacts["item_factors"] = save_item_factors(run.pk, result.item_factors, catalog)
+    if getattr(result, "content_index", None) is not None:
+        from .content.artifacts import save_content_index
+
+        artifacts["item_features"] = save_content_index(run.pk, result.content_index, catalog)
+    if not artifacts:
+        return {}
     Run.objects.using(run._state.db or DEFAULT_DB_ALIAS).filter(pk=run.pk).update(
         artifacts=artifacts
     )

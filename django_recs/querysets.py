@@ -29,15 +29,20 @@ read one run's rows for the admin and for debugging.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
-from django.db.models import Case, Value, When
-from django.db.models.functions import Coalesce
+from django.db import connections, models
+from django.db.models import Value
+from django.db.models.functions import ATan, Coalesce
 from django.db.models.query import ModelIterable
 
 from .conf import recs_settings
+from .content.config import content_fallback_algorithm
 from .expressions import active_run_id
 from .items import is_item_model, item_content_type, item_key, item_models, pk_for_key
+from .visitors import Visitor
 
 #: Pools are this many times ``n`` when a category cap may drop candidates.
 DIVERSITY_POOL_FACTOR = 5
@@ -83,20 +88,54 @@ class PopularItemQuerySet(RunRowsQuerySet):
         return self.active(algorithm).filter(item_type=item_content_type(model)).order_by("rank")
 
 
-# --- explained items ------------------------------------------------------------------
+# --- the order of a list ----------------------------------------------------------------
+
+
+def order_key(index: int, score) -> models.Expression:
+    """One number ordering a list by source, then by descending score.
+
+    ``2 * index + 1/2 - atan(score) / pi`` lies in ``[2 index, 2 index + 1]``:
+    sources never interleave and, within one, a higher score sorts first.
+    One number (instead of a source and a score) keeps the SQL small: each
+    source's correlated subquery appears once per query level, and the
+    source and score are recovered from it (:func:`decode_order_key`).
+    """
+    return Value(2 * index + 0.5) - ATan(score) / Value(math.pi)
+
+
+def decode_order_key(key: float) -> tuple[int, float]:
+    """(source index, score) of an :func:`order_key` value."""
+    index = int(key // 2)
+    score = math.tan(math.pi * (2 * index + 0.5 - key))
+    # 12 significant digits: what survives the round trip (the stored
+    # scores come from float32 kernels, good to about 7).
+    return index, float(f"{score:.12g}")
 
 
 class ExplainedModelIterable(ModelIterable):
-    """Yields model instances with ``recs_reason`` resolved for the whole list.
+    """Yields model instances with ``recs_score``, ``recs_source`` and ``recs_reason``.
 
     Reasons are stored as (content type, key); they are loaded with one query
     per item model among them (usually one), only when a list has reasons.
     """
 
+    source_names: tuple[str, ...] = ()
+
     def __iter__(self):
         objects = list(super().__iter__())
+        for obj in objects:
+            key = getattr(obj, "recs_order", None)
+            if key is None:
+                continue
+            index, obj.recs_score = decode_order_key(key)
+            obj.recs_source = self.source_names[index]
         attach_reasons(objects)
         yield from objects
+
+
+@lru_cache(maxsize=64)
+def _iterable_for(source_names: tuple[str, ...]) -> type[ExplainedModelIterable]:
+    return type("ExplainedModelIterable", (ExplainedModelIterable,), {"source_names": source_names})
 
 
 def attach_reasons(objects: list[models.Model]) -> None:
@@ -113,7 +152,7 @@ def attach_reasons(objects: list[models.Model]) -> None:
         if model is None:  # the model was removed from the project
             continue
         pks = [pk_for_key(model, key) for key in keys]
-        for pk, reason in model._default_manager.in_bulk(pks).items():
+        for reason in model._default_manager.filter(pk__in=pks):
             found[(type_id, item_key(reason))] = reason
     for obj in objects:
         type_id = getattr(obj, "recs_reason_type_id", None)
@@ -157,9 +196,9 @@ def similar_to(
     Returns
     -------
     QuerySet of ``item``'s model
-        Ordered by source (neighbours, popular items of the item's category,
-        popular items) then descending score; at most ``n`` objects, never
-        ``item`` itself; each with ``recs_score``, ``recs_source``,
+        Ordered by source (neighbours, content neighbours (CONTENT_FALLBACK),
+        popular items of the item's category, popular items) then descending score; at most ``n`` objects, never
+        ``item`` itself; each with ``recs_score``, ``recs_source`` and
         ``recs_reason`` (None). An item without neighbours gets the fallbacks.
 
     Raises
@@ -169,7 +208,6 @@ def similar_to(
         non-negative integer, or ``queryset`` is of another model.
     """
     from . import fallbacks
-    from .visitors import Visitor
 
     if not isinstance(item, models.Model):
         raise ValueError(f"similar_to() needs a model instance, got {type(item).__name__}")
@@ -180,23 +218,26 @@ def similar_to(
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    content_type_id = item_content_type(model).pk
-    visitor = Visitor.of(user, session_key)
-    allowed = _allowed(base, visitor, content_type_id, exclude_pk=item.pk)
     category = fallbacks.category_lookup(model)
     cap = _category_cap(max_per_category, category)
+    candidates = _candidates(model, queryset, Visitor.of(user, session_key), exclude=item)
     limit = n * DIVERSITY_POOL_FACTOR if cap else n
 
-    sources = [
-        fallbacks.stored_neighbours(model, content_type_id, item_key(item), algorithm, allowed)
-    ]
+    sources = [fallbacks.stored_neighbours(candidates, item_key(item), algorithm)]
+    # Without a cap, the fallbacks are read only when the first source is short.
+    fallback = candidates.read_only_if(None if cap else sources[0].fewer_than(n))
+    content = content_fallback_algorithm(exclude=algorithm)
+    if content is not None:  # items alike in text and attributes, before popular ones
+        sources.append(
+            fallbacks.stored_neighbours(fallback, item_key(item), content, name="content")
+        )
     if category:
         within = fallbacks.same_category(model, item.pk, category)
-        sources += fallbacks.popular(
-            model, content_type_id, popular_algorithm, allowed, limit, name="category", within=within
+        sources.append(
+            fallbacks.popular(fallback, popular_algorithm, limit, name="category", within=within)
         )
-    sources += fallbacks.popular(model, content_type_id, popular_algorithm, allowed, limit)
-    return _ranked(base, allowed, sources, n, category=category, cap=cap)
+    sources.append(fallbacks.popular(fallback, popular_algorithm, limit))
+    return _ranked(base, sources, n, category=category, cap=cap)
 
 
 def recommended_for(
@@ -238,7 +279,8 @@ def recommended_for(
     -------
     QuerySet of the item model
         Ordered by source (stored recommendations, neighbours of recent
-        history, popular items) then descending score; at most ``n`` objects,
+        history, their content neighbours (CONTENT_FALLBACK), popular items)
+        then descending score; at most ``n`` objects,
         never an item of the visitor's EXCLUDE_SEEN events; each with
         ``recs_score``, ``recs_source`` and ``recs_reason`` (the item of the
         visitor's history that led to it, or None). An unknown or anonymous
@@ -250,114 +292,91 @@ def recommended_for(
         ``n`` is not a non-negative integer, or the model is not in ITEM_MODELS.
     """
     from . import fallbacks
-    from .visitors import Visitor
 
     model = _item_model(_resolve_model(model, queryset))
     n = _check_n(n)
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    content_type_id = item_content_type(model).pk
-    visitor = Visitor.of(user, session_key)
-    allowed = _allowed(base, visitor, content_type_id)
     category = fallbacks.category_lookup(model)
     cap = _category_cap(max_per_category, category)
+    visitor = Visitor.of(user, session_key)
+    candidates = _candidates(model, queryset, visitor)
     limit = n * DIVERSITY_POOL_FACTOR if cap else n
 
     sources = []
+    fallback = candidates
     if visitor.user_id is not None:
-        sources.append(
-            fallbacks.stored_recommendations(
-                model, content_type_id, visitor.user_id, algorithm, allowed
-            )
-        )
-    history = fallbacks.history_neighbours(
-        model, content_type_id, visitor, similar_algorithm, allowed, limit
-    )
+        sources.append(fallbacks.stored_recommendations(candidates, visitor.user_id, algorithm))
+        # Without a cap, the fallbacks are read only when the stored list is short.
+        fallback = candidates.read_only_if(None if cap else sources[0].fewer_than(n))
+    history = fallbacks.history_neighbours(fallback, visitor, similar_algorithm, limit)
     if history is not None:
         sources.append(history)
-    sources += fallbacks.popular(model, content_type_id, popular_algorithm, allowed, limit)
-    return _ranked(base, allowed, sources, n, category=category, cap=cap)
+    content = content_fallback_algorithm(exclude=similar_algorithm)
+    if history is not None and content is not None:
+        sources.append(fallbacks.history_neighbours(
+            fallback, visitor, content, limit, name="history_content"
+        ))
+    sources.append(fallbacks.popular(fallback, popular_algorithm, limit))
+    return _ranked(base, sources, n, category=category, cap=cap)
 
 
 # --- assembly ---------------------------------------------------------------------------
 
 
-def _ranked(base, allowed, sources, n, *, category, cap) -> models.QuerySet:
+def _ranked(base, sources, n, *, category, cap) -> models.QuerySet:
     """The one-statement queryset described in the module docstring."""
     from .diversity import cap_per_category
 
     model = base.model
-    scores = {f"recs_score_{source.name}": source.score for source in sources}
-    tier = Case(
-        *(When(**{f"{alias}__isnull": False}, then=Value(i)) for i, alias in enumerate(scores)),
-        default=None,
-        output_field=models.IntegerField(),
-    )
-    source_name = Case(
-        *(
-            When(**{f"{alias}__isnull": False}, then=Value(source.name))
-            for alias, source in zip(scores, sources)
-        ),
-        default=None,
-        output_field=models.CharField(),
-    )
-    score = Coalesce(*scores.values(), output_field=models.FloatField()) if len(scores) > 1 else (
-        next(iter(scores.values()))
-    )
-    ranking = ["recs_tier", "-recs_score", "pk"]
+    keys = [order_key(i, source.score) for i, source in enumerate(sources)]
+    key = Coalesce(*keys, output_field=models.FloatField()) if len(keys) > 1 else keys[0]
 
-    pools = [model._base_manager.filter(pk__in=source.pool).values("pk") for source in sources]
+    pools = [pool for source in sources for pool in source.pools]
+    if not connections[base.db].features.supports_slicing_ordering_in_compound:
+        # SQLite allows no LIMIT inside a UNION member: wrap each pool.
+        pools = [model._base_manager.filter(pk__in=pool).values("pk") for pool in pools]
     union = pools[0].union(*pools[1:], all=True) if len(pools) > 1 else pools[0]
-    candidates = (
-        allowed.filter(pk__in=union)
-        .alias(**scores)
-        .annotate(recs_tier=tier, recs_score=score)
-        .filter(recs_tier__isnull=False)
-    )
+    candidates = base.order_by().filter(pk__in=union).annotate(recs_order=key)
     if cap:
-        candidates = cap_per_category(candidates, category, cap, order_by=ranking)
-    best = candidates.order_by(*ranking).values("pk")[:n]
+        candidates = cap_per_category(candidates, category, cap, order_by=["recs_order", "pk"])
+    best = candidates.order_by("recs_order", "pk").values("pk")[:n]
 
-    result = (
-        base.filter(pk__in=best)
-        .alias(**scores)
-        .annotate(recs_tier=tier, recs_score=score, recs_source=source_name)
-    )
+    result = base.filter(pk__in=best).annotate(recs_order=key)
     explained = [source for source in sources if source.reason_key is not None]
     if explained:
         result = result.annotate(
-            recs_reason_type_id=_first_of(scores, sources, "reason_type_id", models.IntegerField()),
-            recs_reason_key=_first_of(scores, sources, "reason_key", models.CharField()),
+            recs_reason_type_id=_first_non_null(
+                [source.reason_type_id for source in explained], models.IntegerField()
+            ),
+            recs_reason_key=_first_non_null(
+                [source.reason_key for source in explained], models.CharField()
+            ),
         )
-    result = result.order_by(*ranking)
-    result._iterable_class = ExplainedModelIterable
+    result = result.order_by("recs_order", "pk")
+    result._iterable_class = _iterable_for(tuple(source.name for source in sources))
     return result
 
 
-def _first_of(scores, sources, attribute, output_field) -> Case:
-    """``attribute`` of the first source that proposes the row (NULL if it has none)."""
-    whens = [
-        When(**{f"{alias}__isnull": False}, then=getattr(source, attribute) or Value(None))
-        for alias, source in zip(scores, sources)
-    ]
-    return Case(*whens, default=None, output_field=output_field)
+def _first_non_null(expressions, output_field):
+    if len(expressions) == 1:
+        return expressions[0]
+    return Coalesce(*expressions, output_field=output_field)
 
 
-def _allowed(base, visitor, content_type_id, *, exclude_pk=None) -> models.QuerySet:
-    """The candidates: ``base`` minus the source item and the visitor's seen items."""
-    from .items import key_as_pk
+def _candidates(model, queryset, visitor, *, exclude=None):
+    """What a list may contain: ``queryset``, minus ``exclude`` and the visitor's seen items."""
+    from .fallbacks import Candidates
 
-    allowed = base.order_by()
-    if exclude_pk is not None:
-        allowed = allowed.exclude(pk=exclude_pk)
-    seen = visitor.seen_keys(content_type_id)
-    if seen is not None:
-        seen_pks = seen.annotate(seen_pk=key_as_pk(base.model, models.F("item_key"))).values(
-            "seen_pk"
-        )
-        allowed = allowed.exclude(pk__in=seen_pks)
-    return allowed
+    content_type_id = item_content_type(model).pk
+    return Candidates(
+        model=model,
+        content_type_id=content_type_id,
+        allowed=queryset,
+        excluded_keys=(item_key(exclude),) if exclude is not None else (),
+        seen_keys=visitor.seen_keys(content_type_id),
+    )
 
 
 def _check_n(n) -> int:

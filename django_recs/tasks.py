@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers around :mod:`django_recs.pipeline`.
 
-``django_recs.recompute`` and ``django_recs.refresh_user`` take names and
-primary keys (JSON arguments), are idempotent, acknowledged late (a worker
+``django_recs.recompute``, ``django_recs.refresh_user`` and
+``django_recs.content_neighbours`` take names and primary keys (JSON arguments), are idempotent, acknowledged late (a worker
 lost mid-task leaves the message to be redelivered), retried with
 exponential backoff on a database OperationalError, and run under the soft
 time limit TASK_SOFT_TIME_LIMIT (read when the task runs). The app never
@@ -16,7 +16,7 @@ from django.db import OperationalError
 
 from .conf import recs_settings
 
-__all__ = ["recompute", "refresh_user"]
+__all__ = ["content_neighbours", "recompute", "refresh_user"]
 
 
 class RecsTask(Task):
@@ -81,3 +81,11 @@ def refresh_user(self, user_id: int, algorithm: str = "personal") -> int:
     from .foldin import refresh_user as refresh
 
     return refresh(int(user_id), algorithm)
+
+
+@shared_task(name="django_recs.content_neighbours", **_RETRY_OPTIONS)
+def content_neighbours(self, model: str, pk: str) -> dict:
+    """Recompute one item's content neighbours in the active content runs; rows per algorithm."""
+    from .content.updates import update_content_neighbours
+
+    return update_content_neighbours(model, pk)

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_recs",
     "tests.testapp",
+    "tests.content_shop",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,4 @@
-"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, Popular.
+"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, Popular, ContentKNN, Hybrid.
 
 Each is a small class: parameters as keyword arguments, ``fit(matrix)``
 returning a :class:`FitResult` of arrays. No ORM, so the pipeline stores what
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from .als import ALS
 from .base import Algorithm, FitResult
+from .content import ContentKNN
+from .hybrid import Hybrid
 from .itemknn import ItemKNN
 from .popular import Popular
 
-__all__ = ["ALS", "Algorithm", "FitResult", "ItemKNN", "Popular"]
+__all__ = ["ALS", "Algorithm", "ContentKNN", "FitResult", "Hybrid", "ItemKNN", "Popular"]

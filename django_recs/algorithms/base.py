@@ -44,6 +44,10 @@ class FitResult:
         Latent factors (ALS), shapes (n_users, f) and (n_items, f).
     counts : dict
         Numbers worth showing on the run, e.g. ``{"items_without_neighbours": 3}``.
+    content_index : django_recs.content.neighbours.ContentIndex, optional
+        Content-based algorithms (ContentKNN, Hybrid): the item features and
+        similarity settings, stored with the run so a new item's neighbours
+        can be computed without a full run.
     """
 
     similar: sp.csr_matrix | None = None
@@ -55,6 +59,7 @@ class FitResult:
     user_factors: np.ndarray | None = None
     item_factors: np.ndarray | None = None
     counts: dict[str, Any] = field(default_factory=dict)
+    content_index: Any = None
 
 
 class Algorithm:

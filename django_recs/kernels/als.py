@@ -135,7 +135,7 @@ def _solve_rows(
         failed = -1
     else:
         failed = native.least_squares_cholesky(
-            rows.indptr, rows.indices, rows.data, X, Y, A0, num_threads
+            rows.indptr, rows.indices, rows.data, X, Y, native.padded_gram(A0), num_threads
         )
     if failed >= 0:
         raise ValueError(

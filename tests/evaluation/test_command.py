@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from django_recs import kernels
 from django_recs.models import Interaction, Run
 from tests.testapp.models import Product
 
@@ -152,3 +153,20 @@ def test_bad_arguments_are_command_errors(shop, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         run_command(*args)
     assert not Run.objects.exists()
+
+
+@pytest.mark.skipif(not hasattr(kernels, "als_fit"), reason="the ALS kernels are not exported yet")
+def test_als_through_the_configured_class_with_a_grid(shop):
+    als = {"class": "django_recs.algorithms.ALS", "factors": 4, "iterations": 3,
+           "regularization": 0.1, "alpha": 2.0}
+    out, err = StringIO(), StringIO()
+    with override_settings(DJANGO_RECS={**RECS, "ALGORITHMS": {**ALGORITHMS, "personal": als}}):
+        call_command("recs_evaluate", "--k", "3", "--split", SPLIT, "--grid", "factors=2,4",
+                     stdout=out, stderr=err)
+    assert "personal     [##############################] 2/2" in err.getvalue()
+    run = Run.objects.get()  # only ALS accepts "factors"
+    assert run.algorithm == "personal"
+    assert run.params["class"] == "django_recs.algorithms.als.ALS"
+    assert run.params["iterations"] == 3 and run.params["factors"] in (2, 4)
+    assert run.metrics["auc_source"] == "factors"
+    assert run.metrics["ndcg"] > run.metrics["baselines"]["Random"]["ndcg"]

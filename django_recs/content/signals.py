@@ -1,0 +1,65 @@
+"""Receivers that enqueue ``django_recs.content_neighbours`` when an item changes.
+
+Saving an item of a model with ITEM_FEATURES, or changing one of its
+many-to-many relations (tags added after the save), enqueues the task for
+that item once the transaction commits. The receivers only enqueue; the task
+computes (:mod:`django_recs.content.updates`). Nothing is enqueued while no
+configured algorithm uses item features, nor for raw saves (fixtures).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save
+
+from ..conf import recs_settings
+
+__all__ = ["connect", "enqueue_content_neighbours"]
+
+M2M_ACTIONS = ("post_add", "post_remove", "post_clear")
+
+
+def _tracked(model) -> bool:
+    """True when saves of ``model`` change content neighbours (settings read at call time)."""
+    configured = recs_settings.ITEM_FEATURES
+    if not configured or not isinstance(configured, dict):
+        return False
+    label = model._meta.concrete_model._meta.label_lower
+    if not any(isinstance(name, str) and name.lower() == label for name in configured):
+        return False
+    from .config import feature_algorithm_names
+
+    return bool(feature_algorithm_names())
+
+
+def enqueue_content_neighbours(model, pk, *, using: str | None = None) -> None:
+    """Send ``django_recs.content_neighbours`` for one item after the transaction commits."""
+    from .. import tasks
+
+    label = model._meta.concrete_model._meta.label
+    key = str(pk)
+    transaction.on_commit(lambda: tasks.content_neighbours.delay(label, key), using=using)
+
+
+def item_saved(sender, instance, raw=False, using=None, **kwargs) -> None:
+    if raw or instance.pk is None or not _tracked(sender):
+        return
+    enqueue_content_neighbours(sender, instance.pk, using=using)
+
+
+def relation_changed(sender, instance, action, reverse, model, pk_set, using=None,
+                     **kwargs) -> None:
+    if action not in M2M_ACTIONS:
+        return
+    if _tracked(type(instance)):
+        enqueue_content_neighbours(type(instance), instance.pk, using=using)
+    elif pk_set and _tracked(model):
+        # tag.products.add(product): the items are the other side of the relation.
+        for pk in sorted(pk_set, key=str):
+            enqueue_content_neighbours(model, pk, using=using)
+
+
+def connect() -> None:
+    """Connect the receivers (idempotent; called from the app's ready())."""
+    post_save.connect(item_saved, dispatch_uid="django_recs.content.item_saved")
+    m2m_changed.connect(relation_changed, dispatch_uid="django_recs.content.relation_changed")

@@ -1,0 +1,1 @@
+"""A catalogue with text, a brand, a category and tags: the content-based tests' shop."""
