@@ -143,8 +143,12 @@ def load_data(size: dict) -> bool:
 
 def run_pipeline(name: str, repeats: int = 2):
     """The last of ``repeats`` synchronous runs of ``name`` (with the previous run's cleanup)."""
+    from django_recs.models import Run
     from django_recs.pipeline import recompute
 
+    # A run left in flight by an interrupted benchmark would be joined, not rerun.
+    Run.objects.filter(algorithm=name, status__in=["pending", "running"]).update(
+        status="failed", error="interrupted benchmark")
     run = None
     for _ in range(repeats):
         [run] = recompute(name, sync=True, triggered_by="bench_pipeline")

@@ -47,10 +47,13 @@ cdef extern from *:
     #else
     #define RECS_CLONES
     #endif
+    /* Helpers are forced inline so they are compiled into each clone. */
     #if defined(__GNUC__)
     #define RECS_PREFETCH(address) __builtin_prefetch(address)
+    #define RECS_INLINE static inline __attribute__((always_inline))
     #else
     #define RECS_PREFETCH(address) ((void)0)
+    #define RECS_INLINE static inline
     #endif
     #if defined(_OPENMP)
     #define RECS_SIMD_SUM _Pragma("omp simd reduction(+:sum)")
@@ -63,14 +66,14 @@ cdef extern from *:
     /* Rows requested from memory this far ahead of the one being read. */
     #define RECS_PREFETCH_AHEAD 8
 
-    static inline float recs_dot(const float *a, const float *b, int f) {
+    RECS_INLINE float recs_dot(const float *a, const float *b, int f) {
         float sum = 0.0f;
         RECS_SIMD_SUM
         for (int k = 0; k < f; ++k) sum += a[k] * b[k];
         return sum;
     }
 
-    static inline void recs_prefetch_row(const float *row, int f) {
+    RECS_INLINE void recs_prefetch_row(const float *row, int f) {
         const char *bytes = (const char *)row;
         for (int offset = 0; offset < f * (int)sizeof(float); offset += 64)
             RECS_PREFETCH(bytes + offset);
@@ -121,7 +124,7 @@ cdef extern from *:
     #define RECS_GROUP 8
 
     /* Upper triangle of row-major A (n x n) += sum_t w[t] y_t y_t' (rows of G). */
-    static inline void recs_rank_update(float *A, int n, const float *G, const float *w) {
+    RECS_INLINE void recs_rank_update(float *A, int n, const float *G, const float *w) {
         for (int r = 0; r < n; ++r) {
             float a[RECS_GROUP];
             for (int t = 0; t < RECS_GROUP; ++t) a[t] = w[t] * G[(Py_ssize_t)t * n + r];
@@ -140,7 +143,7 @@ cdef extern from *:
      * overwriting it with U, A = U'U: a right-looking Cholesky in panels of
      * RECS_LANES rows, whose update of the rows below is a rank-16 update.
      * Returns 0, or j + 1 when the pivot of column j is not positive. */
-    static inline int recs_cholesky_solve(float *A, float *b, int n) {
+    RECS_INLINE int recs_cholesky_solve(float *A, float *b, int n) {
         for (int jb = 0; jb < n; jb += RECS_LANES) {
             int je = jb + RECS_LANES;
             for (int j = jb; j < je; ++j) {
@@ -188,7 +191,7 @@ cdef extern from *:
         return 0;
     }
 
-    static inline int recs_padded(int f) {
+    RECS_INLINE int recs_padded(int f) {
         return (f + RECS_LANES - 1) & ~(RECS_LANES - 1);
     }
 

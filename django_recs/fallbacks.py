@@ -51,6 +51,8 @@ from .visitors import Visitor
 DEFAULT_POPULARITY_HALF_LIFE_DAYS = 30.0
 #: Half-lives after which an interaction keeps the floor weight 2 ** -DECAY_STEPS.
 DECAY_STEPS = 8
+#: Interactions (the latest) that request-time popularity reads.
+RECENT_INTERACTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -226,44 +228,54 @@ def popular(
     name: str = "popular",
     within: Q | None = None,
 ) -> CandidateSource:
-    """Stored popular items; while no popular run is active, popularity from interactions.
+    """Stored popular items, or, while no popular run is active, popularity from interactions.
 
-    ``within`` (a Q on the item model) narrows the source, e.g. to a category.
+    ``within`` (a Q on the item model) narrows the source to, e.g., a
+    category; it then reads stored popular items only.
     """
     if within is not None:
         candidates = candidates.within(within)
     stored_rows = PopularItem.objects.filter(
         run_id=active_run_id(algorithm), item_type_id=candidates.content_type_id
     )
-    stored_pool = candidates.restrict(stored_rows, "item_key").order_by("rank").values("candidate")
-    stored_score = _float(stored_rows.filter(item_key=candidates.outer_key()).values("score")[:1])
-
-    # Request-time popularity, only while no popular run is active: the guard
-    # is a one-time check, so the aggregate is skipped once a run exists.
-    weight = decayed_weight(half_life_days=recs_settings.HALF_LIFE_DAYS)
-    event_rows = Interaction.objects.filter(
-        ~active_run_exists(algorithm), item_type_id=candidates.content_type_id
-    )
-    computed_pool = (
-        candidates.restrict(event_rows, "item_key")
-        .values("candidate")
-        .annotate(total=Sum(weight))
-        .order_by("-total", "candidate")
-        .values("candidate")
-    )
-    computed_score = _float(
-        event_rows.filter(item_key=candidates.outer_key())
-        .order_by()
-        .values("item_type_id")
-        .annotate(total=Sum(weight))
-        .values("total")[:1]
-    )
-    score = Coalesce(stored_score, computed_score, output_field=models.FloatField())
-    if within is not None:
+    pools = [candidates.restrict(stored_rows, "item_key").order_by("rank").values("candidate")[:limit]]
+    score = _float(stored_rows.filter(item_key=candidates.outer_key()).values("score")[:1])
+    if within is None:
+        recent = recent_interactions(candidates.content_type_id, unless_active=algorithm)
+        weight = decayed_weight(half_life_days=recs_settings.HALF_LIFE_DAYS)
+        pools.append(
+            candidates.restrict(recent, "item_key")
+            .values("candidate")
+            .annotate(total=Sum(weight))
+            .order_by("-total", "candidate")
+            .values("candidate")[:limit]
+        )
+        computed = (
+            recent.filter(item_key=candidates.outer_key())
+            .order_by()
+            .values("item_type_id")
+            .annotate(total=Sum(weight))
+            .values("total")
+        )
+        score = Coalesce(score, _float(computed[:1]), output_field=models.FloatField())
+    else:
         score = Case(When(within, then=score), default=None, output_field=models.FloatField())
-    return CandidateSource(
-        name=name, pools=(stored_pool[:limit], computed_pool[:limit]), score=score
+    return CandidateSource(name=name, pools=tuple(pools), score=score)
+
+
+def recent_interactions(content_type_id: int, *, unless_active: str) -> QuerySet:
+    """The RECENT_INTERACTIONS latest interactions, none once ``unless_active`` has an active run.
+
+    Request-time popularity reads a bounded window, so its cost does not
+    grow with the history; and the guard is a one-time check, so nothing is
+    read once a popular run exists.
+    """
+    window = (
+        Interaction.objects.filter(~active_run_exists(unless_active), item_type_id=content_type_id)
+        .order_by("-pk")
+        .values("pk")[:RECENT_INTERACTIONS]
     )
+    return Interaction.objects.filter(pk__in=window)
 
 
 def category_lookup(model: type[models.Model]) -> str | None:

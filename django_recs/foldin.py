@@ -27,8 +27,8 @@ from .algorithms.ranking import strongest_history_item
 from .conf import recs_settings
 from .matrix import InteractionMatrix
 from .models import Recommendation, Run
+from .pipeline import store_rows
 from .results import recommendation_columns
-from .storage import bulk_insert
 from .storage.read import ItemCatalog, load_interactions
 
 __all__ = ["ItemFactors", "load_item_factors", "refresh_user", "save_item_factors"]
@@ -127,7 +127,7 @@ def refresh_user(
         if not Run.objects.using(using).select_for_update().filter(pk=run.pk).exists():
             return 0
         Recommendation.objects.using(using).filter(run=run, user_id=user_id).delete()
-        return sum(bulk_insert(Recommendation, part, using=using) for part in rows)
+        return store_rows(Recommendation, rows, using=using)
 
 
 def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, params: dict):

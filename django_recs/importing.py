@@ -28,9 +28,10 @@ import csv
 import datetime
 import io
 import os
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -121,165 +122,185 @@ class _Malformed(str):
 
 
 class _Batch:
-    """Validated interactions as columns, with where each row came from."""
+    """Validated interactions, a tuple per row, with where each row came from."""
 
     COLUMNS = ("user_id", "session_key", "item_type_id", "item_key", "event", "weight",
-               "timestamp", "source_type_id", "source_key")
+               "timestamp")
+    SOURCE_COLUMNS = ("source_type_id", "source_key")
 
-    def __init__(self):
-        self.data = {name: [] for name in self.COLUMNS}
-        self.where: list[str] = []
+    def __init__(self, label: str = "", *, with_source: bool = False):
+        self.label = label
+        self.with_source = with_source
+        self.rows: list[tuple] = []
+        self.where: list = []
         self.errors: list[RowError] = []
         self.rows_seen = 0
         self.already_recorded = 0
         self.not_recorded = 0
 
     def __len__(self) -> int:
-        return len(self.where)
+        return len(self.rows)
 
-    def append(self, where: str, values: dict) -> None:
+    def describe(self, where) -> str:
+        return f"{self.label} {where}" if self.label else str(where)
+
+    def error(self, where, message: str) -> None:
+        self.errors.append(RowError(self.describe(where), message))
+
+    def append_values(self, where, values: dict) -> None:
+        names = self.COLUMNS + (self.SOURCE_COLUMNS if self.with_source else ())
+        self.rows.append(tuple(values[name] for name in names))
         self.where.append(where)
-        for name, column in self.data.items():
-            column.append(values.get(name))
 
     def drop(self, bad: set[int]) -> None:
-        keep = [i for i in range(len(self.where)) if i not in bad]
-        self.where = [self.where[i] for i in keep]
-        for name, column in self.data.items():
-            self.data[name] = [column[i] for i in keep]
+        self.rows = [row for i, row in enumerate(self.rows) if i not in bad]
+        self.where = [where for i, where in enumerate(self.where) if i not in bad]
 
-    def columns(self) -> dict[str, list]:
-        columns = dict(self.data)
-        columns["session_key"] = [key or "" for key in columns["session_key"]]
-        columns["source_key"] = [key or "" for key in columns["source_key"]]
-        return columns
+    def columns(self) -> dict:
+        names = self.COLUMNS + (self.SOURCE_COLUMNS if self.with_source else ())
+        return dict(zip(names, map(list, zip(*self.rows))))
+
+
+_INFINITY = float("inf")
 
 
 class _RowParser:
-    """Validates raw rows (text from a file or Python objects), with caches for repeats."""
+    """Validates raw rows (text from a file or Python objects), with caches for repeats.
+
+    Users and items given by primary key are checked to exist in bulk, once
+    per distinct key; the per-row work is a few dictionary lookups.
+    """
 
     def __init__(self, using: str):
         self.using = using
         self.now = timezone.now()
+        self.tz = timezone.get_current_timezone() if settings.USE_TZ else None
         self.events = {name: event_weight(name) for name in recs_settings.EVENTS}
         self.item_models = {model._meta.label_lower: model for model in item_models()}
         self.single_model = (
             next(iter(self.item_models.values())) if len(self.item_models) == 1 else None
         )
         self.user_model = get_user_model()
-        self._items: dict = {}
+        # raw value -> parsed value, or the error text for a bad one
         self._users: dict = {}
+        self._items: dict = {}
         self._timestamps: dict = {}
-        self._existing_users: set = set()
-        self._existing_items: dict[type[models.Model], set] = {}
+        self._weights: dict[str, float] = {}
+        # parsed primary keys not yet known to exist
+        self._unchecked_users: set = set()
+        self._unchecked_items: dict[type[models.Model], set] = {}
 
     def parse(self, rows, label: str) -> _Batch:
-        batch = _Batch()
-        checked_users: list = []  # (row index, user pk) needing an existence check
-        checked_items: list = []  # (row index, model, pk)
+        batch = _Batch(label)
+        out, wheres = batch.rows, batch.where
+        events, users, items = self.events, self._users, self._items
         self._timestamps.clear()
         for where, user, item, event, weight, timestamp, session_key in rows:
             batch.rows_seen += 1
-            where = f"{label} {where}"
             try:
                 if type(item) is _Malformed:
-                    raise ValueError(str(item))
-                values, user_check, item_check = self._row(
-                    user, item, event, weight, timestamp, session_key
-                )
-            except ValueError as error:
-                batch.errors.append(RowError(where, str(error)))
+                    raise ValueError(item)
+                if event is None or event == "":
+                    event = "view"
+                default = events.get(event) if type(event) is str else None
+                if default is None:
+                    raise ValueError(
+                        f"unknown event {event!r}: DJANGO_RECS['EVENTS'] has "
+                        f"{', '.join(sorted(events))}"
+                    )
+                if weight is None or weight == "":
+                    weight = default
+                elif not (type(weight) is float and 0.0 <= weight < _INFINITY):
+                    weight = self._weight(weight, event)
+                user_id = users.get(user) if _hashable(user) else None
+                if user_id is None:
+                    user_id = self._user(user)
+                elif type(user_id) is _Invalid:
+                    raise ValueError(user_id)
+                if session_key:
+                    if type(session_key) is not str or len(session_key) > SESSION_KEY_MAX_LENGTH:
+                        raise ValueError(
+                            f"session_key must be text of at most {SESSION_KEY_MAX_LENGTH} "
+                            "characters"
+                        )
+                else:
+                    session_key = ""
+                    if user_id is _NO_USER:
+                        raise ValueError("no user and no session_key")
+                reference = items.get(item) if _hashable(item) else None
+                if reference is None:
+                    reference = self._item(item)
+                elif type(reference) is _Invalid:
+                    raise ValueError(reference)
+                if not (type(timestamp) is datetime.datetime and timestamp.tzinfo is not None):
+                    timestamp = self._timestamp(timestamp)
+            except (ValueError, TypeError) as error:
+                batch.error(where, str(error))
                 continue
-            if user_check is not None:
-                checked_users.append((len(batch), user_check))
-            if item_check is not None:
-                checked_items.append((len(batch), *item_check))
-            batch.append(where, values)
-        self._check_existence(batch, checked_users, checked_items)
+            out.append((None if user_id is _NO_USER else user_id, session_key, reference[0],
+                        reference[1], event, weight, timestamp))
+            wheres.append(where)
+        self._check_existence(batch)
         return batch
 
-    def _row(self, user, item, event, weight, timestamp, session_key):
-        event = event or "view"
-        default_weight = self.events.get(event)
-        if default_weight is None:
-            raise ValueError(
-                f"unknown event {event!r}: DJANGO_RECS['EVENTS'] has {', '.join(sorted(self.events))}"
-            )
-        if weight is None or weight == "":
-            weight = default_weight
-        elif type(weight) is str:
-            try:
-                weight = float(weight)
-            except ValueError:
-                raise ValueError(f"weight {weight!r} is not a number") from None
-            weight = checked_weight(weight, event)
-        else:
-            weight = checked_weight(weight, event)
-        user_id, user_check = self._user(user)
-        if session_key:
-            if not isinstance(session_key, str) or len(session_key) > SESSION_KEY_MAX_LENGTH:
-                raise ValueError(
-                    f"session_key must be a string of at most {SESSION_KEY_MAX_LENGTH} characters"
-                )
-        else:
-            session_key = ""
-        if user_id is None and not session_key:
-            raise ValueError("no user and no session_key")
-        item_type_id, item_key, item_check = self._item(item)
-        values = {
-            "user_id": user_id,
-            "session_key": session_key,
-            "item_type_id": item_type_id,
-            "item_key": item_key,
-            "event": event,
-            "weight": weight,
-            "timestamp": self._timestamp(timestamp),
-        }
-        return values, user_check, item_check
+    def _weight(self, weight, event) -> float:
+        if type(weight) is str:
+            parsed = self._weights.get(weight)
+            if parsed is None:
+                try:
+                    parsed = checked_weight(float(weight), event)
+                except ValueError as error:
+                    if "could not convert" in str(error):
+                        raise ValueError(f"weight {weight!r} is not a number") from None
+                    raise
+                self._weights[weight] = parsed
+            return parsed
+        return checked_weight(weight, event)
 
     def _user(self, user):
-        """(user pk or None, pk to check for existence or None)."""
-        if user is None or user == "":
-            return None, None
-        cached = self._users.get(user) if _hashable(user) else None
-        if cached is None:
-            cached = self._parse_user(user)
-            if _hashable(user):
-                self._users[user] = cached
-        if isinstance(cached, str):
-            raise ValueError(cached)
-        pk, check = cached
-        return pk, (pk if check else None)
+        """The user's pk (_NO_USER for none); cached, ValueError for a bad one."""
+        try:
+            parsed = self._parse_user(user)
+        except ValueError as error:
+            parsed = _Invalid(error)
+        if _hashable(user):
+            self._users[user] = parsed
+        if type(parsed) is _Invalid:
+            raise ValueError(parsed)
+        return parsed
 
     def _parse_user(self, user):
-        if isinstance(user, models.Model) or getattr(user, "is_anonymous", False):
-            try:
-                return (user_pk(user), False)
-            except ValueError as error:
-                return str(error)
+        if user is None or user == "" or getattr(user, "is_anonymous", False):
+            return _NO_USER
+        if isinstance(user, models.Model):
+            return user_pk(user)  # a saved instance: no existence check
         text = user.strip() if isinstance(user, str) else user
         try:
-            return (self.user_model._meta.pk.to_python(text), True)
+            pk = self.user_model._meta.pk.to_python(text)
         except (ValidationError, TypeError, ValueError):
-            return f"user {user!r} is not a {self.user_model._meta.label} primary key"
+            raise ValueError(
+                f"user {user!r} is not a {self.user_model._meta.label} primary key"
+            ) from None
+        if pk is None:
+            return _NO_USER
+        self._unchecked_users.add(pk)
+        return pk
 
     def _item(self, item):
-        """(content type id, key, (model, pk) to check or None)."""
-        cached = self._items.get(item) if _hashable(item) else None
-        if cached is None:
-            try:
-                cached = self._parse_item(item)
-            except ValueError as error:
-                cached = str(error)
-            if _hashable(item):
-                self._items[item] = cached
-        if isinstance(cached, str):
-            raise ValueError(cached)
-        return cached
+        """(content type id, key); cached, ValueError for a bad one."""
+        try:
+            parsed = self._parse_item(item)
+        except ValueError as error:
+            parsed = _Invalid(error)
+        if _hashable(item):
+            self._items[item] = parsed
+        if type(parsed) is _Invalid:
+            raise ValueError(parsed)
+        return parsed
 
     def _parse_item(self, item):
         if isinstance(item, models.Model):
-            return (*item_reference(item), None)
+            return item_reference(item)  # a saved instance: no existence check
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], type):
             model, pk = item
             if model._meta.label_lower not in self.item_models:
@@ -310,59 +331,89 @@ class _RowParser:
             raise ValueError(
                 f"item {item!r}: {pk!r} is not a {model._meta.label} primary key"
             ) from None
-        return item_content_type(model).pk, key, (model, pk)
+        self._unchecked_items.setdefault(model, set()).add(pk)
+        return item_content_type(model).pk, key
 
     def _timestamp(self, timestamp):
         if timestamp is None or timestamp == "":
             return self.now
         if isinstance(timestamp, datetime.datetime):
-            if settings.USE_TZ and timestamp.tzinfo is None:
-                return timezone.make_aware(timestamp)
-            return timestamp
+            return self._aware(timestamp)
         if not isinstance(timestamp, str):
             raise ValueError(f"timestamp {timestamp!r} is not a datetime or ISO 8601 text")
         parsed = self._timestamps.get(timestamp)
         if parsed is None:
+            text = timestamp.strip()
             try:
-                parsed = datetime.datetime.fromisoformat(timestamp.strip())
+                parsed = datetime.datetime.fromisoformat(text)
             except ValueError:
-                parsed = parse_datetime(timestamp.strip())
+                parsed = parse_datetime(text)
                 if parsed is None:
                     raise ValueError(
                         f"timestamp {timestamp!r} is not an ISO 8601 date and time "
                         "(e.g. 2011-12-09 12:50:00 or 2011-12-09T12:50:00+01:00)"
                     ) from None
-            if settings.USE_TZ and parsed.tzinfo is None:
-                parsed = timezone.make_aware(parsed)
+            parsed = self._aware(parsed)
             self._timestamps[timestamp] = parsed
         return parsed
 
-    def _check_existence(self, batch: _Batch, users: list, items: list) -> None:
-        bad: dict[int, str] = {}
-        wanted = {pk for _, pk in users} - self._existing_users
-        if wanted:
-            self._existing_users |= _existing(self.user_model, wanted, self.using)
-        for index, pk in users:
-            if pk not in self._existing_users:
-                bad[index] = f"no {self.user_model._meta.label} with primary key {pk!r}"
-        by_model: dict = {}
-        for _, model, pk in items:
-            by_model.setdefault(model, set()).add(pk)
-        for model, pks in by_model.items():
-            known = self._existing_items.setdefault(model, set())
-            wanted = pks - known
-            if wanted:
-                known |= _existing(model, wanted, self.using)
-        for index, model, pk in items:
-            if pk not in self._existing_items[model] and index not in bad:
-                bad[index] = f"no {model._meta.label} with primary key {pk!r}"
-        if bad:
-            batch.errors.extend(RowError(batch.where[i], message) for i, message in bad.items())
-            batch.drop(set(bad))
+    def _aware(self, value: datetime.datetime) -> datetime.datetime:
+        if self.tz is not None and value.tzinfo is None:
+            if isinstance(self.tz, zoneinfo.ZoneInfo) or self.tz is datetime.timezone.utc:
+                return value.replace(tzinfo=self.tz)  # what make_aware does for these
+            return timezone.make_aware(value, self.tz)
+        return value
+
+    def _check_existence(self, batch: _Batch) -> None:
+        """Drop (as errors) the rows whose user or item does not exist."""
+        missing_users: set = set()
+        if self._unchecked_users:
+            wanted = self._unchecked_users
+            missing_users = wanted - _existing(self.user_model, wanted, self.using)
+            self._unchecked_users = set()
+        missing_items: dict[tuple, str] = {}
+        for model, wanted in self._unchecked_items.items():
+            for pk in wanted - _existing(model, wanted, self.using):
+                missing_items[(item_content_type(model).pk, key_for_pk(model, pk))] = (
+                    f"no {model._meta.label} with primary key {pk!r}"
+                )
+        self._unchecked_items = {}
+        if not missing_users and not missing_items:
+            return
+        # Later rows with these keys hit the cache: make it answer with the error.
+        label = self.user_model._meta.label
+        for raw, pk in list(self._users.items()):
+            if type(pk) is not _Invalid and pk in missing_users:
+                self._users[raw] = _Invalid(f"no {label} with primary key {pk!r}")
+        for raw, reference in list(self._items.items()):
+            if type(reference) is tuple and reference in missing_items:
+                self._items[raw] = _Invalid(missing_items[reference])
+        bad = {}
+        for index, row in enumerate(batch.rows):
+            if row[0] is not None and row[0] in missing_users:
+                bad[index] = f"no {label} with primary key {row[0]!r}"
+            elif (row[2], row[3]) in missing_items:
+                bad[index] = missing_items[(row[2], row[3])]
+        for index, message in bad.items():
+            batch.error(batch.where[index], message)
+        batch.drop(set(bad))
+
+
+#: The parsed user of a row without one (None means "not cached yet").
+_NO_USER = object()
+
+
+class _Invalid(str):
+    """A cached parse result that is an error message."""
 
 
 def _hashable(value) -> bool:
-    return isinstance(value, (str, int, tuple, models.Model))
+    if type(value) in _HASHABLE_TYPES or isinstance(value, tuple):
+        return True
+    return isinstance(value, models.Model) and value.pk is not None
+
+
+_HASHABLE_TYPES = {str, int, type(None)}
 
 
 def _existing(model: type[models.Model], pks: set, using: str) -> set:
@@ -460,10 +511,9 @@ def python_rows(interactions: Iterable) -> Iterator[tuple]:
 def csv_rows(handle: Iterable[str]) -> Iterator[tuple]:
     """Raw rows of a CSV file (header optional), numbered by file line."""
     reader = csv.reader(handle)
-    order = CSV_COLUMNS
+    order = CSV_COLUMNS[:5]
     first = True
     for cells in reader:
-        line = reader.line_num
         if first:
             first = False
             names = [cell.strip().lower() for cell in cells]
@@ -471,20 +521,33 @@ def csv_rows(handle: Iterable[str]) -> Iterator[tuple]:
                 unknown = [name for name in names if name not in CSV_COLUMNS]
                 if unknown or len(set(names)) != len(names):
                     raise ValueError(
-                        f"line {line}: the header names unknown or repeated columns "
+                        f"line {reader.line_num}: the header names unknown or repeated columns "
                         f"{unknown or names}; known columns: {', '.join(CSV_COLUMNS)}"
                     )
                 order = tuple(names)
                 continue
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue  # blank line
-        if len(cells) > len(order) or len(cells) < min(2, len(order)):
-            yield (line, None, _Malformed(
-                f"expected {len(order)} columns ({', '.join(order)}), got {len(cells)}"),
-                None, None, None, None)
-            continue
-        row = dict(zip(order, cells))
-        yield (line, *(row.get(name, "").strip() or None for name in CSV_COLUMNS))
+            if len(cells) == len(CSV_COLUMNS):
+                order = CSV_COLUMNS  # no header, with the session_key column
+        positions = [order.index(name) if name in order else None for name in CSV_COLUMNS]
+        yield from _csv_data_rows(reader, order, positions, first_cells=cells)
+        return
+
+
+def _csv_data_rows(reader, order, positions, first_cells) -> Iterator[tuple]:
+    width = len(order)
+    expected = f"expected {width} columns ({', '.join(order)})"
+    for cells in chain([first_cells] if first_cells is not None else [], reader):
+        line = reader.line_num
+        if len(cells) != width:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line
+            if len(cells) > width or len(cells) < 2:
+                yield (line, None, _Malformed(f"{expected}, got {len(cells)}"),
+                       None, None, None, None)
+                continue
+            cells = cells + [""] * (width - len(cells))  # trailing empty columns left out
+        cells = [cell.strip() or None for cell in cells]
+        yield (line, *[None if i is None else cells[i] for i in positions])
 
 
 def import_csv(
@@ -581,7 +644,7 @@ def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
                         source_key__in=keys[start:start + QUERY_BATCH])
                 .values_list("source_key", flat=True)
             )
-        batch = _Batch()
+        batch = _Batch(with_source=True)
         for instance, key in zip(instances, keys):
             batch.rows_seen += 1
             if key in recorded:
@@ -594,10 +657,10 @@ def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
                     if source.should_record(instance, True) else None
                 )
             except Exception as error:  # a bad weight, a failing callable...
-                batch.errors.append(RowError(where, f"{source.label}: {error}"))
+                batch.error(where, f"{source.label}: {error}")
                 continue
             if values is None:
                 batch.not_recorded += 1
                 continue
-            batch.append(where, values)
+            batch.append_values(where, values)
         yield batch

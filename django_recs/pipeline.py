@@ -267,8 +267,10 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
             progress=tracker.progress,
         )
     with tracker.stage("write"):
+        # Rows stream through one COPY on the run's connection: progress is only
+        # noted here and written by the heartbeat thread (its own connection).
         written = write_results(run, algorithm, result, matrix, catalog,
-                                using=using, progress=tracker.progress)
+                                using=using, progress=tracker.note_progress)
         run.artifacts = save_artifacts(run, result, catalog)
         tracker.rows_written = sum(written.values())
     metrics = {
@@ -392,7 +394,15 @@ def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:
         return 0
     if supports_binary_copy(model, first, using):
         return copy_binary(model, chain([first], chunks), using=using)
-    return bulk_insert_chunks(model, chain([first], chunks), using=using, batch_size=50_000)
+    as_text = (_decoded(columns) for columns in chain([first], chunks))
+    return bulk_insert_chunks(model, as_text, using=using, batch_size=50_000)
+
+
+def _decoded(columns: dict) -> dict:
+    """UTF-8 ``S`` columns as str, for bulk_insert."""
+    return {name: np.char.decode(values, "utf-8")
+            if isinstance(values, np.ndarray) and values.dtype.kind == "S" else values
+            for name, values in columns.items()}
 
 
 # -- swapping and cleaning up -------------------------------------------------------
@@ -587,11 +597,15 @@ class RunTracker:
 
     def progress(self, fraction: float) -> None:
         """Progress callback of the current stage (fraction in [0, 1])."""
+        self.note_progress(fraction)
+        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
+            self._write(progress=self.fraction)
+
+    def note_progress(self, fraction: float) -> None:
+        """Progress without a database write (the heartbeat thread writes it)."""
         self.fraction = float(fraction)
         if self.on_progress is not None:
             self.on_progress(self.current_stage, self.fraction)
-        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
-            self._write(progress=self.fraction)
 
     def _write(self, **fields) -> None:
         self._last_write = time.monotonic()

@@ -2,8 +2,8 @@
 
 Each function returns ``{attribute name: array}`` ready for
 :func:`django_recs.storage.bulk_insert`, built with whole-array numpy
-operations; item keys come from the run's :class:`ItemCatalog` (one string
-per item, gathered by index).
+operations; item keys come from the run's :class:`ItemCatalog`, encoded once
+per item and gathered by index (text columns are UTF-8 ``S`` arrays).
 """
 
 from __future__ import annotations
@@ -13,33 +13,44 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from .algorithms.ranking import row_then_descending_key
 from .storage.read import ItemCatalog
 
 Columns = dict[str, np.ndarray]
 
 
 def ranked_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Entries of each row ranked by descending value (ties: lower column first).
+    """Entries of each row ranked by descending value (ties: storage order).
 
     Returns ``(rows, columns, values, ranks)``, 1-D arrays in row order.
     """
     matrix = sp.csr_matrix(matrix)
     lengths = np.diff(matrix.indptr)
     rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    order = np.argsort(row_then_descending_key(rows, matrix.data), kind="stable")
     ranks = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], lengths)
     return rows[order], matrix.indices[order], matrix.data[order], ranks
 
 
 def similar_item_columns(run_id: int, similar: sp.csr_matrix, catalog: ItemCatalog) -> Columns:
-    """SimilarItem rows: each item's neighbours with rank 0 = most similar."""
+    """SimilarItem rows: each item's neighbours with rank 0 = most similar.
+
+    Rows come in the order of the lookup index (content type, key text, rank),
+    so the database appends to its index instead of inserting all over it.
+    """
     items, neighbours, scores, ranks = ranked_entries(similar)
+    if len(items):
+        text_order = np.lexsort((catalog.key_bytes, catalog.content_type_ids))
+        position = np.empty(len(text_order), dtype=np.int64)
+        position[text_order] = np.arange(len(text_order))
+        order = np.argsort(position[items] * (int(ranks.max()) + 1) + ranks, kind="stable")
+        items, neighbours, scores, ranks = items[order], neighbours[order], scores[order], ranks[order]
     return {
         "run_id": np.full(len(items), run_id, dtype=np.int64),
         "item_type_id": catalog.content_type_ids[items],
-        "item_key": catalog.keys[items],
+        "item_key": catalog.key_bytes[items],
         "neighbour_type_id": catalog.content_type_ids[neighbours],
-        "neighbour_key": catalog.keys[neighbours],
+        "neighbour_key": catalog.key_bytes[neighbours],
         "score": scores.astype(np.float64),
         "rank": ranks.astype(np.int64),
     }
@@ -76,7 +87,7 @@ def recommendation_columns(
             "run_id": np.full(len(items), run_id, dtype=np.int64),
             "user_id": np.asarray(user_ids[start + row], dtype=np.int64),
             "item_type_id": catalog.content_type_ids[items],
-            "item_key": catalog.keys[items],
+            "item_key": catalog.key_bytes[items],
             "score": scores[start:start + users_per_chunk][row, slot].astype(np.float64),
             "rank": ranks.astype(np.int64),
         }
@@ -96,15 +107,15 @@ def reason_columns(reasons: np.ndarray | None, catalog: ItemCatalog) -> Columns:
     if len(catalog) == 0:
         known[:] = False
         types = np.zeros(len(reasons), dtype=np.int64)
-        keys = np.full(len(reasons), "", dtype="U1")
+        keys = np.full(len(reasons), b"", dtype="S1")
     else:
         types = catalog.content_type_ids[safe]
-        keys = catalog.keys[safe]
+        keys = catalog.key_bytes[safe]
     reason_types = types.astype(object)
     reason_types[~known] = None
     return {
         "reason_type_id": reason_types,
-        "reason_key": np.where(known, keys, ""),
+        "reason_key": np.where(known, keys, b""),
     }
 
 
@@ -116,7 +127,7 @@ def popular_item_columns(
     return {
         "run_id": np.full(len(popular), run_id, dtype=np.int64),
         "item_type_id": catalog.content_type_ids[popular],
-        "item_key": catalog.keys[popular],
+        "item_key": catalog.key_bytes[popular],
         "score": np.asarray(scores, dtype=np.float64),
         "rank": np.arange(len(popular), dtype=np.int64),
     }

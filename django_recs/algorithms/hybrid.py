@@ -1,24 +1,26 @@
-r"""Hybrid similar items: collaborative and content scores, blended per item.
+r"""Hybrid similar items: collaborative and content scores, blended by support.
 
 Collaborative similarity (:class:`~django_recs.algorithms.ItemKNN`'s
 neighbours, or the cosine of :class:`~django_recs.algorithms.ALS` item
 factors) knows what customers actually buy together but has nothing to say
 about an item few people have bought; content similarity
 (:class:`~django_recs.algorithms.ContentKNN`) works from the first day but
-ignores taste. The blend trusts the collaborative score as far as the item
-has interactions:
+ignores taste. The blend trusts the collaborative score as far as the
+items have interactions:
 
 .. math::
 
-    \mathrm{sim}(i, j) = w_i \, \mathrm{cf}(i, j) + (1 - w_i) \, \mathrm{content}(i, j),
-    \qquad w_i = \frac{n_i}{n_i + \mathrm{shrink}}
+    \mathrm{sim}(i, j) = w_{ij} \, \mathrm{cf}(i, j) + (1 - w_{ij}) \, \mathrm{content}(i, j),
+    \qquad w_{ij} = \frac{n}{n + \mathrm{shrink}}, \quad n = \min(n_i, n_j)
 
 with :math:`n_i` the number of users who interacted with item i. With
-``shrink=10`` an item bought by 10 users is half collaborative, half
-content; one bought by 90 is 90 % collaborative; a new item is pure content.
-With ``support="pair"`` the weight uses :math:`n = \min(n_i, n_j)`, the
-support of the less-known item of the pair, so a well-known item's list can
-also take in new items that resemble it.
+``shrink=20`` a pair whose less-bought item was bought by 20 users is half
+collaborative, half content; by 180 users, 90 % collaborative; a pair with
+a new item is pure content. Taking the support of the *pair* (the default,
+``support="pair"``) lets a best-seller's list take in a new item that
+resembles it; with ``support="item"``, :math:`n = n_i` (the item whose list
+it is), and a best-seller's list stays collaborative, so new items only
+appear in the lists of other new or rare items.
 
 Both inputs are each item's top k lists; a pair missing from one of them
 counts 0 there. The blended scores are cut to the ``k`` best per item.
@@ -48,7 +50,7 @@ from .itemknn import ItemKNN, recommend_from_neighbours
 from .ranking import sparse_top_n
 
 COLLABORATIVE = {"itemknn": ItemKNN, "als": ALS}
-SUPPORTS = ("item", "pair")
+SUPPORTS = ("pair", "item")
 
 
 def collaborative_weight(interactions: np.ndarray, shrink: float) -> np.ndarray:
@@ -65,7 +67,7 @@ def blend_similarities(
     *,
     shrink: float,
     k: int,
-    support: str = "item",
+    support: str = "pair",
 ) -> sp.csr_matrix:
     """The k best of ``w * collaborative + (1 - w) * content`` per item.
 
@@ -77,7 +79,7 @@ def blend_similarities(
         Users who interacted with each item (``n`` of the weight).
     shrink : float >= 0
     k : int >= 1
-    support : {"item", "pair"}
+    support : {"pair", "item"}
         ``n`` is the row item's count, or the smaller count of the pair.
 
     Returns
@@ -119,7 +121,7 @@ class Hybrid(UsesItemFeatures, Algorithm):
     k : int, default 50
         Neighbours kept per item (and asked of each input unless their own
         parameters say otherwise).
-    shrink : float >= 0, default 10.0
+    shrink : float >= 0, default 20.0
         The weight of the collaborative score is ``n / (n + shrink)``.
     collaborative : {"itemknn", "als"}, default "itemknn"
         ItemKNN neighbours, or the cosine of ALS item factors.
@@ -127,18 +129,19 @@ class Hybrid(UsesItemFeatures, Algorithm):
         Parameters of that ItemKNN or ALS (e.g. ``{"metric": "conditional"}``).
     content_params : dict, default {}
         Parameters of the ContentKNN part (``k``, ``shrink``).
-    support : {"item", "pair"}, default "item"
-        ``n`` is the item's own interaction count, or the smaller one of the pair.
+    support : {"pair", "item"}, default "pair"
+        ``n`` is the smaller interaction count of the pair, or the count of
+        the item whose list it is.
     """
 
     name = "hybrid"
     defaults = {
         "k": 50,
-        "shrink": 10.0,
+        "shrink": 20.0,
         "collaborative": "itemknn",
         "collaborative_params": {},
         "content_params": {},
-        "support": "item",
+        "support": "pair",
     }
 
     def check_params(self) -> None:

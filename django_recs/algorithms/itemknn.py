@@ -123,6 +123,10 @@ def recommend_from_neighbours(
     expanded = np.concatenate(([0], np.cumsum(neighbours_per_item[weights.indices])))
     cost = expanded[weights.indptr[1:]] - expanded[weights.indptr[:-1]] + history_lengths * n
 
+    # Sorted column indices make each lookup a binary search, not a scan.
+    similar = similar.copy()
+    similar.sort_indices()
+
     def affinity(items, targets):
         return csr_values_at(similar, items, targets)
 

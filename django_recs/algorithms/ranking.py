@@ -62,13 +62,26 @@ def sparse_top_n(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]
     scores.sum_duplicates()  # canonical: sorted columns, so a stable sort breaks ties by column
     lengths = np.diff(scores.indptr)
     row_of = np.repeat(np.arange(n_rows), lengths)
-    order = np.lexsort((-scores.data, row_of))
+    order = np.argsort(row_then_descending_key(row_of, scores.data), kind="stable")
     position = np.arange(scores.nnz) - np.repeat(scores.indptr[:-1], lengths)
     keep = position < n
     kept = order[keep]
     indices[row_of[keep], position[keep]] = scores.indices[kept]
     values[row_of[keep], position[keep]] = scores.data[kept]
     return indices, values
+
+
+def row_then_descending_key(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """One int64 per entry that sorts by row, then by descending value.
+
+    The row goes in the high 32 bits; the low 32 bits are the float32 value's
+    bits made order-preserving (sign bit flipped for positives, all bits for
+    negatives) and inverted. One integer argsort is many times faster than
+    ``np.lexsort`` on two keys.
+    """
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.int64)
+    ascending = np.where(bits >> 31, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+    return (np.asarray(rows, dtype=np.int64) << 32) | (0xFFFFFFFF - ascending)
 
 
 def strongest_history_item(

@@ -23,8 +23,9 @@ class AlgorithmConfigError(ValueError):
 
 
 def algorithm_names() -> list[str]:
-    """The names configured in ALGORITHMS, in order."""
-    return list(recs_settings.ALGORITHMS)
+    """The names configured in ALGORITHMS, in order (none when it is not a dict)."""
+    configured = recs_settings.ALGORITHMS
+    return list(configured) if isinstance(configured, dict) else []
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
@@ -53,6 +54,12 @@ def algorithm_class(name: str) -> type[Algorithm]:
 def algorithm_config(name: str) -> dict[str, Any]:
     """ALGORITHMS[name] (AlgorithmConfigError for an unknown name or a non-dict entry)."""
     configured = recs_settings.ALGORITHMS
+    if not isinstance(configured, dict):
+        raise AlgorithmConfigError(
+            f"DJANGO_RECS['ALGORITHMS'] must be a dict of name -> config, got "
+            f"{type(configured).__name__}",
+            code="E030",
+        )
     if name not in configured:
         known = ", ".join(sorted(configured)) or "none"
         raise AlgorithmConfigError(

@@ -28,6 +28,7 @@ from .features import FeatureBlock, ItemFeatures, build_item_features
 
 __all__ = [
     "ItemValues",
+    "catalog_from_item_ids",
     "catalog_with_all_items",
     "load_item_features",
     "prepare_item_features",
@@ -215,3 +216,18 @@ def prepare_item_features(
     matrix = with_item_columns(matrix, len(catalog))
     algorithm.use_item_features(load_item_features(catalog, using=using))
     return matrix, catalog
+
+
+def catalog_from_item_ids(item_ids) -> ItemCatalog:
+    """The catalog of ``"<content type id>:<key>"`` item ids (the evaluation's column ids).
+
+    Raises ValueError for an id not of that form.
+    """
+    types, keys = [], []
+    for item_id in item_ids:
+        content_type_id, separator, key = str(item_id).partition(":")
+        if not separator or not content_type_id.isdigit():
+            raise ValueError(f"item id {item_id!r} is not '<content type id>:<key>'")
+        types.append(int(content_type_id))
+        keys.append(key)
+    return ItemCatalog(np.asarray(types, dtype=np.int64), np.asarray(keys, dtype=str))

@@ -73,8 +73,9 @@ def nearest_items(
     if norm == 0.0 or features.n_items == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     dots = np.asarray((vector @ features.matrix.astype(np.float64)).todense()).reshape(-1)
-    scores = dots / (norm * features.column_norms + index.shrink)
-    scores = np.where(features.column_norms > 0, scores, 0.0)
+    denominator = norm * features.column_norms + index.shrink
+    scores = np.divide(dots, denominator, out=np.zeros_like(dots),
+                       where=features.column_norms > 0)
     if exclude is not None and 0 <= exclude < len(scores):
         scores[exclude] = 0.0
     candidates = np.flatnonzero(scores > 0)

@@ -20,11 +20,16 @@ from .splits import Split, split_from_spec
 
 @dataclass(frozen=True)
 class Candidate:
-    """An algorithm to evaluate: its label, class and parameters."""
+    """An algorithm to evaluate: its label, class and parameters.
+
+    ``prepare`` is called on each built instance before it is fitted, e.g.
+    to hand a content algorithm its item features (``use_item_features``).
+    """
 
     label: str
     algorithm_class: type[Algorithm]
     params: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Algorithm], Any] | None = field(default=None, compare=False)
 
     @property
     def class_path(self) -> str:
@@ -32,7 +37,10 @@ class Candidate:
         return f"{cls.__module__}.{cls.__qualname__}"
 
     def build(self) -> Algorithm:
-        return self.algorithm_class(**self.params)
+        algorithm = self.algorithm_class(**self.params)
+        if self.prepare is not None:
+            self.prepare(algorithm)
+        return algorithm
 
 
 @dataclass

@@ -28,7 +28,7 @@ _INT32_MAX = np.iinfo(np.int32).max
 #: X is transposed in groups of about this fraction of its non-zeros, so the
 #: transposed copy costs 1/8 of the input rather than a second input.
 _TRANSPOSE_GROUPS = 8
-_MIN_GROUP_NNZ = 1 << 16
+_MIN_GROUP_NNZ = 1 << 12
 
 #: Rows get k fixed slots, compacted at the end, while n_items * k stays
 #: within this many multiples of nnz(X) (plus a constant); beyond it (k near
@@ -118,8 +118,9 @@ def item_similarity(
     return _native_similarity(native, X, k, metric, shrink, alpha, threads)
 
 
-def _native_similarity(native, X: sp.csr_matrix, k: int, metric: str, shrink: float,
-                       alpha: float, threads: int) -> sp.csr_matrix:
+def _native_similarity(
+    native, X: sp.csr_matrix, k: int, metric: str, shrink: float, alpha: float, threads: int
+) -> sp.csr_matrix:
     n_items = X.shape[1]
     indptr, indices = X.indptr, X.indices
     if indptr.dtype != indices.dtype:
@@ -139,9 +140,23 @@ def _native_similarity(native, X: sp.csr_matrix, k: int, metric: str, shrink: fl
 
     def run(row_start, out_indices, out_data, count_only):
         native.top_k_similarity(
-            indptr, indices, X.data, counts, row_factor, column_factor,
-            metric == "jaccard", metric != "cosine", shrink, k, count_only,
-            row_start, out_indices, out_data, row_length, group_nnz, threads,
+            indptr,
+            indices,
+            X.data,
+            counts,
+            row_factor,
+            column_factor,
+            metric == "jaccard",
+            metric != "cosine",
+            shrink,
+            k,
+            count_only,
+            row_start,
+            out_indices,
+            out_data,
+            row_length,
+            group_nnz,
+            threads,
         )
 
     slots = n_items * k

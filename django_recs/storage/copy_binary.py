@@ -221,13 +221,15 @@ def _fixed_values(column, kind: str, name: str) -> tuple[np.ndarray, np.ndarray 
 def _text_bytes(column) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes of each value (an ``S`` array) and their lengths (-1 for None)."""
     array = np.asarray(column)
+    if array.dtype.kind == "S":  # already UTF-8
+        return array, _byte_lengths(array)
     if array.dtype.kind == "U":
         try:
             encoded = array.astype("S")  # ASCII: numpy encodes the whole array at once
         except UnicodeEncodeError:
             encoded = np.array([value.encode() for value in array.tolist()], dtype=object)
             return _bytes_array(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
-        return encoded, np.char.str_len(encoded).astype(np.int64)
+        return encoded, _byte_lengths(encoded)
     items = array.tolist()
     encoded = [None if value is None else str(value).encode() for value in items]
     lengths = np.fromiter((-1 if value is None else len(value) for value in encoded), np.int64,
@@ -238,3 +240,14 @@ def _text_bytes(column) -> tuple[np.ndarray, np.ndarray]:
 def _bytes_array(values) -> np.ndarray:
     width = max((len(value) for value in values), default=0)
     return np.array(list(values), dtype=f"S{max(1, width)}")
+
+
+def _byte_lengths(array: np.ndarray) -> np.ndarray:
+    """Lengths of the values of an ``S`` array (numpy pads them with NUL bytes)."""
+    width = array.dtype.itemsize
+    if len(array) == 0 or width == 0:
+        return np.zeros(len(array), dtype=np.int64)
+    padded = np.ascontiguousarray(array).view(np.uint8).reshape(len(array), width) != 0
+    # The length is one past the last non-NUL byte (UTF-8 text has no NUL inside).
+    last = width - np.argmax(padded[:, ::-1], axis=1)
+    return np.where(padded.any(axis=1), last, 0).astype(np.int64)

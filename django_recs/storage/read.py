@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -55,6 +56,12 @@ class ItemCatalog:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @cached_property
+    def key_bytes(self) -> np.ndarray:
+        """The keys UTF-8 encoded (an ``S`` array): gathered per row by the writers."""
+        return np.char.encode(np.asarray(self.keys, dtype=str), "utf-8") if len(self.keys) \
+            else np.zeros(0, dtype="S1")
 
     @classmethod
     def empty(cls) -> ItemCatalog:

@@ -7,9 +7,9 @@ each column turned into text as a whole (numpy arrays without a Python loop
 per value where the dtype allows); on other databases they go in batches of
 ``executemany`` INSERTs. Either way the whole write is one transaction.
 
-Columns not given take the field's default (a callable default is called per
-row), or NULL for a nullable field; an automatic primary key is left to the
-database.
+Columns not given take the field's default as a model instance would (a
+callable default is called per row, NULL for a nullable field, "" for a text
+field); an automatic primary key is left to the database.
 """
 
 from __future__ import annotations
@@ -176,6 +176,8 @@ def _columns_with_defaults(model, columns, n_rows) -> tuple[list[models.Field], 
                 values = _Repeat(field.get_default(), n_rows)
         elif field.null:
             values = _Repeat(None, n_rows)
+        elif field.empty_strings_allowed and field.get_default() == "":
+            values = _Repeat("", n_rows)  # as a model instance would (CharField: "")
         else:
             raise ValueError(
                 f"column {field.attname!r} of {model._meta.label} is required "
@@ -232,7 +234,11 @@ def _copy_in(connection, sql, fields, batches) -> int:
             yield _copy_text(connection, fields, data)
 
     # wrap_database_errors: the driver's errors become Django's (IntegrityError...).
-    with connection.cursor() as wrapper, connection.wrap_database_errors:
+    # The driver holds the connection's lock for the whole COPY: a query on the
+    # same connection from the chunk iterator (a progress UPDATE...) would wait
+    # forever, so it is refused with an error instead.
+    with connection.cursor() as wrapper, connection.wrap_database_errors, \
+            connection.execute_wrapper(_refuse_queries_during_copy):
         cursor = wrapper.cursor  # the driver's own cursor
         if hasattr(cursor, "copy"):  # psycopg 3
             from psycopg.copy import QueuedLibpqWriter
@@ -243,6 +249,14 @@ def _copy_in(connection, sql, fields, batches) -> int:
         else:  # psycopg2
             cursor.copy_expert(sql, _ChunkReader(texts()))
     return written
+
+
+def _refuse_queries_during_copy(execute, sql, params, many, context):
+    raise RuntimeError(
+        "a query ran on the database connection while bulk_insert_chunks() was streaming "
+        "a COPY on it (the chunk iterator must not query that connection; write progress "
+        f"from another connection or after the write): {sql[:80]}"
+    )
 
 
 def _copy_text(connection, fields, data) -> str:

@@ -28,9 +28,10 @@ TITLES = [
     "vintage garden sign",
 ]
 CATEGORIES = ["home", "home", "bags", "bags", "", "garden", "kitchen", "garden"]
+N_ITEMS = len(TITLES)
 
 
-def catalogue_features(n_items=len(TITLES)):
+def catalogue_features(n_items=N_ITEMS):
     return build_item_features([
         FeatureBlock("shop.Item", "text", "title", 2.0, np.arange(len(TITLES)), TITLES),
         FeatureBlock("shop.Item", "categorical", "category", 1.0, np.arange(len(TITLES)),
@@ -38,7 +39,7 @@ def catalogue_features(n_items=len(TITLES)):
     ], n_items)
 
 
-def interactions(n_items=len(TITLES), seed=0):
+def interactions(n_items=N_ITEMS, seed=0):
     rng = np.random.default_rng(seed)
     dense = (rng.random((30, n_items)) < 0.35) * rng.integers(1, 4, size=(30, n_items))
     dense[:, 4] = 0  # item 4 nobody bought

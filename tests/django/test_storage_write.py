@@ -190,3 +190,19 @@ def test_postgres_uses_copy(product_type, monkeypatch):
     bulk_insert(Interaction, {"session_key": ["a"], "item_type_id": [product_type],
                               "item_key": ["1"], "event": ["view"], "weight": [1.0]})
     assert used == [1]
+
+
+def test_a_query_from_the_chunk_iterator_fails_instead_of_hanging(product_type):
+    def chunks():
+        yield {"session_key": ["s1"], "item_type_id": [product_type], "item_key": ["1"],
+               "event": ["view"], "weight": [1.0]}
+        Run.objects.filter(pk=0).update(progress=0.5)  # e.g. progress written mid-stream
+        yield {"session_key": ["s2"], "item_type_id": [product_type], "item_key": ["1"],
+               "event": ["view"], "weight": [1.0]}
+
+    if connection.vendor == "postgresql":
+        with pytest.raises(RuntimeError, match="while bulk_insert_chunks"):
+            bulk_insert_chunks(Interaction, chunks())
+        assert Interaction.objects.count() == 0
+    else:  # batched INSERTs: the connection is free between batches
+        assert bulk_insert_chunks(Interaction, chunks()) == 2

@@ -256,7 +256,9 @@ def test_any_sparse_format_and_integer_dtype():
 def test_results_do_not_depend_on_num_threads():
     X = power_law_matrix(n_users=600, n_items=250, nnz=9000, dtype=np.float32, integer=False)
     for metric in METRICS:
-        results = [kernels.item_similarity(X, 10, metric=metric, num_threads=t) for t in (1, 2, 3, 0)]
+        results = [
+            kernels.item_similarity(X, 10, metric=metric, num_threads=t) for t in (1, 2, 3, 0)
+        ]
         for other in results[1:]:
             assert_same_neighbours(other, results[0], exact=True)
 
@@ -285,8 +287,9 @@ def test_reference_fallback_gives_the_same_result(monkeypatch):
     native = {metric: kernels.item_similarity(X, 6, metric=metric) for metric in METRICS}
     monkeypatch.setattr(similarity, "native_module", lambda name: None)
     for metric in METRICS:
-        assert_same_neighbours(kernels.item_similarity(X, 6, metric=metric), native[metric],
-                               exact=True)
+        assert_same_neighbours(
+            kernels.item_similarity(X, 6, metric=metric), native[metric], exact=True
+        )
 
 
 @pytest.mark.parametrize(

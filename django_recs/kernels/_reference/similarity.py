@@ -13,9 +13,7 @@ import scipy.sparse as sp
 ROWS_PER_BLOCK = 4096
 
 
-def column_factors(
-    X: sp.csr_matrix, metric: str, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
+def column_factors(X: sp.csr_matrix, metric: str, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """The per-item terms of each metric's denominator, in float64.
 
     cosine: (|x_i|, |x_j|); jaccard: (|U_i|, |U_j|); conditional:

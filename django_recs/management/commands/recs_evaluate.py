@@ -53,6 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-auc", action="store_true", help="Skip AUC (the slowest metric).")
         parser.add_argument("--no-store", action="store_true", help="Do not save Runs.")
         parser.add_argument("--markdown", action="store_true", help="Print a Markdown table.")
+        parser.add_argument(
+            "--cold-items", type=int, default=0, metavar="N",
+            help="Also print the cold-item view: held-out items with fewer than N training "
+                 "interactions (e.g. 5; 0 = off).",
+        )
 
     def handle(self, *args, **options):
         self._bar_open = False
@@ -61,6 +66,7 @@ class Command(BaseCommand):
             candidates = self._candidates(options["algorithms"], options["grid"])
             grid = parse_grid(options["grid"]) if options["grid"] else None
             data = self._load(options["from_csv"])
+            candidates = self._with_item_features(candidates, data, options["from_csv"])
             outcome = run_evaluation(
                 data,
                 candidates,
@@ -86,6 +92,8 @@ class Command(BaseCommand):
                 f"{summary['users_dropped_no_history']:,} without history dropped)"
             )
         self.stdout.write(format_table(outcome.compared(), markdown=options["markdown"]))
+        if options["cold_items"]:
+            self._cold_items(outcome, data, candidates, options)
         for label, result in outcome.grids.items():
             best = ", ".join(f"{key}={result.best.params[key]}" for key in grid)
             self.stdout.write(f"{label}: best of {len(result.evaluations)} by nDCG: {best}")
@@ -119,6 +127,45 @@ class Command(BaseCommand):
                     "name the algorithm to search"
                 )
         return candidates
+
+    def _with_item_features(self, candidates, data, csv_path):
+        """Hand ContentKNN and Hybrid the features of the evaluated items (from ITEM_FEATURES)."""
+        content = [c for c in candidates if getattr(c.algorithm_class, "uses_item_features", False)]
+        if not content:
+            return candidates
+        if csv_path:
+            self.stderr.write(
+                f"skipping {', '.join(c.label for c in content)}: item features come from the "
+                "database, not from --from-csv"
+            )
+            return [c for c in candidates if c not in content]
+        from dataclasses import replace
+
+        from django_recs.content.loading import catalog_from_item_ids, load_item_features
+
+        features = load_item_features(catalog_from_item_ids(data.item_ids))
+        return [
+            replace(c, prepare=lambda algorithm: algorithm.use_item_features(features))
+            if c in content else c
+            for c in candidates
+        ]
+
+    def _cold_items(self, outcome, data, candidates, options) -> None:
+        """The same algorithms on the held-out purchases of rarely bought items only."""
+        from django_recs.evaluation.cold_items import cold_item_split
+
+        cold = cold_item_split(outcome.split, options["cold_items"])
+        if cold.n_users == 0:
+            self.stdout.write(f"{cold.name}: no held-out interaction of such items.")
+            return
+        cold_outcome = run_evaluation(
+            data, candidates, split=cold, k=options["k"],
+            baselines=not options["no_baselines"], seed=options["seed"],
+            half_life_days=recs_settings.HALF_LIFE_DAYS,
+            num_threads=recs_settings.NUM_THREADS, compute_auc=not options["no_auc"],
+        )
+        self.stdout.write(f"\n{cold.name}: {cold.n_users:,} users evaluated")
+        self.stdout.write(format_table(cold_outcome.compared(), markdown=options["markdown"]))
 
     def _load(self, csv_path: str | None):
         if csv_path:

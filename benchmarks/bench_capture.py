@@ -1,0 +1,269 @@
+"""Events per second of capture: record() one by one against the bulk paths.
+
+The events are the Online Retail purchases (../shared/data/online-retail,
+CC BY 4.0, Daqing Chen, UCI Machine Learning Repository) repeated until there
+are 1,000,000 of them: customer -> user, stock code -> product, quantity ->
+weight, invoice date -> timestamp. For SQLite and PostgreSQL each path starts
+from an empty interaction table:
+
+- ``record()``: one call (one INSERT, one commit) per event, as a shop's
+  request would; timed on a sample (it would take many minutes on all events);
+- ``record_many()``: the Python bulk path (validation, existence checks, COPY);
+- ``recs_import``: the command on a CSV file of the events (parsing included);
+- ``bulk_insert``: the storage writer alone, numpy columns (the floor).
+
+Each backend runs in a child process with its own database: PostgreSQL
+``recs_bench_capture`` on DATABASE_URL's server (default
+postgres://postgres@127.0.0.1:5432; created and dropped here), SQLite a
+temporary file.
+
+    python benchmarks/bench_capture.py [--quick] [--backends sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_DB_NAME = "recs_bench_capture"
+SIZES = {"full": {"events": 1_000_000, "one_by_one": 20_000},
+         "quick": {"events": 100_000, "one_by_one": 2_000}}
+
+
+def postgres_url() -> str:
+    url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
+    if not url.scheme.startswith("postgres"):
+        url = urlparse("postgres://postgres@127.0.0.1:5432/x")
+    return urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
+
+
+def postgres_admin(sql: str) -> None:
+    import psycopg
+
+    admin = urlunparse(urlparse(postgres_url())._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+# -- parent: one child per backend, then the table -------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 events instead of 1,000,000")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = "quick" if args.quick else "full"
+    if args.child:
+        print(json.dumps(run_child(args.child, SIZES[size])))
+        return
+
+    results = []
+    for backend in args.backends.split(","):
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+        sqlite_file = None
+        if backend == "postgres":
+            postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+            postgres_admin(f'CREATE DATABASE "{PG_DB_NAME}"')
+            env["DATABASE_URL"] = postgres_url()
+        else:
+            sqlite_file = tempfile.NamedTemporaryFile(suffix=".sqlite3", delete=False).name
+            env.pop("DATABASE_URL", None)
+            env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
+        print(f"{backend}: running ({SIZES[size]['events']:,} events)...", file=sys.stderr)
+        try:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", backend] + (["--quick"] if args.quick else []),
+                env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
+            ).stdout
+        finally:
+            if backend == "postgres":
+                postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+            elif sqlite_file:
+                Path(sqlite_file).unlink(missing_ok=True)
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print_table(results)
+
+
+def print_table(results: list[dict]) -> None:
+    print()
+    print(f"{'database':<11}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
+          f"{'x record()':>12}")
+    print("-" * 78)
+    for result in results:
+        one = result["paths"]["record() one by one"]["rate"]
+        for path, row in result["paths"].items():
+            print(f"{result['backend']:<11}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
+                  f"{row['rate']:>12,.0f}{row['rate'] / one:>11.1f}x")
+    print()
+    print("Online Retail purchases repeated; each path starts from an empty interaction table.")
+
+
+# -- child: one backend ------------------------------------------------------------------------
+
+
+def run_child(backend: str, size: dict) -> dict:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    shop = load_shop()
+    events = repeated_events(shop, size["events"])
+    paths = {}
+    paths["record() one by one"] = bench_record(shop, events, size["one_by_one"])
+    paths["record_many()"] = bench_record_many(events)
+    paths["recs_import FILE.csv"] = bench_import(events)
+    paths["storage.bulk_insert"] = bench_bulk_insert(events)
+    return {"backend": backend, "paths": paths}
+
+
+def load_shop() -> dict:
+    """Users for the customers, products for the stock codes (bulk_insert), pks back."""
+    import numpy as np
+    from django.contrib.auth.models import User
+
+    from benchmarks.datasets import online_retail
+    from django_recs.storage import bulk_insert
+    from tests.testapp.models import Product
+
+    retail = online_retail()
+    names = [f"customer{c}" for c in retail.customers.tolist()]
+    bulk_insert(User, {"username": names, "password": ["!"] * len(names)})
+    codes = retail.stock_codes.tolist()
+    bulk_insert(Product, {"name": codes, "in_stock": np.ones(len(codes), dtype=bool),
+                          "price": [1] * len(codes)})
+    user_pk = dict(User.objects.values_list("username", "pk"))
+    product_pk = dict(Product.objects.values_list("name", "pk"))
+    return {
+        "retail": retail,
+        "user_pks": np.array([user_pk[name] for name in names], dtype=np.int64),
+        "product_pks": np.array([product_pk[code] for code in codes], dtype=np.int64),
+    }
+
+
+def repeated_events(shop: dict, n: int) -> dict:
+    """The purchases cycled to n events, as columns (pks, weights, aware datetimes)."""
+    import datetime
+
+    import numpy as np
+
+    retail = shop["retail"]
+    index = np.arange(n) % len(retail.user)
+    utc = datetime.timezone.utc
+    times = retail.timestamp[index].astype("datetime64[us]")
+    return {
+        "user": shop["user_pks"][retail.user[index]],
+        "item": shop["product_pks"][retail.item[index]],
+        "weight": retail.quantity[index].astype(np.float64),
+        "timestamp64": times,
+        "timestamp": [t.replace(tzinfo=utc) for t in times.tolist()],
+    }
+
+
+def empty_interactions() -> None:
+    from django.db import connection
+
+    from django_recs.models import Interaction
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {Interaction._meta.db_table}")
+        else:
+            cursor.execute(f"DELETE FROM {Interaction._meta.db_table}")
+
+
+def timed(n: int, action) -> dict:
+    from django_recs.models import Interaction
+
+    empty_interactions()
+    start = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - start
+    stored = Interaction.objects.count()
+    if stored != n:
+        raise AssertionError(f"expected {n} interactions, found {stored}")
+    return {"events": n, "seconds": seconds, "rate": n / seconds}
+
+
+def bench_record(shop, events, n: int) -> dict:
+    from django.contrib.auth.models import User
+
+    import django_recs
+    from tests.testapp.models import Product
+
+    users = User.objects.in_bulk()
+    products = Product.objects.in_bulk()
+    calls = [(users[int(u)], products[int(i)], float(w), t) for u, i, w, t in zip(
+        events["user"][:n], events["item"][:n], events["weight"][:n], events["timestamp"][:n])]
+
+    def one_by_one():
+        for user, product, weight, timestamp in calls:
+            django_recs.record(user, product, "purchase", weight=weight, timestamp=timestamp)
+
+    return timed(n, one_by_one)
+
+
+def bench_record_many(events) -> dict:
+    import django_recs
+    from tests.testapp.models import Product
+
+    n = len(events["user"])
+    rows = list(zip(events["user"].tolist(),
+                    [(Product, pk) for pk in events["item"].tolist()],
+                    ["purchase"] * n, events["weight"].tolist(), events["timestamp"]))
+    return timed(n, lambda: django_recs.record_many(rows))
+
+
+def bench_import(events) -> dict:
+    import csv
+
+    from django.core.management import call_command
+
+    n = len(events["user"])
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user", "item", "event", "weight", "timestamp"])
+        times = [str(t)[:19].replace("T", " ") for t in events["timestamp64"].tolist()]
+        writer.writerows(zip(events["user"].tolist(),
+                             [f"testapp.product:{pk}" for pk in events["item"].tolist()],
+                             ["purchase"] * n, events["weight"].tolist(), times))
+        path = handle.name
+    try:
+        return timed(n, lambda: call_command("recs_import", path, verbosity=0))
+    finally:
+        os.unlink(path)
+
+
+def bench_bulk_insert(events) -> dict:
+    import numpy as np
+    from django.contrib.contenttypes.models import ContentType
+
+    from django_recs.models import Interaction
+    from django_recs.storage import bulk_insert
+    from tests.testapp.models import Product
+
+    n = len(events["user"])
+    product_type = ContentType.objects.get_for_model(Product).pk
+    columns = {
+        "user_id": events["user"], "item_type_id": np.full(n, product_type),
+        "item_key": events["item"].astype(str), "event": ["purchase"] * n,
+        "weight": events["weight"], "timestamp": events["timestamp64"],
+    }
+    return timed(n, lambda: bulk_insert(Interaction, columns, batch_size=50_000))
+
+
+if __name__ == "__main__":
+    main()
