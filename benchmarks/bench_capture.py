@@ -78,7 +78,7 @@ def main() -> None:
             postgres_admin(f'CREATE DATABASE "{PG_DB_NAME}"')
             env["DATABASE_URL"] = postgres_url()
         else:
-            sqlite_file = tempfile.NamedTemporaryFile(suffix=".sqlite3", delete=False).name
+            sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_capture_{os.getpid()}.sqlite3")
             env.pop("DATABASE_URL", None)
             env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
         print(f"{backend}: running ({SIZES[size]['events']:,} events)...", file=sys.stderr)
@@ -99,15 +99,18 @@ def main() -> None:
 def print_table(results: list[dict]) -> None:
     print()
     print(f"{'database':<11}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
-          f"{'x record()':>12}")
-    print("-" * 78)
+          f"{'x record()':>12}{'client CPU s':>14}{'server CPU s':>14}")
+    print("-" * 106)
     for result in results:
         one = result["paths"]["record() one by one"]["rate"]
         for path, row in result["paths"].items():
+            server = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
             print(f"{result['backend']:<11}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
-                  f"{row['rate']:>12,.0f}{row['rate'] / one:>11.1f}x")
+                  f"{row['rate']:>12,.0f}{row['rate'] / one:>11.1f}x"
+                  f"{row['client_cpu']:>14.2f}{server:>14}")
     print()
     print("Online Retail purchases repeated; each path starts from an empty interaction table.")
+    print("CPU seconds: this process, and its PostgreSQL backend (SQLite runs in-process).")
 
 
 # -- child: one backend ------------------------------------------------------------------------
@@ -185,17 +188,38 @@ def empty_interactions() -> None:
             cursor.execute(f"DELETE FROM {Interaction._meta.db_table}")
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU time of this connection's PostgreSQL backend (same machine), else None."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def timed(n: int, action) -> dict:
     from django_recs.models import Interaction
 
     empty_interactions()
+    server_before, client_before = server_cpu_seconds(), time.process_time()
     start = time.perf_counter()
     action()
     seconds = time.perf_counter() - start
+    client = time.process_time() - client_before
+    server_after = server_cpu_seconds()
+    server = None if server_before is None or server_after is None else server_after - server_before
     stored = Interaction.objects.count()
     if stored != n:
         raise AssertionError(f"expected {n} interactions, found {stored}")
-    return {"events": n, "seconds": seconds, "rate": n / seconds}
+    return {"events": n, "seconds": seconds, "rate": n / seconds, "client_cpu": client,
+            "server_cpu": server}
 
 
 def bench_record(shop, events, n: int) -> dict:

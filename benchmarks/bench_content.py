@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         pairs = 0
         for threads in args.threads:
             similar, seconds, used = measured(
-                lambda threads=threads: kernels.item_similarity(
-                    features.matrix, args.k, metric="cosine", num_threads=threads))
+                lambda threads=threads, matrix=features.matrix: kernels.item_similarity(
+                    matrix, args.k, metric="cosine", num_threads=threads))
             similarity_columns.append(f"{seconds:>22.1f}")
             similarity_bytes = max(similarity_bytes, used)
             pairs = similar.nnz

@@ -41,12 +41,15 @@ cdef extern from *:
     #include <math.h>
     #include <string.h>
 
-    /* Feature levels (not CPU model names, which virtual machines often hide). */
+    /* Function multi-versioning: the hot loops are compiled for AVX-512, AVX2
+     * and baseline x86-64 and the best the CPU supports is picked at load time.
+     * Feature levels, not CPU model names (virtual machines often hide those). */
     #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
     #define RECS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
     #else
     #define RECS_CLONES
     #endif
+
     /* Helpers are forced inline so they are compiled into each clone. */
     #if defined(__GNUC__)
     #define RECS_PREFETCH(address) __builtin_prefetch(address)
@@ -55,22 +58,76 @@ cdef extern from *:
     #define RECS_PREFETCH(address) ((void)0)
     #define RECS_INLINE static inline
     #endif
-    #if defined(_OPENMP)
-    #define RECS_SIMD_SUM _Pragma("omp simd reduction(+:sum)")
-    #define RECS_SIMD _Pragma("omp simd")
-    #else
-    #define RECS_SIMD_SUM
-    #define RECS_SIMD
-    #endif
 
     /* Rows requested from memory this far ahead of the one being read. */
     #define RECS_PREFETCH_AHEAD 8
+    /* Vectors are padded with zeros to a multiple of this many floats (one
+     * AVX-512 register), so every loop below runs on whole segments and never
+     * needs a remainder; padding a system with identity leaves x unchanged. */
+    #define RECS_LANES 16
+    /* Non-zeros added to the exact solver's matrix per pass over it. */
+    #define RECS_GROUP 8
 
-    RECS_INLINE float recs_dot(const float *a, const float *b, int f) {
+    /* One segment of RECS_LANES floats. GCC and clang map it to one AVX-512
+     * register, two AVX2 or four SSE registers; other compilers get loops. */
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic ignored "-Wpsabi"
+    typedef float recs_vec __attribute__((vector_size(RECS_LANES * sizeof(float))));
+    typedef float recs_half __attribute__((vector_size(RECS_LANES * sizeof(float) / 2)));
+    typedef float recs_quarter __attribute__((vector_size(RECS_LANES * sizeof(float) / 4)));
+    RECS_INLINE recs_vec recs_zero(void) { recs_vec v = {0.0f}; return v; }
+    RECS_INLINE recs_vec recs_load(const float *p) { recs_vec v; memcpy(&v, p, sizeof v); return v; }
+    RECS_INLINE void recs_store(float *p, recs_vec v) { memcpy(p, &v, sizeof v); }
+    /* acc + s * v */
+    RECS_INLINE recs_vec recs_madd(recs_vec acc, float s, recs_vec v) { return acc + s * v; }
+    /* acc + a * b */
+    RECS_INLINE recs_vec recs_fma(recs_vec acc, recs_vec a, recs_vec b) { return acc + a * b; }
+    RECS_INLINE float recs_sum(recs_vec v) {
+        recs_half low, high;
+        recs_quarter a, b;
+        memcpy(&low, &v, sizeof low);
+        memcpy(&high, (const char *)&v + sizeof low, sizeof high);
+        low += high;
+        memcpy(&a, &low, sizeof a);
+        memcpy(&b, (const char *)&low + sizeof a, sizeof b);
+        a += b;
+        return (a[0] + a[2]) + (a[1] + a[3]);
+    }
+    #else
+    typedef struct { float lane[RECS_LANES]; } recs_vec;
+    RECS_INLINE recs_vec recs_zero(void) { recs_vec v = {{0.0f}}; return v; }
+    RECS_INLINE recs_vec recs_load(const float *p) { recs_vec v; memcpy(&v, p, sizeof v); return v; }
+    RECS_INLINE void recs_store(float *p, recs_vec v) { memcpy(p, &v, sizeof v); }
+    RECS_INLINE recs_vec recs_madd(recs_vec acc, float s, recs_vec v) {
+        for (int l = 0; l < RECS_LANES; ++l) acc.lane[l] += s * v.lane[l];
+        return acc;
+    }
+    RECS_INLINE recs_vec recs_fma(recs_vec acc, recs_vec a, recs_vec b) {
+        for (int l = 0; l < RECS_LANES; ++l) acc.lane[l] += a.lane[l] * b.lane[l];
+        return acc;
+    }
+    RECS_INLINE float recs_sum(recs_vec v) {
         float sum = 0.0f;
-        RECS_SIMD_SUM
-        for (int k = 0; k < f; ++k) sum += a[k] * b[k];
+        for (int l = 0; l < RECS_LANES; ++l) sum += v.lane[l];
         return sum;
+    }
+    #endif
+
+    RECS_INLINE int recs_padded(int f) {
+        return (f + RECS_LANES - 1) & ~(RECS_LANES - 1);
+    }
+
+    /* a . b over whole segments [start, n) (a fixed summation order, so results
+     * do not depend on the thread count). */
+    RECS_INLINE float recs_dot(const float *a, const float *b, int start, int n) {
+        recs_vec sum = recs_zero();
+        for (int k = start; k < n; k += RECS_LANES) sum = recs_fma(sum, recs_load(a + k), recs_load(b + k));
+        return recs_sum(sum);
+    }
+
+    /* y[start:n] += s * x[start:n], whole segments. */
+    RECS_INLINE void recs_axpy(float s, const float *x, float *y, int start, int n) {
+        for (int k = start; k < n; k += RECS_LANES) recs_store(y + k, recs_madd(recs_load(y + k), s, recs_load(x + k)));
     }
 
     RECS_INLINE void recs_prefetch_row(const float *row, int f) {
@@ -79,71 +136,62 @@ cdef extern from *:
             RECS_PREFETCH(bytes + offset);
     }
 
-    /* For each of the count rows y_q = Y[indices[q]] (copied to G when G is not
-     * NULL): w = residual ? c - (c - 1) y.v : (c - 1) y.v, then out += w y. */
+    /* G[q][0:f] = Y[indices[q]] for q < count; G has row stride n and its
+     * padding columns are left as they are (zero). */
     RECS_CLONES
-    static void recs_gather_product(const int *indices, const float *confidence,
-                                    Py_ssize_t count, const float *Y, int f,
-                                    const float *v, float *out, float *G, int residual) {
+    static void recs_gather(const int *indices, Py_ssize_t count, const float *Y, int f, int n,
+                            float *G) {
         for (Py_ssize_t q = 0; q < count; ++q) {
             if (q + RECS_PREFETCH_AHEAD < count)
                 recs_prefetch_row(Y + (Py_ssize_t)indices[q + RECS_PREFETCH_AHEAD] * f, f);
             const float *y = Y + (Py_ssize_t)indices[q] * f;
-            if (G != NULL) {
-                float *copy = G + q * f;
-                RECS_SIMD
-                for (int k = 0; k < f; ++k) copy[k] = y[k];
+            if (f == n) {
+                for (int k = 0; k < n; k += RECS_LANES) recs_store(G + q * n + k, recs_load(y + k));
+            } else {
+                memcpy(G + q * n, y, sizeof(float) * f);
             }
-            float c = confidence[q], t = recs_dot(y, v, f);
-            float w = residual ? c - (c - 1.0f) * t : (c - 1.0f) * t;
-            RECS_SIMD
-            for (int k = 0; k < f; ++k) out[k] += w * y[k];
         }
     }
 
-    /* recs_gather_product on rows already gathered into G (count x f). */
+    /* For each gathered row y_q of G (count x n, padded):
+     * w = residual ? c - (c - 1) y.v : (c - 1) y.v, then out += w y. */
     RECS_CLONES
-    static void recs_product(const float *G, const float *confidence, Py_ssize_t count,
-                             int f, const float *v, float *out, int residual) {
+    static void recs_product(const float *G, const float *confidence, Py_ssize_t count, int n,
+                             const float *v, float *out, int residual) {
         for (Py_ssize_t q = 0; q < count; ++q) {
-            const float *y = G + q * f;
-            float c = confidence[q], t = recs_dot(y, v, f);
+            const float *y = G + q * n;
+            float c = confidence[q], t = recs_dot(y, v, 0, n);
             float w = residual ? c - (c - 1.0f) * t : (c - 1.0f) * t;
-            RECS_SIMD
-            for (int k = 0; k < f; ++k) out[k] += w * y[k];
+            recs_axpy(w, y, out, 0, n);
         }
     }
 
-    /* The exact solver works on systems padded to n = f rounded up to
-     * RECS_LANES (identity in the padding, which leaves x unchanged), so that
-     * every row update starts on a whole 16-float segment: the loops then run
-     * on full vectors only and never need a remainder. Entries left of the
-     * diagonal are scratch (only the upper triangle is meaningful). */
-    #define RECS_LANES 16
-    /* Non-zeros added to the matrix per pass over it. */
-    #define RECS_GROUP 8
+    /* The exact solver works on systems padded to n (identity in the padding)
+     * and keeps only the upper triangle of its row-major matrix: every row
+     * update then starts on the segment holding the diagonal, and the entries
+     * left of the diagonal in that segment are scratch. */
 
-    /* Upper triangle of row-major A (n x n) += sum_t w[t] y_t y_t' (rows of G). */
+    /* Upper triangle of A (n x n) += sum_t w[t] y_t y_t' for the RECS_GROUP
+     * padded rows y_t of G. */
     RECS_INLINE void recs_rank_update(float *A, int n, const float *G, const float *w) {
         for (int r = 0; r < n; ++r) {
             float a[RECS_GROUP];
             for (int t = 0; t < RECS_GROUP; ++t) a[t] = w[t] * G[(Py_ssize_t)t * n + r];
             float *row = A + (Py_ssize_t)r * n;
-            RECS_SIMD
-            for (int k = r & ~(RECS_LANES - 1); k < n; ++k) {
-                float sum = row[k];
-                for (int t = 0; t < RECS_GROUP; ++t) sum += a[t] * G[(Py_ssize_t)t * n + k];
-                row[k] = sum;
+            for (int k = r & ~(RECS_LANES - 1); k < n; k += RECS_LANES) {
+                recs_vec sum = recs_load(row + k);
+                for (int t = 0; t < RECS_GROUP; ++t) sum = recs_madd(sum, a[t], recs_load(G + (Py_ssize_t)t * n + k));
+                recs_store(row + k, sum);
             }
         }
     }
 
-    /* Solve A x = b in place (b becomes x) for symmetric positive definite A
-     * (n x n, n a multiple of RECS_LANES), reading its upper triangle and
-     * overwriting it with U, A = U'U: a right-looking Cholesky in panels of
-     * RECS_LANES rows, whose update of the rows below is a rank-16 update.
-     * Returns 0, or j + 1 when the pivot of column j is not positive. */
-    RECS_INLINE int recs_cholesky_solve(float *A, float *b, int n) {
+    /* Solve A x = b for symmetric positive definite A (n x n, upper triangle):
+     * A is overwritten with U (A = U'U), b with x, and z (n) is scratch. A
+     * right-looking Cholesky in panels of RECS_LANES rows, whose update of the
+     * rows below is one rank-16 pass. Returns 0, or j + 1 when the pivot of
+     * column j is not positive. */
+    RECS_INLINE int recs_cholesky_solve(float *A, float *b, float *z, int n) {
         for (int jb = 0; jb < n; jb += RECS_LANES) {
             int je = jb + RECS_LANES;
             for (int j = jb; j < je; ++j) {
@@ -151,75 +199,64 @@ cdef extern from *:
                 float pivot = uj[j];
                 if (!(pivot > 0.0f)) return j + 1;
                 pivot = sqrtf(pivot);
-                float inverse = 1.0f / pivot;
-                RECS_SIMD
-                for (int k = jb; k < n; ++k) uj[k] *= inverse;
+                for (int k = jb; k < n; k += RECS_LANES)
+                    recs_store(uj + k, recs_madd(recs_zero(), 1.0f / pivot, recs_load(uj + k)));
                 uj[j] = pivot;
-                for (int i = j + 1; i < je; ++i) {
-                    float a = uj[i];
-                    float *ui = A + (Py_ssize_t)i * n;
-                    RECS_SIMD
-                    for (int k = jb; k < n; ++k) ui[k] -= a * uj[k];
-                }
+                for (int i = j + 1; i < je; ++i) recs_axpy(-uj[i], uj, A + (Py_ssize_t)i * n, jb, n);
             }
             const float *panel = A + (Py_ssize_t)jb * n;
             for (int i = je; i < n; ++i) {
                 float c[RECS_LANES];
-                for (int t = 0; t < RECS_LANES; ++t) c[t] = panel[(Py_ssize_t)t * n + i];
+                for (int t = 0; t < RECS_LANES; ++t) c[t] = -panel[(Py_ssize_t)t * n + i];
                 float *ui = A + (Py_ssize_t)i * n;
-                RECS_SIMD
-                for (int k = i & ~(RECS_LANES - 1); k < n; ++k) {
-                    float sum = ui[k];
-                    for (int t = 0; t < RECS_LANES; ++t) sum -= c[t] * panel[(Py_ssize_t)t * n + k];
-                    ui[k] = sum;
+                for (int k = i & ~(RECS_LANES - 1); k < n; k += RECS_LANES) {
+                    recs_vec sum = recs_load(ui + k);
+                    for (int t = 0; t < RECS_LANES; ++t)
+                        sum = recs_madd(sum, c[t], recs_load(panel + (Py_ssize_t)t * n + k));
+                    recs_store(ui + k, sum);
                 }
             }
         }
-        for (int j = 0; j < n; ++j) {        /* U' z = b */
+        /* U'z = b: entries of b before j are consumed already, so the
+         * whole-segment update may overwrite them with scratch. */
+        for (int j = 0; j < n; ++j) {
             const float *uj = A + (Py_ssize_t)j * n;
-            float z = b[j] / uj[j];
-            b[j] = z;
-            for (int k = j + 1; k < n; ++k) b[k] -= z * uj[k];
+            z[j] = b[j] / uj[j];
+            recs_axpy(-z[j], uj, b, j & ~(RECS_LANES - 1), n);
         }
-        for (int j = n - 1; j >= 0; --j) {   /* U x = z */
+        /* U x = z, last row first, into b: entries up to j are still 0, so a
+         * dot over the whole segment is exact. */
+        memset(b, 0, sizeof(float) * n);
+        for (int j = n - 1; j >= 0; --j) {
             const float *uj = A + (Py_ssize_t)j * n;
-            float sum = 0.0f;
-            RECS_SIMD_SUM
-            for (int k = j + 1; k < n; ++k) sum += uj[k] * b[k];
-            b[j] = (b[j] - sum) / uj[j];
+            b[j] = (z[j] - recs_dot(uj, b, j & ~(RECS_LANES - 1), n)) / uj[j];
         }
         return 0;
     }
 
-    RECS_INLINE int recs_padded(int f) {
-        return (f + RECS_LANES - 1) & ~(RECS_LANES - 1);
-    }
-
-    /* The exact solve of one row into x (f). A0 is Y'Y + reg I padded to
-     * n x n; A (n x n), G (RECS_GROUP x n) and b (n) are scratch, G's
-     * padding columns zero. Returns 0, or > 0 when the matrix is not
-     * positive definite. */
+    /* The exact solve of one row into x (f). A0 is Y'Y + reg I padded to n x n;
+     * A (n x n), G (RECS_GROUP x n), b and z (n) are scratch, G's padding
+     * columns zero. Returns 0, or > 0 when the matrix is not positive definite. */
     RECS_CLONES
     static int recs_exact_row(long long begin, long long end, const int *indices,
-                              const float *confidence, const float *Y, int f,
-                              const float *A0, float *A, float *G, float *b, float *x) {
+                              const float *confidence, const float *Y, int f, const float *A0,
+                              float *A, float *G, float *b, float *z, float *x) {
         int n = recs_padded(f), pending = 0, info;
         float weights[RECS_GROUP];
-        for (int k = 0; k < n; ++k) b[k] = 0.0f;
         if (begin == end) {
-            for (int k = 0; k < f; ++k) x[k] = 0.0f;
+            memset(x, 0, sizeof(float) * f);
             return 0;
         }
+        memset(b, 0, sizeof(float) * n);
         memcpy(A, A0, sizeof(float) * (size_t)n * n);
         for (long long p = begin; p < end; ++p) {
             if (p + RECS_PREFETCH_AHEAD < end)
                 recs_prefetch_row(Y + (Py_ssize_t)indices[p + RECS_PREFETCH_AHEAD] * f, f);
-            const float *y = Y + (Py_ssize_t)indices[p] * f;
+            float *row = G + (Py_ssize_t)pending * n;
             float c = confidence[p];
-            RECS_SIMD
-            for (int k = 0; k < f; ++k) b[k] += c * y[k];
+            memcpy(row, Y + (Py_ssize_t)indices[p] * f, sizeof(float) * f);
+            recs_axpy(c, row, b, 0, n);
             if (c != 1.0f) {    /* c == 1 adds nothing beyond Y'Y */
-                memcpy(G + (Py_ssize_t)pending * n, y, sizeof(float) * f);
                 weights[pending] = c - 1.0f;
                 if (++pending == RECS_GROUP) {
                     recs_rank_update(A, n, G, weights);
@@ -231,21 +268,20 @@ cdef extern from *:
             for (int t = pending; t < RECS_GROUP; ++t) weights[t] = 0.0f;
             recs_rank_update(A, n, G, weights);
         }
-        info = recs_cholesky_solve(A, b, n);
+        info = recs_cholesky_solve(A, b, z, n);
         memcpy(x, b, sizeof(float) * f);
         return info;
     }
     """
-    void recs_gather_product(const int *indices, const float *confidence, Py_ssize_t count,
-                             const float *Y, int f, const float *v, float *out, float *G,
-                             int residual) noexcept nogil
-    void recs_product(const float *G, const float *confidence, Py_ssize_t count, int f,
+    void recs_gather(const int *indices, Py_ssize_t count, const float *Y, int f, int n,
+                     float *G) noexcept nogil
+    void recs_product(const float *G, const float *confidence, Py_ssize_t count, int n,
                       const float *v, float *out, int residual) noexcept nogil
     enum: RECS_GROUP
     int recs_padded(int f) noexcept nogil
     int recs_exact_row(long long begin, long long end, const int *indices,
                        const float *confidence, const float *Y, int f, const float *A0,
-                       float *A, float *G, float *b, float *x) noexcept nogil
+                       float *A, float *G, float *b, float *z, float *x) noexcept nogil
 
 # A residual norm below this means the row is solved; matches the usual
 # float32 CG stopping rule.
@@ -277,34 +313,45 @@ def plan_blocks(const long long[::1] indptr, int max_rows, long long max_nnz):
     return np.asarray(starts, dtype=np.int64)
 
 
-cdef inline void sparse_product(const int *indices, const float *confidence,
-                                long long count, const float *Y, int f, const float *v,
-                                float *out, float *G, bint gathered, long long buffer_rows,
-                                bint residual) noexcept nogil:
-    """out += sum over the row's non-zeros of w_q y_q (see recs_gather_product).
+cdef inline float *aligned(void *memory) noexcept nogil:
+    """The first 64-byte boundary in a block malloc'ed 64 bytes larger."""
+    return <float *>((<size_t>memory + 63) & ~(<size_t>63))
 
-    ``gathered``: the rows are already in G. Otherwise they are read from Y;
-    the residual pass of a block that fits stores them in G on the way (the
-    caller passes G), and a row too long for G is read in place every pass.
+
+cdef inline void sparse_product(const int *indices, const float *confidence, long long count,
+                                const float *Y, int f, int n, const float *v, float *out,
+                                float *G, bint gathered, long long buffer_rows,
+                                bint residual) noexcept nogil:
+    """out += sum over the row's non-zeros q of w_q y_q (see recs_product).
+
+    v and out have padded length n. ``gathered``: the rows are in G already;
+    otherwise they are gathered into G first, chunk by chunk when the row is
+    longer than the buffer.
     """
+    cdef long long start = 0, size
     if gathered:
-        recs_product(G, confidence, count, f, v, out, residual)
-    else:
-        recs_gather_product(indices, confidence, count, Y, f, v, out, G, residual)
+        recs_product(G, confidence, count, n, v, out, residual)
+        return
+    while start < count:
+        size = min(buffer_rows, count - start)
+        recs_gather(indices + start, size, Y, f, n, G)
+        recs_product(G, confidence + start, size, n, v, out, residual)
+        start += size
 
 
 cdef void cg_block(long long first, long long last, const long long *indptr,
                    const int *indices, const float *data, float *X, const float *Y,
-                   const float *A0, int f, int cg_steps, float *G,
-                   long long buffer_rows, float *R, float *P, float *AP,
+                   const float *A0, int f, int n, int cg_steps, float *G,
+                   long long buffer_rows, float *R, float *P, float *AP, float *v,
                    float *rsold) noexcept nogil:
     """cg_steps CG steps for rows first..last-1 of X, in lockstep.
 
+    R, P, AP (rows x n) and v (n) are scratch whose padding columns are zero;
     rsold[u] < 0 marks a finished row (empty, or residual below CONVERGED).
     """
     cdef int nb = <int>(last - first)
     cdef long long base = indptr[first]
-    # Blocks longer than the buffer are single rows (plan_blocks): read in place.
+    # Blocks longer than the buffer are single rows (plan_blocks), gathered in chunks.
     cdef bint fits = indptr[last] - base <= buffer_rows
     cdef int u, step
     cdef long long begin, count
@@ -312,26 +359,31 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
     cdef float *r = NULL
     cdef float *p = NULL
     cdef float *ap = NULL
-    cdef float *row_buffer = NULL
+    cdef float *rows = NULL
     cdef float alpha, rsnew
     cdef bint any_active = False
 
     # R = -X_block A0, then add Y' C_u p_u minus the sparse part per row.
-    gemm_nn(nb, f, f, -1.0, X + first * f, A0, 0.0, R, f)
+    gemm_nn(nb, f, f, -1.0, X + first * f, f, A0, f, 0.0, R, n)
     for u in range(nb):
         begin = indptr[first + u]
         count = indptr[first + u + 1] - begin
         x = X + (first + u) * f
-        r = R + u * f
+        r = R + u * n
         if count == 0:
             # No interactions: the exact solution is 0.
             memset(x, 0, sizeof(float) * f)
             rsold[u] = -1.0
             continue
-        row_buffer = G + (begin - base) * f if fits else NULL
-        sparse_product(indices + begin, data + begin, count, Y, f, x, r, row_buffer,
-                       False, buffer_rows, True)
-        memcpy(P + u * f, r, sizeof(float) * f)
+        memcpy(v, x, sizeof(float) * f)
+        if fits:
+            rows = G + (begin - base) * n
+            recs_gather(indices + begin, count, Y, f, n, rows)
+            recs_product(rows, data + begin, count, n, v, r, True)
+        else:
+            sparse_product(indices + begin, data + begin, count, Y, f, n, v, r, G, False,
+                           buffer_rows, True)
+        memcpy(P + u * n, r, sizeof(float) * n)
         rsold[u] = dot(f, r, r)
         if rsold[u] < CONVERGED:
             rsold[u] = -1.0
@@ -342,19 +394,18 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
         if not any_active:
             break
         any_active = False
-        gemm_nn(nb, f, f, 1.0, P, A0, 0.0, AP, f)
+        gemm_nn(nb, f, f, 1.0, P, n, A0, f, 0.0, AP, n)
         for u in range(nb):
             if rsold[u] < 0:
                 continue
             begin = indptr[first + u]
             count = indptr[first + u + 1] - begin
             x = X + (first + u) * f
-            r = R + u * f
-            p = P + u * f
-            ap = AP + u * f
-            row_buffer = G + (begin - base) * f if fits else NULL
-            sparse_product(indices + begin, data + begin, count, Y, f, p, ap, row_buffer,
-                           fits, buffer_rows, False)
+            r = R + u * n
+            p = P + u * n
+            ap = AP + u * n
+            sparse_product(indices + begin, data + begin, count, Y, f, n, p, ap,
+                           G + (begin - base) * n if fits else G, fits, buffer_rows, False)
             alpha = rsold[u] / dot(f, p, ap)
             axpy(f, alpha, p, x)
             axpy(f, -alpha, ap, r)
@@ -389,39 +440,36 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
     num_threads : int, >= 1
     """
     cdef int f = X.shape[1]
+    cdef int n = recs_padded(f)
     cdef Py_ssize_t n_blocks = blocks.shape[0] - 1
     cdef Py_ssize_t b
-    cdef int max_rows = 1
+    cdef long long max_rows = 1
+    cdef void *scratch = NULL
     cdef float *G = NULL
     cdef float *R = NULL
     cdef float *P = NULL
     cdef float *AP = NULL
+    cdef float *v = NULL
     cdef float *rsold = NULL
     if n_blocks <= 0 or f == 0:
         return
     max_rows = int(np.max(np.diff(np.asarray(blocks))))
     with nogil, parallel(num_threads=num_threads):
-        G = <float *>malloc(sizeof(float) * buffer_rows * f)
-        R = <float *>malloc(sizeof(float) * max_rows * f)
-        P = <float *>malloc(sizeof(float) * max_rows * f)
-        AP = <float *>malloc(sizeof(float) * max_rows * f)
-        rsold = <float *>malloc(sizeof(float) * max_rows)
+        # Zeroed, so every padding column starts (and stays) zero.
+        scratch = calloc((buffer_rows + 3 * max_rows + 1) * n + max_rows + 16, sizeof(float))
         try:
+            G = aligned(scratch)
+            R = G + buffer_rows * n
+            P = R + max_rows * n
+            AP = P + max_rows * n
+            v = AP + max_rows * n
+            rsold = v + n
             for b in prange(n_blocks, schedule="dynamic"):
                 cg_block(blocks[b], blocks[b + 1], &indptr[0], &indices[0], &data[0],
-                         &X[0, 0], &Y[0, 0], &A0[0, 0], f, cg_steps, G, buffer_rows,
-                         R, P, AP, rsold)
+                         &X[0, 0], &Y[0, 0], &A0[0, 0], f, n, cg_steps, G, buffer_rows,
+                         R, P, AP, v, rsold)
         finally:
-            free(G)
-            free(R)
-            free(P)
-            free(AP)
-            free(rsold)
-
-
-cdef inline float *aligned(void *memory) noexcept nogil:
-    """The first 64-byte boundary in a block malloc'ed 64 bytes larger."""
-    return <float *>((<size_t>memory + 63) & ~(<size_t>63))
+            free(scratch)
 
 
 def padded_gram(const float[:, ::1] A0):
@@ -459,14 +507,14 @@ def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
     if A0.shape[0] != n:
         raise ValueError("A0 must come from padded_gram")
     with nogil, parallel(num_threads=num_threads):
-        scratch = calloc(<size_t>(n * n + RECS_GROUP * n + n) * sizeof(float) + 64, 1)
+        scratch = calloc(<size_t>(n * n + RECS_GROUP * n + 2 * n) * sizeof(float) + 64, 1)
         try:
             A = aligned(scratch)
             G = A + n * n
             b = G + RECS_GROUP * n
             for u in prange(n_rows, schedule="dynamic", chunksize=16):
                 if recs_exact_row(indptr[u], indptr[u + 1], &indices[0], &data[0], &Y[0, 0],
-                                  f, &A0[0, 0], A, G, b, &X[u, 0]) != 0:
+                                  f, &A0[0, 0], A, G, b, b + n, &X[u, 0]) != 0:
                     memset(&X[u, 0], 0, sizeof(float) * f)
                     failed_row[0] = u
         finally:

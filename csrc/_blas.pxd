@@ -44,19 +44,25 @@ cdef inline void gemv_columns(int m, int n, float alpha, const float *a, const f
     blas.sgemv(&trans, &n, &m, &alpha, <float *>a, &n, <float *>x, &one, &beta, y, &one)
 
 
-cdef inline void gemm_nn(int m, int n, int k, float alpha, const float *a, const float *b,
-                         float beta, float *c, int ldc) noexcept nogil:
-    """C (m x n, row stride ldc) = alpha * A B + beta * C; A (m x k), B (k x n) row-major."""
+cdef inline void gemm_nn(int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc) noexcept nogil:
+    """C (m x n) = alpha * A B + beta * C; A (m x k), B (k x n) row-major.
+
+    lda, ldb, ldc are the row strides (>= k, n, n).
+    """
     cdef char no = b"N"
-    blas.sgemm(&no, &no, &n, &m, &k, &alpha, <float *>b, &n, <float *>a, &k, &beta, c, &ldc)
+    blas.sgemm(&no, &no, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
 
 
-cdef inline void gemm_nt(int m, int n, int k, float alpha, const float *a, const float *b,
-                         float beta, float *c, int ldc) noexcept nogil:
-    """C (m x n, row stride ldc) = alpha * A B^T + beta * C; A (m x k), B (n x k) row-major."""
+cdef inline void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc) noexcept nogil:
+    """C (m x n) = alpha * A B^T + beta * C; A (m x k), B (n x k) row-major.
+
+    lda, ldb, ldc are the row strides (>= k, k, n).
+    """
     cdef char no = b"N"
     cdef char yes = b"T"
-    blas.sgemm(&yes, &no, &n, &m, &k, &alpha, <float *>b, &k, <float *>a, &k, &beta, c, &ldc)
+    blas.sgemm(&yes, &no, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
 
 
 cdef inline void syrk_gram(int n, int k, float alpha, const float *a, float beta,

@@ -96,7 +96,7 @@ cdef void top_n_block(const float *U, int n_block, const float *V, int n_items, 
     start = 0
     while start < n_items:
         size = min(tile_items, n_items - start)
-        gemm_nt(n_block, size, f, 1.0, U, V + <Py_ssize_t>start * f, 0.0, tile, size)
+        gemm_nt(n_block, size, f, 1.0, U, f, V + <Py_ssize_t>start * f, f, 0.0, tile, size)
         for u in range(n_block):
             row_scores = tile + u * size
             row = exclude_rows[u]

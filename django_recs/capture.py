@@ -264,9 +264,13 @@ def record_many(
     """
     from .importing import python_rows, write_interactions
 
+    # A list or tuple is read while a COPY streams; any other iterable might
+    # query the database (a queryset), so it is read between writes.
+    in_memory = isinstance(interactions, (list, tuple))
     return write_interactions(
         python_rows(interactions), skip_invalid=skip_invalid, using=using,
         chunk_size=batch_size, progress=progress, line_label="interaction",
+        total=len(interactions) if in_memory else None, stream=in_memory,
     ).written
 
 

@@ -51,7 +51,7 @@ from .capture import (
 )
 from .conf import recs_settings
 from .items import item_content_type, item_models, key_for_pk
-from .storage import bulk_insert
+from .storage import bulk_insert, bulk_insert_chunks
 
 __all__ = [
     "CSV_COLUMNS",
@@ -190,7 +190,17 @@ class _RowParser:
         self._unchecked_users: set = set()
         self._unchecked_items: dict[type[models.Model], set] = {}
 
-    def parse(self, rows, label: str) -> _Batch:
+    @property
+    def needs_lookup(self) -> bool:
+        """True when parsed users or items must still be checked to exist (a query)."""
+        return bool(self._unchecked_users or self._unchecked_items)
+
+    def parse(self, rows, label: str, *, check: bool = True) -> _Batch:
+        """Validate rows; with ``check`` also drop those whose user or item does not exist.
+
+        Without ``check`` no query runs; call :meth:`check_existence` on the
+        batch before writing it when :attr:`needs_lookup`.
+        """
         batch = _Batch(label)
         out, wheres = batch.rows, batch.where
         events, users, items = self.events, self._users, self._items
@@ -240,7 +250,8 @@ class _RowParser:
             out.append((None if user_id is _NO_USER else user_id, session_key, reference[0],
                         reference[1], event, weight, timestamp))
             wheres.append(where)
-        self._check_existence(batch)
+        if check:
+            self.check_existence(batch)
         return batch
 
     def _weight(self, weight, event) -> float:
@@ -364,7 +375,7 @@ class _RowParser:
             return timezone.make_aware(value, self.tz)
         return value
 
-    def _check_existence(self, batch: _Batch) -> None:
+    def check_existence(self, batch: _Batch) -> None:
         """Drop (as errors) the rows whose user or item does not exist."""
         missing_users: set = set()
         if self._unchecked_users:
@@ -438,9 +449,14 @@ def write_interactions(
     progress: Progress | None = None,
     total: int | None = None,
     line_label: str = "line",
+    stream: bool = True,
 ) -> ImportResult:
-    """Validate raw rows ``(where, user, item, event, weight, timestamp, session_key)`` and write them.
+    """Validate raw rows ``(where, user, item, event, weight, timestamp, session_key)``; write them.
 
+    With ``stream`` (the rows come from a file or memory, not from this
+    database) the chunks go through one COPY on PostgreSQL while the next
+    chunk is parsed, so parsing and the database's work overlap; the COPY is
+    closed and reopened only when unknown users or items must be looked up.
     Returns an :class:`ImportResult`; raises :class:`InvalidRows` (nothing
     written) when a row is bad and ``skip_invalid`` is False.
     """
@@ -448,10 +464,68 @@ def write_interactions(
 
     using = using or router.db_for_write(Interaction)
     parser = _RowParser(using)
-    rows = iter(rows)
-    batches = (parser.parse(chunk, line_label) for chunk in _chunks(rows, chunk_size))
-    return _write_batches(batches, skip_invalid=skip_invalid, using=using, progress=progress,
-                          total=total, chunk_size=chunk_size)
+    raw_chunks = _chunks(iter(rows), chunk_size)
+    if not stream:
+        batches = (parser.parse(chunk, line_label) for chunk in raw_chunks)
+        return _write_batches(batches, skip_invalid=skip_invalid, using=using,
+                              progress=progress, total=total, chunk_size=chunk_size)
+
+    result = ImportResult()
+    account = _Accountant(result, skip_invalid, progress, total)
+    held: list[_Batch] = []  # parsed, waiting for the existence queries
+    finished = False
+
+    def columns_until_a_lookup() -> Iterator[dict]:
+        nonlocal finished
+        while held:
+            columns = account(held.pop())
+            if columns:
+                yield columns
+        for chunk in raw_chunks:
+            batch = parser.parse(chunk, line_label, check=False)
+            if parser.needs_lookup:
+                held.append(batch)  # the open COPY must end before the query
+                return
+            columns = account(batch)
+            if columns:
+                yield columns
+        finished = True
+
+    with transaction.atomic(using=using):
+        while not finished:
+            for batch in held:
+                parser.check_existence(batch)
+            bulk_insert_chunks(Interaction, columns_until_a_lookup(), using=using,
+                               batch_size=chunk_size)
+        account.finish()
+    return result
+
+
+class _Accountant:
+    """Counts each batch into the result; the columns to write, or None once a row is bad."""
+
+    def __init__(self, result: ImportResult, skip_invalid: bool, progress, total):
+        self.result, self.skip_invalid = result, skip_invalid
+        self.progress, self.total = progress, total
+
+    def __call__(self, batch: _Batch) -> dict | None:
+        result = self.result
+        result.rows_read += batch.rows_seen
+        result.already_recorded += batch.already_recorded
+        result.not_recorded += batch.not_recorded
+        result.add_errors(batch.errors)
+        write = len(batch) and (self.skip_invalid or not result.bad_rows)
+        if write:
+            result.written += len(batch)
+        if self.progress is not None:
+            self.progress(result.rows_read, self.total)
+        return batch.columns() if write else None
+
+    def finish(self) -> None:
+        """InvalidRows (the transaction rolls back) when a row was bad and not skipped."""
+        if self.result.bad_rows and not self.skip_invalid:
+            self.result.written = 0
+            raise InvalidRows(self.result)
 
 
 def _write_batches(batches: Iterable[_Batch], *, skip_invalid, using, progress, total,
@@ -464,20 +538,13 @@ def _write_batches(batches: Iterable[_Batch], *, skip_invalid, using, progress, 
     from .models import Interaction
 
     result = ImportResult()
+    account = _Accountant(result, skip_invalid, progress, total)
     with transaction.atomic(using=using):
         for batch in batches:
-            result.rows_read += batch.rows_seen
-            result.already_recorded += batch.already_recorded
-            result.not_recorded += batch.not_recorded
-            result.add_errors(batch.errors)
-            if len(batch) and (skip_invalid or not result.bad_rows):
-                result.written += bulk_insert(Interaction, batch.columns(), using=using,
-                                              batch_size=chunk_size)
-            if progress is not None:
-                progress(result.rows_read, total)
-        if result.bad_rows and not skip_invalid:
-            result.written = 0
-            raise InvalidRows(result)
+            columns = account(batch)
+            if columns:
+                bulk_insert(Interaction, columns, using=using, batch_size=chunk_size)
+        account.finish()
     return result
 
 

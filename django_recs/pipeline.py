@@ -57,6 +57,9 @@ __all__ = [
 #: timings also hold "cleanup", the deletion of older rows after the swap).
 STAGES = ("load", "matrix", "compute", "write", "swap")
 
+#: Rough share of a run's time per stage, to turn stage progress into Run.progress.
+STAGE_WEIGHTS = {"load": 0.1, "matrix": 0.05, "compute": 0.55, "write": 0.25, "swap": 0.05}
+
 #: Result tables, each holding rows of many runs.
 RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
 
@@ -570,7 +573,7 @@ class RunTracker:
             while not self._stop.wait(HEARTBEAT_INTERVAL):
                 Run.objects.using(self.using).filter(
                     pk=self.run.pk, status=Run.Status.RUNNING
-                ).update(heartbeat_at=timezone.now(), progress=self.fraction)
+                ).update(heartbeat_at=timezone.now(), progress=self.overall)
         except Exception:  # never let the watcher kill the run; the run writes too
             logger.exception("django_recs: heartbeat of run %s failed", self.run.pk)
         finally:
@@ -581,7 +584,7 @@ class RunTracker:
         self.current_stage = name
         self.fraction = 0.0
         self._stage_started = time.perf_counter()
-        self._write(stage=name, progress=0.0, timings=self.timings_so_far())
+        self._write(stage=name, progress=self.overall, timings=self.timings_so_far())
         if self.on_progress is not None:
             self.on_progress(name, 0.0)
         yield
@@ -599,7 +602,15 @@ class RunTracker:
         """Progress callback of the current stage (fraction in [0, 1])."""
         self.note_progress(fraction)
         if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
-            self._write(progress=self.fraction)
+            self._write(progress=self.overall)
+
+    @property
+    def overall(self) -> float:
+        """Fraction of the whole run done: stages weighted by their usual share of time."""
+        index = STAGES.index(self.current_stage) if self.current_stage in STAGES else 0
+        done = sum(STAGE_WEIGHTS[stage] for stage in STAGES[:index])
+        share = STAGE_WEIGHTS.get(self.current_stage, 0.0)
+        return round(min(1.0, done + share * min(1.0, max(0.0, self.fraction))), 4)
 
     def note_progress(self, fraction: float) -> None:
         """Progress without a database write (the heartbeat thread writes it)."""

@@ -12,10 +12,13 @@ recommendation is the history item i with the largest ``w(u, i) * sim(i, j)``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
 from .. import kernels
+from ..kernels import resolve_num_threads
 from ..matrix import InteractionMatrix
 from .base import (
     Algorithm,
@@ -26,7 +29,14 @@ from .base import (
     require_int,
     require_number,
 )
-from .ranking import csr_values_at, drop_entries, sparse_top_n, strongest_history_item, user_chunks
+from .ranking import (
+    CHUNK_ENTRIES,
+    csr_values_at,
+    drop_entries,
+    sparse_top_n,
+    strongest_history_item,
+    user_chunks,
+)
 
 METRICS = ("cosine", "jaccard", "conditional")
 
@@ -76,7 +86,7 @@ class ItemKNN(Algorithm):
             ).tocsr()
         report(progress, 0.5)
         recommended, scores, reasons = recommend_from_neighbours(
-            matrix, similar, n_recommendations,
+            matrix, similar, n_recommendations, num_threads=num_threads,
             progress=None if progress is None else lambda f: progress(0.5 + 0.5 * f),
         )
         report(progress, 1.0)
@@ -100,6 +110,7 @@ def recommend_from_neighbours(
     similar: sp.csr_matrix,
     n: int,
     *,
+    num_threads: int = 0,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Item-based CF: the top ``n`` of ``weights @ similar`` per user, seen excluded.
@@ -130,13 +141,22 @@ def recommend_from_neighbours(
     def affinity(items, targets):
         return csr_values_at(similar, items, targets)
 
-    for rows in user_chunks(cost):
+    def recommend_chunk(rows: slice) -> slice:
         history = weights[rows]
         chunk_scores = drop_entries(history @ similar, matrix.seen[rows])
         top, top_scores = sparse_top_n(chunk_scores, n)
         recommended[rows] = top
         scores[rows] = top_scores
         reasons[rows] = strongest_history_item(history, top, affinity)
-        if progress is not None:
-            progress(rows.stop / n_users)
+        return rows
+
+    # Chunks are independent and numpy/scipy release the GIL in their loops:
+    # a few threads share the cores (each chunk writes its own rows).
+    chunks = list(user_chunks(cost, budget=CHUNK_ENTRIES // 2))
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, resolve_num_threads(num_threads))) as pool:
+        for rows in pool.map(recommend_chunk, chunks):
+            done += rows.stop - rows.start
+            if progress is not None:
+                progress(done / n_users)
     return recommended, scores, reasons

@@ -46,7 +46,8 @@ def drop_entries(scores: sp.csr_matrix, mask: sp.csr_matrix) -> sp.csr_matrix:
 def sparse_top_n(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` largest entries of each row of a CSR matrix.
 
-    Ties are broken by the lower column. Only stored entries are candidates.
+    Ties keep storage order (the lower column first in a canonical matrix).
+    Only stored entries are candidates.
 
     Returns
     -------
@@ -58,8 +59,7 @@ def sparse_top_n(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]
     values = np.zeros((n_rows, n), dtype=np.float32)
     if scores.nnz == 0 or n == 0:
         return indices, values
-    scores = scores.tocsr()
-    scores.sum_duplicates()  # canonical: sorted columns, so a stable sort breaks ties by column
+    scores = scores.tocsr()  # no duplicate entries assumed: products and sums have none
     lengths = np.diff(scores.indptr)
     row_of = np.repeat(np.arange(n_rows), lengths)
     order = np.argsort(row_then_descending_key(row_of, scores.data), kind="stable")

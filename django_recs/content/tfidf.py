@@ -18,6 +18,7 @@ documentation:
 from __future__ import annotations
 
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def _count_matrix(
     With ``grow`` the vocabulary takes every new token (its column is its
     arrival order); without, unknown tokens are dropped.
     """
-    indices: list[int] = []
+    indices = array("q")  # 8 bytes per token, no Python list of the whole corpus
     indptr = [0]
     if grow:
         lookup = defaultdict(int, vocabulary)
@@ -81,7 +82,7 @@ def _count_matrix(
         for text in documents:
             indices.extend([vocabulary[t] for t in tokenize(text) if t in vocabulary])
             indptr.append(len(indices))
-    index_array = np.asarray(indices, dtype=np.int64)
+    index_array = np.frombuffer(indices, dtype=np.int64) if indices else np.zeros(0, np.int64)
     counts = sp.csr_matrix(
         (np.ones(len(index_array), dtype=np.float64), index_array, np.asarray(indptr, np.int64)),
         shape=(len(indptr) - 1, len(vocabulary)),

@@ -273,8 +273,12 @@ def _copy_text_column(connection, field, values) -> list[str]:
     if isinstance(values, np.ndarray):
         values = values.tolist()
     if kind in _INTEGER_TYPES:
+        if None not in values:
+            return list(map(str, map(int, values)))
         return [_NULL if v is None else str(int(v)) for v in values]
     if kind == "FloatField":
+        if None not in values:
+            return list(map(repr, map(float, values)))
         return [_NULL if v is None else repr(float(v)) for v in values]
     if kind in _TEXT_TYPES:
         if all(type(v) is str for v in values):
@@ -283,7 +287,15 @@ def _copy_text_column(connection, field, values) -> list[str]:
             return values if isinstance(values, list) else list(values)
         return [_NULL if v is None else str(v).translate(_COPY_ESCAPES) for v in values]
     if kind == "DateTimeField":
-        return [_NULL if v is None else _aware(v).isoformat() for v in values]
+        # Events share timestamps (the lines of one order): format each once.
+        texts = {None: _NULL}
+        out = []
+        for value in values:
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = _aware(value).isoformat()
+            out.append(text)
+        return out
     return [_copy_text_value(storage.get_db_prep_save(v, connection)) for v in values]
 
 

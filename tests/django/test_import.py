@@ -268,3 +268,30 @@ def test_backfill_with_a_bad_row_writes_nothing(shop):
         result = backfill_sources(skip_invalid=True)
     assert (result.written, result.bad_rows) == (1, 4)
     assert Interaction.objects.count() == 1
+
+
+def test_record_many_reads_a_queryset_between_writes(shop):
+    (ann, ben, _), (p0, p1, *_), _ = shop
+    for user, product in [(ann, p0), (ben, p1), (ann, p1)]:
+        Review.objects.create(author=user, product=product, stars=4)
+    reviews = Review.objects.order_by("pk").iterator(chunk_size=1)
+    written = django_recs.record_many(
+        ((review.author_id, (Product, review.product_id), "rating", review.stars)
+         for review in reviews),
+        batch_size=1,
+    )
+    assert written == 3
+    assert list(Interaction.objects.order_by("pk").values_list("user_id", "weight")) == [
+        (ann.pk, 4.0), (ben.pk, 4.0), (ann.pk, 4.0)]
+
+
+def test_streamed_import_looks_up_new_users_between_chunks(shop):
+    users, products, _ = shop
+    more_users = [User.objects.create_user(f"late{i}") for i in range(5)]
+    interactions = [(u.pk, (Product, p.pk)) for u in users for p in products]
+    interactions += [(u.pk, (Product, products[0].pk)) for u in more_users]
+    interactions += [(123456, (Product, products[0].pk))]
+    with pytest.raises(InvalidRows, match=r"interaction 18: no auth.User with primary key 123456"):
+        django_recs.record_many(interactions, batch_size=4)
+    assert Interaction.objects.count() == 0
+    assert django_recs.record_many(interactions[:-1], batch_size=4) == 17

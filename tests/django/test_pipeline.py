@@ -432,3 +432,18 @@ def test_default_configuration_passes_the_pipeline_checks(settings):
 
     settings.DJANGO_RECS = RECS
     assert not [m for m in checks.run_checks() if m.id.startswith("django_recs.E03")]
+
+
+def test_progress_follows_the_stages_in_order(shop):
+    seen = []
+    [run] = django_recs.recompute("similar", sync=True,
+                                  on_progress=lambda name, stage, f: seen.append((name, stage, f)))
+    stages = [stage for _, stage, _ in seen]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == list(
+        pipeline.STAGES)
+    assert {name for name, _, _ in seen} == {"similar"}
+    compute = [f for _, stage, f in seen if stage == "compute"]
+    assert compute == sorted(compute) and compute[-1] == 1.0
+    tracker = pipeline.RunTracker(run, using="default")
+    tracker.current_stage, tracker.fraction = "compute", 0.5
+    assert tracker.overall == pytest.approx(0.1 + 0.05 + 0.55 / 2)

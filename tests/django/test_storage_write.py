@@ -141,8 +141,8 @@ def test_a_failing_chunk_stream_writes_nothing(product_type):
     ({"user": [1]}, "has no column 'user'"),  # attribute names: user_id
     ({"session_key": ["a", "b"], "item_type_id": [1], "item_key": ["1"], "event": ["v"],
       "weight": [1.0]}, "differ in length"),
-    ({"session_key": ["a"], "item_type_id": [1], "event": ["v"], "weight": [1.0]},
-     "'item_key' of django_recs.Interaction is required"),
+    ({"session_key": ["a"], "item_type_id": [1], "item_key": ["1"], "event": ["v"]},
+     "'weight' of django_recs.Interaction is required"),
     ({"weight": np.ones((2, 2))}, "one-dimensional"),
 ])
 def test_bad_columns_raise_value_error(columns, message):

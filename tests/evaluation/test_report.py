@@ -85,24 +85,40 @@ def test_svg_charts():
 def test_read_interactions_csv(tmp_path):
     path = tmp_path / "rows.csv.gz"
     with gzip.open(path, "wt") as handle:
-        handle.write("user,item,event,weight,timestamp\n")
-        handle.write("alice,p1,view,,2024-01-01 10:00:00\n")
-        handle.write("alice,p2,purchase,2.5,2024-01-02T11:00:00\n")
-        handle.write("bob,p1,,,2024-01-03\n")
+        handle.write("user,item,event,weight,timestamp,session_key\n")
+        handle.write("alice,p1,,,2024-01-01 10:00:00,\n")
+        handle.write("alice,p2,purchase,2.5,2024-01-02T11:00:00+01:00,\n")
+        handle.write(",p1,purchase,,2024-01-03,abc\n")
     data = read_interactions_csv(path, events={"view": 1.0, "purchase": 5.0}, exclude_seen=["purchase"])
     assert data.shape == (2, 2)
-    assert data.user_ids.tolist() == ["alice", "bob"]
-    assert data.weights.tolist() == [1.0, 2.5, 5.0]  # bob's row: the default event, purchase
+    assert data.user_ids.tolist() == ["alice", "session:abc"]
+    assert data.weights.tolist() == [1.0, 2.5, 5.0]  # no event = view; purchase's default weight
     assert data.seen.tolist() == [False, True, True]
+    assert data.timestamps[1] == np.datetime64("2024-01-02T10:00:00")  # converted to UTC
     assert data.timestamps[2] == np.datetime64("2024-01-03T00:00:00")
 
 
-def test_read_interactions_csv_errors(tmp_path):
-    missing = tmp_path / "a.csv"
-    missing.write_text("user,item\nu,i\n")
-    with pytest.raises(ValueError, match="missing column"):
-        read_interactions_csv(missing)
-    bad = tmp_path / "b.csv"
-    bad.write_text("user,item,weight,timestamp\nu,i,heavy,2024-01-01\n")
-    with pytest.raises(ValueError, match="b.csv line 2"):
-        read_interactions_csv(bad)
+def test_read_interactions_csv_without_header(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("7,shop.product:1,purchase,,2024-01-01T00:00:00\n8,shop.product:2,view,2,2024-01-02\n")
+    data = read_interactions_csv(path)
+    assert data.user_ids.tolist() == ["7", "8"]
+    assert data.item_ids.tolist() == ["shop.product:1", "shop.product:2"]
+    assert data.weights.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("user,item\nu,i\n", "missing column"),
+        ("user,item,weight,timestamp\nu,i,heavy,2024-01-01\n", "b.csv line 2"),
+        ("user,item,timestamp\nu,i,\n", "line 2: no timestamp"),
+        ("user,item,timestamp\n,i,2024-01-01\n", "line 2: no user and no session_key"),
+        ("", "the file is empty"),
+    ],
+)
+def test_read_interactions_csv_errors(tmp_path, content, message):
+    path = tmp_path / "b.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_interactions_csv(path)
