@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_DB_NAME = "recs_bench_capture"
-SIZES = {"full": {"events": 1_000_000, "one_by_one": 20_000},
+SIZES = {"full": {"events": 1_000_000, "one_by_one": 5_000},
          "quick": {"events": 100_000, "one_by_one": 2_000}}
 
 

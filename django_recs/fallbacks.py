@@ -1,4 +1,4 @@
-"""Candidate sources of a list, in the order of the cold-start chain.
+"""Candidate sources of a list, in the order of the cold-start chain, as SQL.
 
 A list is filled from the first source that has candidates and topped up
 from the next ones:
@@ -11,40 +11,42 @@ from the next ones:
 ``content``    stored content neighbours of the item (``history_content``: of
                the visitor's recent items), from the CONTENT_FALLBACK algorithm
                (ContentKNN or Hybrid): a new item has them from its first save
-``category``   popular items of the item's category (CATEGORY setting)
+``category``   stored popular items of the item's category (CATEGORY setting)
 ``popular``    stored popular items (active ``popular`` run, time-decayed by
                that run); while no popular run is active, popularity computed
-               from the interactions, time-decayed with HALF_LIFE_DAYS (30
-               days when unset)
+               from the latest RECENT_INTERACTIONS interactions, time-decayed
+               with HALF_LIFE_DAYS (30 days when unset)
 =============  =================================================================
 
-Each source is SQL, never a query of its own:
+Each source is SQL text, never a query of its own:
 
-- ``pools``: ids of its best candidates among the allowed items (see
-  :class:`Candidates`), at most ``limit`` of them for the sources not bounded
-  by storage;
-- ``score``: a correlated subquery giving an outer item row its score from
-  this source, NULL when the source does not propose it;
-- ``reason_type_id`` / ``reason_key``: the same for the item that explains it.
+- :meth:`Source.pools`: ``SELECT candidate, recs_key`` of its best
+  candidates among the allowed items (see :class:`ListScope`), ``recs_key``
+  being the :func:`~django_recs.expressions.order_key` of the source's score;
+- :meth:`Source.score`: a scalar subquery giving the item whose primary key
+  is the given SQL its score from this source (NULL when it does not
+  propose it);
+- :meth:`Source.reason`: the same for the item that explains it, if any.
 
-Scores of different sources are on different scales; a list orders by
-source first, then by score.
+The SQL is written by hand rather than composed from querysets: building and
+compiling some fifty nested querysets cost more than running the query. It
+uses only ANSI SQL (CAST, COALESCE, CASE, UNION ALL, window functions),
+table and column names from the models' ``_meta``, and ``%s`` parameters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 from django.db import models
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import F
 from django.utils import timezone
 
 from .conf import recs_settings
-from .expressions import active_run_exists, active_run_id, pk_as_key
-from .items import key_as_pk
-from .models import Interaction, PopularItem, Recommendation, SimilarItem
+from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from .visitors import Visitor
 
 #: Half-life of the request-time popularity when HALF_LIFE_DAYS is unset.
@@ -53,155 +55,399 @@ DEFAULT_POPULARITY_HALF_LIFE_DAYS = 30.0
 DECAY_STEPS = 8
 #: Interactions (the latest) that request-time popularity reads.
 RECENT_INTERACTIONS = 10_000
+#: How many of a visitor's latest interactions feed the history source.
+RECENT_HISTORY = 20
+
+Fragment = tuple[str, list]
+
+
+# --- names and casts of one connection ----------------------------------------------
+
+
+class Sql:
+    """Quoted names and key casts for one connection and one item model."""
+
+    def __init__(self, connection, model: type[models.Model]):
+        self.connection = connection
+        self.model = model
+        self.quote = connection.ops.quote_name
+        pk = model._meta.pk
+        self.is_uuid = isinstance(pk, models.UUIDField)
+        self._pk_type = pk.cast_db_type(connection)
+        self._text_type = models.CharField(max_length=64).cast_db_type(connection)
+
+    def table(self, model: type[models.Model]) -> str:
+        return self.quote(model._meta.db_table)
+
+    def column(self, alias: str, model: type[models.Model], name: str) -> str:
+        return f"{alias}.{self.quote(model._meta.get_field(name).column)}"
+
+    def key_as_pk(self, key_sql: str) -> str:
+        """A stored key as the item model's primary key type."""
+        return f"CAST({key_sql} AS {self._pk_type})"
+
+    def pk_as_key(self, pk_sql: str) -> str:
+        """A primary key as a stored key (32 hex digits for a UUID)."""
+        text = f"CAST({pk_sql} AS {self._text_type})"
+        return f"REPLACE({text}, '-', '')" if self.is_uuid else text
+
+    def active_run(self, algorithm: str) -> Fragment:
+        """The id of ``algorithm``'s active run (NULL when none)."""
+        run = "recs_run"
+        return (
+            f"(SELECT {self.column(run, Run, 'id')} FROM {self.table(Run)} {run}"
+            f" WHERE {self.column(run, Run, 'algorithm')} = %s"
+            f" AND {self.column(run, Run, 'is_active')} = %s)",
+            [algorithm, True],
+        )
+
+    def no_active_run(self, algorithm: str) -> Fragment:
+        run = "recs_norun"
+        return (
+            f"NOT EXISTS (SELECT 1 FROM {self.table(Run)} {run}"
+            f" WHERE {self.column(run, Run, 'algorithm')} = %s"
+            f" AND {self.column(run, Run, 'is_active')} = %s)",
+            [algorithm, True],
+        )
+
+
+def order_key_sql(index: int, score_sql: str) -> str:
+    """SQL of :func:`django_recs.expressions.order_key`."""
+    return f"({2 * index + 0.5!r} - ATAN({score_sql}) / {math.pi!r})"
+
+
+def join(fragments, separator: str) -> Fragment:
+    fragments = [f for f in fragments if f is not None and f[0]]
+    return separator.join(sql for sql, _ in fragments), [p for _, ps in fragments for p in ps]
+
+
+# --- what a list may contain ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Candidates:
-    """The items a list may contain, as filters on a result table's key column.
+class ListScope:
+    """The items a list may contain, and for whom.
 
     ``allowed`` is the caller's ``queryset=`` (None: every item), so the best
     ``n`` are chosen among allowed items, not cut down afterwards.
-    ``excluded_keys`` (the source item) and ``seen_keys`` (a subquery of the
-    visitor's EXCLUDE_SEEN items) are compared as stored keys.
+    ``excluded_keys`` (the source item) and the visitor's EXCLUDE_SEEN items
+    are compared as stored keys.
     """
 
     model: type[models.Model]
     content_type_id: int
-    allowed: QuerySet | None = None
+    visitor: Visitor = field(default_factory=Visitor)
+    allowed: models.QuerySet | None = None
     excluded_keys: tuple[str, ...] = ()
-    seen_keys: QuerySet | None = None
-    #: A one-time SQL condition; the source's rows are read only while it holds.
-    only_if: models.Expression | None = None
+    category: str | None = None  # ORM lookup of the CATEGORY setting
 
-    def restrict(self, rows: QuerySet, key_field: str) -> QuerySet:
-        """``rows`` proposing allowed items, annotated with ``candidate`` (the item's pk)."""
-        rows = rows.annotate(candidate=key_as_pk(self.model, F(key_field)))
-        if self.only_if is not None:
-            rows = rows.filter(self.only_if)
+    def conditions(self, db: Sql, key_sql: str) -> Fragment:
+        """``AND``-able conditions on a key column for the allowed items."""
+        parts: list[Fragment] = []
         if self.excluded_keys:
-            rows = rows.exclude(**{f"{key_field}__in": self.excluded_keys})
-        if self.seen_keys is not None:
-            rows = rows.exclude(**{f"{key_field}__in": self.seen_keys})
+            marks = ", ".join(["%s"] * len(self.excluded_keys))
+            parts.append((f"{key_sql} NOT IN ({marks})", list(self.excluded_keys)))
+        seen = self.seen_keys(db)
+        if seen is not None:
+            parts.append((f"{key_sql} NOT IN ({seen[0]})", seen[1]))
         if self.allowed is not None:
-            rows = rows.filter(candidate__in=self.allowed.order_by().values("pk"))
-        return rows
+            sql, params = (
+                self.allowed.order_by()
+                .values("pk")
+                .query.get_compiler(connection=db.connection)
+                .as_sql()
+            )
+            parts.append((f"{db.key_as_pk(key_sql)} IN ({sql})", list(params)))
+        return join(parts, " AND ")
 
-    def within(self, condition: Q) -> Candidates:
-        """These candidates narrowed by a condition on the item model."""
-        allowed = self.allowed if self.allowed is not None else self.model._default_manager.all()
-        return replace(self, allowed=allowed.filter(condition))
+    # The visitor's interactions --------------------------------------------------
 
-    def read_only_if(self, condition) -> Candidates:
-        """These candidates, read only while ``condition`` holds (None: always)."""
-        return self if condition is None else replace(self, only_if=condition)
+    def _visitor_rows(self, db: Sql, alias: str) -> Fragment:
+        v = self.visitor
+        who = []
+        if v.user_id is not None:
+            who.append((f"{db.column(alias, Interaction, 'user')} = %s", [v.user_id]))
+        if v.session_key is not None:
+            who.append(
+                (
+                    f"({db.column(alias, Interaction, 'session_key')} = %s"
+                    f" AND {db.column(alias, Interaction, 'user')} IS NULL)",
+                    [v.session_key],
+                )
+            )
+        sql, params = join(who, " OR ")
+        return (
+            f"{db.column(alias, Interaction, 'item_type')} = %s AND ({sql})",
+            [self.content_type_id, *params],
+        )
 
-    def outer_key(self):
-        """The key of the item row of the enclosing query (for correlated lookups)."""
-        return pk_as_key(self.model, OuterRef("pk"))
+    def seen_keys(self, db: Sql) -> Fragment | None:
+        """``SELECT item_key`` of the visitor's EXCLUDE_SEEN interactions, or None."""
+        events = list(recs_settings.EXCLUDE_SEEN or ())
+        if not self.visitor.is_known or not events:
+            return None
+        alias = "recs_seen"
+        visitor_sql, params = self._visitor_rows(db, alias)
+        marks = ", ".join(["%s"] * len(events))
+        return (
+            f"SELECT {db.column(alias, Interaction, 'item_key')}"
+            f" FROM {db.table(Interaction)} {alias}"
+            f" WHERE {visitor_sql} AND {db.column(alias, Interaction, 'event')} IN ({marks})",
+            [*params, *events],
+        )
 
+    def recent_keys(self, db: Sql) -> Fragment | None:
+        """``SELECT item_key`` of the visitor's RECENT_HISTORY latest interactions, or None."""
+        if not self.visitor.is_known:
+            return None
+        alias = "recs_recent"
+        visitor_sql, params = self._visitor_rows(db, alias)
+        latest = (
+            f"SELECT {db.column(alias, Interaction, 'item_key')} AS recs_item"
+            f" FROM {db.table(Interaction)} {alias} WHERE {visitor_sql}"
+            f" ORDER BY {db.column(alias, Interaction, 'timestamp')} DESC,"
+            f" {db.column(alias, Interaction, 'id')} DESC LIMIT {RECENT_HISTORY}"
+        )
+        # The extra SELECT lets MySQL accept a LIMIT inside IN.
+        return f"SELECT recs_item FROM ({latest}) recs_latest", params
 
-@dataclass(frozen=True)
-class CandidateSource:
-    """SQL proposing candidates: see the module docstring."""
+    # Categories ------------------------------------------------------------------
 
-    name: str
-    pools: tuple[QuerySet, ...]
-    score: models.Expression
-    reason_type_id: models.Expression | None = None
-    reason_key: models.Expression | None = None
+    def category_of(self, db: Sql, pk_sql: str) -> Fragment:
+        """The category of the item whose primary key is ``pk_sql``."""
+        table = _category_table_sql(db.connection.alias, self.model, self.category)
+        return f"(SELECT recs_cat FROM ({table}) recs_c WHERE recs_pk = {pk_sql})", []
 
-    def fewer_than(self, n: int):
-        """A one-time SQL check: this source's first pool has fewer than ``n`` candidates.
-
-        Later sources are read only while it holds, so an item with enough
-        neighbours (a user with enough stored recommendations) costs no
-        popularity lookups at all.
-        """
-        return ~Exists(self.pools[0][n - 1 : n])
-
-
-def _float(subquery: QuerySet) -> Subquery:
-    return Subquery(subquery, output_field=models.FloatField())
-
-
-# --- stored results ------------------------------------------------------------------
-
-
-def stored_neighbours(
-    candidates: Candidates, key: str, algorithm: str, *, name: str = "similar"
-) -> CandidateSource:
-    """Neighbours of the item ``key`` stored by the active run of ``algorithm``."""
-    rows = SimilarItem.objects.filter(
-        run_id=active_run_id(algorithm),
-        item_type_id=candidates.content_type_id,
-        item_key=key,
-        neighbour_type_id=candidates.content_type_id,
-    )
-    return CandidateSource(
-        name=name,
-        pools=(candidates.restrict(rows, "neighbour_key").values("candidate"),),
-        score=_float(rows.filter(neighbour_key=candidates.outer_key()).values("score")[:1]),
-    )
-
-
-def stored_recommendations(candidates: Candidates, user_id, algorithm: str) -> CandidateSource:
-    """Recommendations of the user stored by the active run of ``algorithm``."""
-    rows = Recommendation.objects.filter(
-        run_id=active_run_id(algorithm), user_id=user_id, item_type_id=candidates.content_type_id
-    )
-    mine = rows.filter(item_key=candidates.outer_key())
-    return CandidateSource(
-        name="personal",
-        pools=(candidates.restrict(rows, "item_key").values("candidate"),),
-        score=_float(mine.values("score")[:1]),
-        reason_type_id=Subquery(mine.values("reason_type_id")[:1]),
-        reason_key=NullIf(Subquery(mine.values("reason_key")[:1]), Value("")),
-    )
+    def category_table(self, db: Sql) -> str:
+        """``SELECT recs_pk, recs_cat`` of every item."""
+        return _category_table_sql(db.connection.alias, self.model, self.category)
 
 
-# --- request time ----------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _category_table_sql(alias: str, model, lookup: str) -> str:
+    # Compiled once per model and path; the ORM resolves any dotted path.
+    from django.db import connections
+
+    query = model._base_manager.order_by().values(recs_pk=F("pk"), recs_cat=F(lookup)).query
+    sql, params = query.get_compiler(connection=connections[alias]).as_sql()
+    assert not params
+    return sql
 
 
-def history_neighbours(
-    candidates: Candidates, visitor: Visitor, algorithm: str, limit: int, *, name: str = "history"
-) -> CandidateSource | None:
-    """Neighbours of the visitor's recent items, scores summed; None for an unknown visitor.
+# --- sources ------------------------------------------------------------------------------
 
-    The reason of a candidate is the recent item it is most similar to.
-    The recent items themselves are not proposed (the visitor has just seen them).
+
+class Source:
+    """One link of the chain; see the module docstring."""
+
+    name = ""
+    explained = False
+    #: (first source, n): the pools are read only while the first source
+    #: has fewer than n candidates (see :func:`fewer_than`).
+    short_of: tuple[Source, int] | None = None
+
+    def pools(self, db: Sql, scope: ListScope, index: int, limit: int) -> list[Fragment]:
+        raise NotImplementedError
+
+    def score(self, db: Sql, scope: ListScope, pk_sql: str) -> Fragment:
+        raise NotImplementedError
+
+    def reason(self, db: Sql, scope: ListScope, pk_sql: str) -> tuple[Fragment, Fragment]:
+        raise NotImplementedError
+
+    def count_rows(self, db: Sql, scope: ListScope) -> Fragment:
+        """``SELECT 1`` per candidate of the first pool (for :func:`fewer_than`)."""
+        raise NotImplementedError
+
+    def _where(self, db, scope, base: Fragment, key_sql: str) -> Fragment:
+        guard = fewer_than(*self.short_of[:1], db, scope, self.short_of[1]) if self.short_of else None
+        return join([base, scope.conditions(db, key_sql), guard], " AND ")
+
+
+def fewer_than(source: Source, db: Sql, scope: ListScope, n: int) -> Fragment:
+    """SQL true while ``source`` has fewer than ``n`` candidates (a one-time check).
+
+    Later sources are read only while it holds, so an item with enough
+    neighbours (a user with enough stored recommendations) costs no
+    popularity lookups at all.
     """
-    recent = visitor.recent_keys(candidates.content_type_id)
-    if recent is None:
-        return None
-    rows = SimilarItem.objects.filter(
-        run_id=active_run_id(algorithm),
-        item_type_id=candidates.content_type_id,
-        item_key__in=recent,
-        neighbour_type_id=candidates.content_type_id,
-    ).exclude(neighbour_key__in=recent)
-    pool = (
-        candidates.restrict(rows, "neighbour_key")
-        .values("candidate")
-        .annotate(total=Sum("score"))
-        .order_by("-total", "candidate")
-        .values("candidate")[:limit]
-    )
-    mine = rows.filter(neighbour_key=candidates.outer_key())
-    total = mine.order_by().values("neighbour_type_id").annotate(total=Sum("score")).values("total")
-    reason_key = Subquery(mine.order_by("-score", "rank").values("item_key")[:1])
-    return CandidateSource(
-        name=name,
-        pools=(pool,),
-        score=_float(total[:1]),
-        reason_type_id=Value(candidates.content_type_id, output_field=models.IntegerField()),
-        reason_key=reason_key,
-    )
+    sql, params = source.count_rows(db, scope)
+    return f"(SELECT COUNT(*) FROM ({sql} LIMIT {int(n)}) recs_first) < {int(n)}", params
 
 
-# --- popularity -------------------------------------------------------------------------
+@dataclass(eq=False)  # hashed by identity, as query expressions need
+class StoredNeighbours(Source):
+    """Neighbours of the item ``key`` stored by the active run of ``algorithm``."""
+
+    key: str
+    algorithm: str
+    name: str = "similar"
+
+    def _rows(self, db: Sql, scope: ListScope, alias: str) -> Fragment:
+        run_sql, run_params = db.active_run(self.algorithm)
+        return (
+            f"{db.column(alias, SimilarItem, 'run')} = {run_sql}"
+            f" AND {db.column(alias, SimilarItem, 'item_type')} = %s"
+            f" AND {db.column(alias, SimilarItem, 'item_key')} = %s"
+            f" AND {db.column(alias, SimilarItem, 'neighbour_type')} = %s",
+            [*run_params, scope.content_type_id, self.key, scope.content_type_id],
+        )
+
+    def pools(self, db, scope, index, limit):
+        a = "recs_sim"
+        key = db.column(a, SimilarItem, "neighbour_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        return [
+            (
+                f"SELECT {db.key_as_pk(key)} AS candidate,"
+                f" {order_key_sql(index, db.column(a, SimilarItem, 'score'))} AS recs_key"
+                f" FROM {db.table(SimilarItem)} {a} WHERE {where}",
+                params,
+            )
+        ]
+
+    def count_rows(self, db, scope):
+        a = "recs_sim"
+        key = db.column(a, SimilarItem, "neighbour_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        return f"SELECT 1 FROM {db.table(SimilarItem)} {a} WHERE {where}", params
+
+    def score(self, db, scope, pk_sql):
+        a = "recs_sim_s"
+        rows, params = self._rows(db, scope, a)
+        return (
+            f"(SELECT {db.column(a, SimilarItem, 'score')} FROM {db.table(SimilarItem)} {a}"
+            f" WHERE {rows} AND {db.column(a, SimilarItem, 'neighbour_key')} = {db.pk_as_key(pk_sql)})",
+            params,
+        )
 
 
-def decayed_weight(now=None, half_life_days: float | None = None) -> models.Expression:
+@dataclass(eq=False)  # hashed by identity, as query expressions need
+class StoredRecommendations(Source):
+    """Recommendations of the user stored by the active run of ``algorithm``."""
+
+    user_id: object
+    algorithm: str
+    name = "personal"
+    explained = True
+
+    def _rows(self, db, scope, alias) -> Fragment:
+        run_sql, run_params = db.active_run(self.algorithm)
+        return (
+            f"{db.column(alias, Recommendation, 'run')} = {run_sql}"
+            f" AND {db.column(alias, Recommendation, 'user')} = %s"
+            f" AND {db.column(alias, Recommendation, 'item_type')} = %s",
+            [*run_params, self.user_id, scope.content_type_id],
+        )
+
+    def pools(self, db, scope, index, limit):
+        a = "recs_rec"
+        key = db.column(a, Recommendation, "item_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        return [
+            (
+                f"SELECT {db.key_as_pk(key)} AS candidate,"
+                f" {order_key_sql(index, db.column(a, Recommendation, 'score'))} AS recs_key"
+                f" FROM {db.table(Recommendation)} {a} WHERE {where}",
+                params,
+            )
+        ]
+
+    def count_rows(self, db, scope):
+        a = "recs_rec"
+        key = db.column(a, Recommendation, "item_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        return f"SELECT 1 FROM {db.table(Recommendation)} {a} WHERE {where}", params
+
+    def _lookup(self, db, scope, pk_sql, column: str) -> Fragment:
+        a = "recs_rec_s"
+        rows, params = self._rows(db, scope, a)
+        return (
+            f"(SELECT {db.column(a, Recommendation, column)} FROM {db.table(Recommendation)} {a}"
+            f" WHERE {rows} AND {db.column(a, Recommendation, 'item_key')} = {db.pk_as_key(pk_sql)})",
+            params,
+        )
+
+    def score(self, db, scope, pk_sql):
+        return self._lookup(db, scope, pk_sql, "score")
+
+    def reason(self, db, scope, pk_sql):
+        key_sql, key_params = self._lookup(db, scope, pk_sql, "reason_key")
+        return self._lookup(db, scope, pk_sql, "reason_type"), (f"NULLIF({key_sql}, '')", key_params)
+
+
+@dataclass(eq=False)  # hashed by identity, as query expressions need
+class HistoryNeighbours(Source):
+    """Neighbours of the visitor's recent items, scores summed.
+
+    The reason of a candidate is the recent item it is most similar to. The
+    recent items themselves are not proposed (the visitor has just seen them).
+    """
+
+    algorithm: str
+    name: str = "history"
+    explained = True
+
+    def _rows(self, db, scope, alias) -> Fragment:
+        run_sql, run_params = db.active_run(self.algorithm)
+        recent_sql, recent_params = scope.recent_keys(db)
+        key = db.column(alias, SimilarItem, "neighbour_key")
+        return (
+            f"{db.column(alias, SimilarItem, 'run')} = {run_sql}"
+            f" AND {db.column(alias, SimilarItem, 'item_type')} = %s"
+            f" AND {db.column(alias, SimilarItem, 'item_key')} IN ({recent_sql})"
+            f" AND {db.column(alias, SimilarItem, 'neighbour_type')} = %s"
+            f" AND {key} NOT IN ({recent_sql})",
+            [*run_params, scope.content_type_id, *recent_params, scope.content_type_id,
+             *recent_params],
+        )
+
+    def pools(self, db, scope, index, limit):
+        a = "recs_hist"
+        key = db.column(a, SimilarItem, "neighbour_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        total = f"SUM({db.column(a, SimilarItem, 'score')})"
+        return [
+            (
+                f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, total)} AS recs_key"
+                f" FROM {db.table(SimilarItem)} {a} WHERE {where} GROUP BY {key}"
+                f" ORDER BY recs_key, candidate LIMIT {int(limit)}",
+                params,
+            )
+        ]
+
+    def count_rows(self, db, scope):
+        a = "recs_hist"
+        key = db.column(a, SimilarItem, "neighbour_key")
+        where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        return f"SELECT 1 FROM {db.table(SimilarItem)} {a} WHERE {where} GROUP BY {key}", params
+
+    def _mine(self, db, scope, pk_sql, alias) -> Fragment:
+        rows, params = self._rows(db, scope, alias)
+        return (
+            f"{db.table(SimilarItem)} {alias} WHERE {rows}"
+            f" AND {db.column(alias, SimilarItem, 'neighbour_key')} = {db.pk_as_key(pk_sql)}",
+            params,
+        )
+
+    def score(self, db, scope, pk_sql):
+        a = "recs_hist_s"
+        mine, params = self._mine(db, scope, pk_sql, a)
+        return f"(SELECT SUM({db.column(a, SimilarItem, 'score')}) FROM {mine})", params
+
+    def reason(self, db, scope, pk_sql):
+        a = "recs_hist_r"
+        mine, params = self._mine(db, scope, pk_sql, a)
+        key = (
+            f"(SELECT {db.column(a, SimilarItem, 'item_key')} FROM {mine}"
+            f" ORDER BY {db.column(a, SimilarItem, 'score')} DESC,"
+            f" {db.column(a, SimilarItem, 'rank')} LIMIT 1)",
+            params,
+        )
+        return ("%s", [scope.content_type_id]), key
+
+
+def decay_sql(db: Sql, alias: str, now=None, half_life_days: float | None = None) -> Fragment:
     """An interaction's weight times ``2 ** -age/half_life``, in half-life steps.
 
     Portable SQL has no exponential of a date difference, so the age is
@@ -212,70 +458,117 @@ def decayed_weight(now=None, half_life_days: float | None = None) -> models.Expr
     """
     now = now or timezone.now()
     half_life = timedelta(days=half_life_days or DEFAULT_POPULARITY_HALF_LIFE_DAYS)
-    steps = [
-        When(timestamp__gte=now - half_life * (i + 1), then=Value(2.0 ** -(i + 0.5)))
-        for i in range(DECAY_STEPS)
-    ]
-    factor = Case(*steps, default=Value(2.0**-DECAY_STEPS), output_field=models.FloatField())
-    return F("weight") * factor
+    column = db.column(alias, Interaction, "timestamp")
+    field = Interaction._meta.get_field("timestamp")
+    whens, params = [], []
+    for i in range(DECAY_STEPS):
+        whens.append(f"WHEN {column} >= %s THEN {2.0 ** -(i + 0.5)!r}")
+        params.append(field.get_db_prep_value(now - half_life * (i + 1), db.connection))
+    factor = f"CASE {' '.join(whens)} ELSE {2.0 ** -DECAY_STEPS!r} END"
+    return f"{db.column(alias, Interaction, 'weight')} * {factor}", params
 
 
-def popular(
-    candidates: Candidates,
-    algorithm: str,
-    limit: int,
-    *,
-    name: str = "popular",
-    within: Q | None = None,
-) -> CandidateSource:
+@dataclass(eq=False)  # hashed by identity, as query expressions need
+class Popular(Source):
     """Stored popular items, or, while no popular run is active, popularity from interactions.
 
-    ``within`` (a Q on the item model) narrows the source to, e.g., a
-    category; it then reads stored popular items only.
+    With ``within_category_of`` (an item pk) only stored popular items of
+    that item's category (the ``category`` source).
     """
-    if within is not None:
-        candidates = candidates.within(within)
-    stored_rows = PopularItem.objects.filter(
-        run_id=active_run_id(algorithm), item_type_id=candidates.content_type_id
-    )
-    pools = [candidates.restrict(stored_rows, "item_key").order_by("rank").values("candidate")[:limit]]
-    score = _float(stored_rows.filter(item_key=candidates.outer_key()).values("score")[:1])
-    if within is None:
-        recent = recent_interactions(candidates.content_type_id, unless_active=algorithm)
-        weight = decayed_weight(half_life_days=recs_settings.HALF_LIFE_DAYS)
-        pools.append(
-            candidates.restrict(recent, "item_key")
-            .values("candidate")
-            .annotate(total=Sum(weight))
-            .order_by("-total", "candidate")
-            .values("candidate")[:limit]
+
+    algorithm: str
+    within_category_of: object = None
+
+    @property
+    def name(self):
+        return "category" if self.within_category_of is not None else "popular"
+
+    def _stored_rows(self, db, scope, alias) -> Fragment:
+        run_sql, run_params = db.active_run(self.algorithm)
+        return (
+            f"{db.column(alias, PopularItem, 'run')} = {run_sql}"
+            f" AND {db.column(alias, PopularItem, 'item_type')} = %s",
+            [*run_params, scope.content_type_id],
         )
+
+    def _same_category(self, db, scope, pk_sql) -> Fragment:
+        mine, params = scope.category_of(db, pk_sql)
+        source, source_params = scope.category_of(db, "%s")
+        return f"{mine} = {source}", [*params, *source_params, self.within_category_of]
+
+    def pools(self, db, scope, index, limit):
+        a = "recs_pop"
+        key = db.column(a, PopularItem, "item_key")
+        base = [self._stored_rows(db, scope, a)]
+        if self.within_category_of is not None:
+            base.append(self._same_category(db, scope, db.key_as_pk(key)))
+        where, params = self._where(db, scope, join(base, " AND "), key)
+        score = db.column(a, PopularItem, "score")
+        pools = [
+            (
+                f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, score)} AS recs_key"
+                f" FROM {db.table(PopularItem)} {a} WHERE {where}"
+                f" ORDER BY {db.column(a, PopularItem, 'rank')} LIMIT {int(limit)}",
+                params,
+            )
+        ]
+        if self.within_category_of is None:
+            pools.append(self._computed_pool(db, scope, index, limit))
+        return pools
+
+    def _computed_pool(self, db, scope, index, limit) -> Fragment:
+        # The latest interactions propose candidates; their score (below) is
+        # the decayed sum over all their interactions. The guard is a
+        # one-time check: nothing is read once a popular run exists.
+        a, w = "recs_evt", "recs_win"
+        no_run, no_run_params = db.no_active_run(self.algorithm)
+        window = (
+            f"SELECT recs_id FROM (SELECT {db.column(w, Interaction, 'id')} AS recs_id"
+            f" FROM {db.table(Interaction)} {w}"
+            f" WHERE {no_run} AND {db.column(w, Interaction, 'item_type')} = %s"
+            f" ORDER BY {db.column(w, Interaction, 'id')} DESC LIMIT {RECENT_INTERACTIONS})"
+            f" recs_window"
+        )
+        key = db.column(a, Interaction, "item_key")
+        base = (
+            f"{db.column(a, Interaction, 'id')} IN ({window})",
+            [*no_run_params, scope.content_type_id],
+        )
+        where, params = self._where(db, scope, base, key)
+        weight, weight_params = decay_sql(db, a, half_life_days=recs_settings.HALF_LIFE_DAYS)
+        return (
+            f"SELECT {db.key_as_pk(key)} AS candidate,"
+            f" {order_key_sql(index, f'SUM({weight})')} AS recs_key"
+            f" FROM {db.table(Interaction)} {a} WHERE {where} GROUP BY {key}"
+            f" ORDER BY recs_key, candidate LIMIT {int(limit)}",
+            [*weight_params, *params],
+        )
+
+    def score(self, db, scope, pk_sql):
+        a = "recs_pop_s"
+        rows, params = self._stored_rows(db, scope, a)
+        stored = (
+            f"(SELECT {db.column(a, PopularItem, 'score')} FROM {db.table(PopularItem)} {a}"
+            f" WHERE {rows} AND {db.column(a, PopularItem, 'item_key')} = {db.pk_as_key(pk_sql)})"
+        )
+        if self.within_category_of is not None:
+            same, same_params = self._same_category(db, scope, pk_sql)
+            return f"CASE WHEN {same} THEN {stored} END", [*same_params, *params]
+        e = "recs_evt_s"
+        no_run, no_run_params = db.no_active_run(self.algorithm)
+        weight, weight_params = decay_sql(db, e, half_life_days=recs_settings.HALF_LIFE_DAYS)
         computed = (
-            recent.filter(item_key=candidates.outer_key())
-            .order_by()
-            .values("item_type_id")
-            .annotate(total=Sum(weight))
-            .values("total")
+            f"(SELECT SUM({weight}) FROM {db.table(Interaction)} {e} WHERE {no_run}"
+            f" AND {db.column(e, Interaction, 'item_type')} = %s"
+            f" AND {db.column(e, Interaction, 'item_key')} = {db.pk_as_key(pk_sql)})"
         )
-        score = Coalesce(score, _float(computed[:1]), output_field=models.FloatField())
-    else:
-        score = Case(When(within, then=score), default=None, output_field=models.FloatField())
-    return CandidateSource(name=name, pools=tuple(pools), score=score)
+        return (
+            f"COALESCE({stored}, {computed})",
+            [*params, *weight_params, *no_run_params, scope.content_type_id],
+        )
 
-
-def recent_interactions(content_type_id: int, *, unless_active: str) -> QuerySet:
-    """The RECENT_INTERACTIONS latest interactions, none once ``unless_active`` has an active run.
-
-    Request-time popularity reads a bounded window, so its cost does not
-    grow with the history; and the guard is a one-time check, so nothing is
-    read once a popular run exists.
-    """
-    window = (
-        Interaction.objects.filter(~active_run_exists(unless_active), item_type_id=content_type_id)
-        .order_by("-pk")
-        .values("pk")[:RECENT_INTERACTIONS]
-    )
-    return Interaction.objects.filter(pk__in=window)
+    def count_rows(self, db, scope):  # pragma: no cover - popular is never first
+        raise NotImplementedError("the popular source is never the first of a chain")
 
 
 def category_lookup(model: type[models.Model]) -> str | None:
@@ -289,9 +582,3 @@ def category_lookup(model: type[models.Model]) -> str | None:
         if label.lower() in wanted and path:
             return path.replace(".", "__")
     return None
-
-
-def same_category(model, item_pk, lookup: str) -> Q:
-    """Items whose category equals the item ``item_pk``'s (read in SQL, not in Python)."""
-    source_category = Subquery(model._base_manager.filter(pk=item_pk).values(lookup)[:1])
-    return Q(**{lookup: source_category})

@@ -29,18 +29,15 @@ read one run's rows for the admin and for debugging.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models
-from django.db.models import Value
-from django.db.models.functions import ATan, Coalesce
+from django.db import models
 from django.db.models.query import ModelIterable
 
 from .conf import recs_settings
 from .content.config import content_fallback_algorithm
-from .expressions import active_run_id
+from .expressions import BestCandidates, ListOrder, ListReason, active_run_id, decode_order_key
 from .items import is_item_model, item_content_type, item_key, item_models, pk_for_key
 from .visitors import Visitor
 
@@ -88,28 +85,7 @@ class PopularItemQuerySet(RunRowsQuerySet):
         return self.active(algorithm).filter(item_type=item_content_type(model)).order_by("rank")
 
 
-# --- the order of a list ----------------------------------------------------------------
-
-
-def order_key(index: int, score) -> models.Expression:
-    """One number ordering a list by source, then by descending score.
-
-    ``2 * index + 1/2 - atan(score) / pi`` lies in ``[2 index, 2 index + 1]``:
-    sources never interleave and, within one, a higher score sorts first.
-    One number (instead of a source and a score) keeps the SQL small: each
-    source's correlated subquery appears once per query level, and the
-    source and score are recovered from it (:func:`decode_order_key`).
-    """
-    return Value(2 * index + 0.5) - ATan(score) / Value(math.pi)
-
-
-def decode_order_key(key: float) -> tuple[int, float]:
-    """(source index, score) of an :func:`order_key` value."""
-    index = int(key // 2)
-    score = math.tan(math.pi * (2 * index + 0.5 - key))
-    # 12 significant digits: what survives the round trip (the stored
-    # scores come from float32 kernels, good to about 7).
-    return index, float(f"{score:.12g}")
+# --- explained items ------------------------------------------------------------------
 
 
 class ExplainedModelIterable(ModelIterable):
@@ -218,26 +194,15 @@ def similar_to(
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    category = fallbacks.category_lookup(model)
-    cap = _category_cap(max_per_category, category)
-    candidates = _candidates(model, queryset, Visitor.of(user, session_key), exclude=item)
-    limit = n * DIVERSITY_POOL_FACTOR if cap else n
-
-    sources = [fallbacks.stored_neighbours(candidates, item_key(item), algorithm)]
-    # Without a cap, the fallbacks are read only when the first source is short.
-    fallback = candidates.read_only_if(None if cap else sources[0].fewer_than(n))
+    scope = _scope(model, queryset, Visitor.of(user, session_key), exclude=item)
+    sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
     content = content_fallback_algorithm(exclude=algorithm)
     if content is not None:  # items alike in text and attributes, before popular ones
-        sources.append(
-            fallbacks.stored_neighbours(fallback, item_key(item), content, name="content")
-        )
-    if category:
-        within = fallbacks.same_category(model, item.pk, category)
-        sources.append(
-            fallbacks.popular(fallback, popular_algorithm, limit, name="category", within=within)
-        )
-    sources.append(fallbacks.popular(fallback, popular_algorithm, limit))
-    return _ranked(base, sources, n, category=category, cap=cap)
+        sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=content, name="content"))
+    if scope.category:
+        sources.append(fallbacks.Popular(popular_algorithm, within_category_of=item.pk))
+    sources.append(fallbacks.Popular(popular_algorithm))
+    return _ranked(base, scope, sources, n, max_per_category)
 
 
 def recommended_for(
@@ -298,84 +263,60 @@ def recommended_for(
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    category = fallbacks.category_lookup(model)
-    cap = _category_cap(max_per_category, category)
     visitor = Visitor.of(user, session_key)
-    candidates = _candidates(model, queryset, visitor)
-    limit = n * DIVERSITY_POOL_FACTOR if cap else n
-
+    scope = _scope(model, queryset, visitor)
     sources = []
-    fallback = candidates
     if visitor.user_id is not None:
-        sources.append(fallbacks.stored_recommendations(candidates, visitor.user_id, algorithm))
-        # Without a cap, the fallbacks are read only when the stored list is short.
-        fallback = candidates.read_only_if(None if cap else sources[0].fewer_than(n))
-    history = fallbacks.history_neighbours(fallback, visitor, similar_algorithm, limit)
-    if history is not None:
-        sources.append(history)
-    content = content_fallback_algorithm(exclude=similar_algorithm)
-    if history is not None and content is not None:
-        sources.append(fallbacks.history_neighbours(
-            fallback, visitor, content, limit, name="history_content"
-        ))
-    sources.append(fallbacks.popular(fallback, popular_algorithm, limit))
-    return _ranked(base, sources, n, category=category, cap=cap)
+        sources.append(fallbacks.StoredRecommendations(user_id=visitor.user_id, algorithm=algorithm))
+    if visitor.is_known:
+        sources.append(fallbacks.HistoryNeighbours(algorithm=similar_algorithm))
+        content = content_fallback_algorithm(exclude=similar_algorithm)
+        if content is not None:
+            sources.append(fallbacks.HistoryNeighbours(algorithm=content, name="history_content"))
+    sources.append(fallbacks.Popular(popular_algorithm))
+    return _ranked(base, scope, sources, n, max_per_category)
 
 
 # --- assembly ---------------------------------------------------------------------------
 
 
-def _ranked(base, sources, n, *, category, cap) -> models.QuerySet:
+def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     """The one-statement queryset described in the module docstring."""
-    from .diversity import cap_per_category
-
-    model = base.model
-    keys = [order_key(i, source.score) for i, source in enumerate(sources)]
-    key = Coalesce(*keys, output_field=models.FloatField()) if len(keys) > 1 else keys[0]
-
-    pools = [pool for source in sources for pool in source.pools]
-    if not connections[base.db].features.supports_slicing_ordering_in_compound:
-        # SQLite allows no LIMIT inside a UNION member: wrap each pool.
-        pools = [model._base_manager.filter(pk__in=pool).values("pk") for pool in pools]
-    union = pools[0].union(*pools[1:], all=True) if len(pools) > 1 else pools[0]
-    candidates = base.order_by().filter(pk__in=union).annotate(recs_order=key)
-    if cap:
-        candidates = cap_per_category(candidates, category, cap, order_by=["recs_order", "pk"])
-    best = candidates.order_by("recs_order", "pk").values("pk")[:n]
-
-    result = base.filter(pk__in=best).annotate(recs_order=key)
-    explained = [source for source in sources if source.reason_key is not None]
-    if explained:
-        result = result.annotate(
-            recs_reason_type_id=_first_non_null(
-                [source.reason_type_id for source in explained], models.IntegerField()
-            ),
-            recs_reason_key=_first_non_null(
-                [source.reason_key for source in explained], models.CharField()
-            ),
-        )
-    result = result.order_by("recs_order", "pk")
+    cap = _category_cap(max_per_category, scope.category)
+    if not cap:
+        # The fallbacks are read only when the first source is short (with a
+        # cap, any source may lose candidates, so all are read).
+        for source in sources[1:]:
+            source.short_of = (sources[0], n)
+    pk_field = base.model._meta.pk
+    best = BestCandidates(
+        sources,
+        scope,
+        n,
+        pool_limit=n * DIVERSITY_POOL_FACTOR if cap else n,
+        cap=cap,
+        output_field=pk_field,
+    )
+    annotations = {"recs_order": ListOrder(sources, scope)}
+    if any(source.explained for source in sources):
+        annotations["recs_reason_type_id"] = ListReason(sources, scope, 0)
+        annotations["recs_reason_key"] = ListReason(sources, scope, 1)
+    result = base.filter(pk__in=best).annotate(**annotations).order_by("recs_order", "pk")
     result._iterable_class = _iterable_for(tuple(source.name for source in sources))
     return result
 
 
-def _first_non_null(expressions, output_field):
-    if len(expressions) == 1:
-        return expressions[0]
-    return Coalesce(*expressions, output_field=output_field)
-
-
-def _candidates(model, queryset, visitor, *, exclude=None):
+def _scope(model, queryset, visitor, *, exclude=None):
     """What a list may contain: ``queryset``, minus ``exclude`` and the visitor's seen items."""
-    from .fallbacks import Candidates
+    from .fallbacks import ListScope, category_lookup
 
-    content_type_id = item_content_type(model).pk
-    return Candidates(
+    return ListScope(
         model=model,
-        content_type_id=content_type_id,
+        content_type_id=item_content_type(model).pk,
+        visitor=visitor,
         allowed=queryset,
         excluded_keys=(item_key(exclude),) if exclude is not None else (),
-        seen_keys=visitor.seen_keys(content_type_id),
+        category=category_lookup(model),
     )
 
 

@@ -1,7 +1,7 @@
 """The algorithms configured in ALGORITHMS, built from their dotted paths.
 
 Reads settings but no ORM. ``manage.py check`` runs :func:`check_algorithm`
-over every entry (django_recs.E030-E033), so a typo shows up before a run.
+over every entry (django_recs.E030-E032), so a typo shows up before a run.
 """
 
 from __future__ import annotations

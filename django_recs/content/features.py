@@ -207,7 +207,7 @@ def build_item_features(blocks: Iterable[FeatureBlock], n_items: int) -> ItemFea
         else:
             part, block_tokens, idf = _categorical_block(block, columns, n_items)
         part.data *= np.sqrt(block.weight)
-        parts.append(part)
+        parts.append(part.astype(np.float32).tocsr())
         tokens.append(block_tokens)
         idfs.append(idf)
         labels.append(block.label)
@@ -250,11 +250,13 @@ def _text_block(block: FeatureBlock, columns: np.ndarray, n_items: int):
     vectors, vocabulary = fit_tfidf(
         texts, min_df=block.min_df, max_df=block.max_df, stop_words=block.stop_words
     )
-    # documents x words -> words x items, each document in its item's column.
-    coo = vectors.tocoo()
-    part = sp.csr_matrix(
-        (coo.data, (coo.col, documents[coo.row])), shape=(len(vocabulary), n_items),
-        dtype=np.float64,
+    # documents x words (CSR) is words x documents (CSC); placing document d in
+    # column documents[d] (ascending) only spreads the column pointers.
+    lengths = np.zeros(n_items, dtype=np.int64)
+    lengths[documents] = np.diff(vectors.indptr)
+    part = sp.csc_matrix(
+        (vectors.data, vectors.indices, np.concatenate(([0], np.cumsum(lengths)))),
+        shape=(len(vocabulary), n_items),
     )
     return part, vocabulary.tokens, vocabulary.idf
 

@@ -57,38 +57,65 @@ class TfidfVocabulary:
         return {str(token): column for column, token in enumerate(self.tokens)}
 
 
+#: Documents tokenised before their counts are summed: bounds the raw token buffer.
+COUNT_CHUNK_DOCUMENTS = 4_096
+
+
 def _count_matrix(
     documents: Iterable[str], vocabulary: dict[str, int], *, grow: bool, stop_words=frozenset()
 ) -> sp.csr_matrix:
-    """Documents x terms token counts (float64 CSR, canonical).
+    """Documents x terms token counts (float32 CSR, canonical).
 
     With ``grow`` the vocabulary takes every new token (its column is its
-    arrival order); without, unknown tokens are dropped.
+    arrival order); without, unknown tokens are dropped. Tokens are counted
+    in chunks of documents, so memory follows the distinct (document, word)
+    pairs rather than the raw token stream.
     """
-    indices = array("q")  # 8 bytes per token, no Python list of the whole corpus
-    indptr = [0]
+    lookup = defaultdict(int, vocabulary)
     if grow:
-        lookup = defaultdict(int, vocabulary)
         lookup.default_factory = lookup.__len__  # a new token gets the next column
-        for text in documents:
-            tokens = tokenize(text)
+    chunks: list[sp.csr_matrix] = []
+    indices = array("q")  # 8 bytes per token, no Python list of the chunk's tokens
+    lengths = array("q")
+
+    def flush() -> None:
+        if not lengths:
+            return
+        index_array = np.frombuffer(indices, dtype=np.int64).astype(np.int32) if indices else (
+            np.zeros(0, np.int32))
+        indptr = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype=np.int64))))
+        chunk = sp.csr_matrix(  # float32 counts are exact and half the size
+            (np.ones(len(index_array), dtype=np.float32), index_array, indptr),
+            shape=(len(lengths), max(len(lookup), 1)),
+        )
+        chunk.sum_duplicates()  # also sorts each row's columns
+        chunks.append(chunk)
+        del indices[:], lengths[:]
+
+    for text in documents:
+        tokens = tokenize(text)
+        before = len(indices)
+        if grow:
             if stop_words:
                 tokens = [t for t in tokens if t not in stop_words]
             indices.extend([lookup[t] for t in tokens])
-            indptr.append(len(indices))
+        else:
+            indices.extend([lookup[t] for t in tokens if t in lookup])
+        lengths.append(len(indices) - before)
+        if len(lengths) >= COUNT_CHUNK_DOCUMENTS:
+            flush()
+    flush()
+    if grow:
         vocabulary.clear()
         vocabulary.update(lookup)
-    else:
-        for text in documents:
-            indices.extend([vocabulary[t] for t in tokenize(text) if t in vocabulary])
-            indptr.append(len(indices))
-    index_array = np.frombuffer(indices, dtype=np.int64) if indices else np.zeros(0, np.int64)
-    counts = sp.csr_matrix(
-        (np.ones(len(index_array), dtype=np.float64), index_array, np.asarray(indptr, np.int64)),
-        shape=(len(indptr) - 1, len(vocabulary)),
+    n_terms = len(vocabulary)
+    if not chunks:
+        return sp.csr_matrix((0, n_terms), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate([c.data for c in chunks]), np.concatenate([c.indices for c in chunks]),
+         np.concatenate([[0], np.cumsum(np.concatenate([np.diff(c.indptr) for c in chunks]))])),
+        shape=(sum(c.shape[0] for c in chunks), n_terms),
     )
-    counts.sum_duplicates()  # also sorts each row's columns
-    return counts
 
 
 def _document_limit(value: int | float, n_documents: int) -> float:
@@ -139,7 +166,7 @@ def fit_tfidf(
     kept = np.flatnonzero((document_frequency >= low) & (document_frequency <= high))
     kept = kept[np.argsort(tokens[kept].astype(str), kind="stable")]
     # Old column -> new (sorted) column, -1 for pruned tokens.
-    new_column = np.full(len(tokens), -1, dtype=np.int64)
+    new_column = np.full(len(tokens), -1, dtype=np.int32)
     new_column[kept] = np.arange(len(kept))
     counts = _select_columns(counts, new_column, len(kept))
     idf = np.log((1.0 + n) / (1.0 + document_frequency[kept])) + 1.0
@@ -169,8 +196,10 @@ def _select_columns(matrix: sp.csr_matrix, new_column: np.ndarray, n_columns: in
     return selected
 
 
-def _weighted_unit_rows(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    weighted = counts.astype(np.float64, copy=True)
+def _weighted_unit_rows(counts: sp.csr_matrix, idf: np.ndarray, *, copy: bool = True
+                        ) -> sp.csr_matrix:
+    """``counts * idf`` with unit rows (in place when ``copy`` is False)."""
+    weighted = counts.astype(np.float64, copy=copy)
     weighted.data *= idf[weighted.indices]
     norms = np.sqrt(_row_sums(weighted, weighted.data**2))
     lengths = np.diff(weighted.indptr)

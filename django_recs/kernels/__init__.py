@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from ._native import COMPILED_MODULES, missing_modules, native_module
 from ._threads import limit_blas_threads, resolve_num_threads
+from .als import als_fit, als_fold_in, als_loss
 from .norms import row_norms
 from .similarity import item_similarity
+from .topn import top_n
 
 __all__ = [
+    "als_fit",
+    "als_fold_in",
+    "als_loss",
     "build_info",
     "item_similarity",
     "row_norms",
     "resolve_num_threads",
     "limit_blas_threads",
+    "top_n",
 ]
 
 

@@ -83,7 +83,8 @@ def _confidences(C, name: str = "C") -> sp.csr_matrix:
     """C as canonical float32 CSR without stored zeros (a zero is no interaction)."""
     C = as_csr(C, name)
     if C.dtype != np.float32:
-        C = C.astype(np.float32)
+        with np.errstate(over="ignore"):
+            C = C.astype(np.float32)
         if not np.isfinite(C.data).all():
             raise ValueError(f"{name} contains confidences too large for float32")
     if C.nnz and (C.data == 0).any():

@@ -17,10 +17,11 @@ from ._validation import as_factor_matrix, check_positive_int
 
 __all__ = ["top_n"]
 
-#: Users scored together (the sgemm's rows) and items per tile: a 64 x 4096
-#: float32 tile is 1 MiB, so it is selected from while still in L2 cache.
-_BLOCK_USERS = 64
-_TILE_ITEMS = 4096
+#: Users scored together and items per tile: a 256 x 1024 float32 tile is
+#: 1 MiB, so it is selected from while still in L2 cache, and each sgemm
+#: call is big enough that packing its operands costs little.
+_BLOCK_USERS = 256
+_TILE_ITEMS = 1024
 
 
 def _user_rows(users, n_users: int) -> np.ndarray:

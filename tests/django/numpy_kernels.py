@@ -26,7 +26,8 @@ def _cosine_neighbours(X, k=50, *, metric="cosine", shrink=0.0, alpha=0.5, num_t
         cols += order
         vals += list(sim[i, order])
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=sim.shape[0]))))
-    return sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int32), indptr), shape=sim.shape)
+    return sp.csr_matrix((np.array(vals, np.float32), np.array(cols, np.int32), indptr),
+                         shape=sim.shape)
 
 
 def _dense_als(C, *, factors=64, regularization=0.01, iterations=15, random_state=None,
@@ -53,10 +54,13 @@ def _dense_top_n(user_factors, item_factors, n=10, *, users=None, exclude=None, 
         scores[sp.csr_matrix(exclude).toarray() != 0] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
     top = np.take_along_axis(scores, order, axis=1)
-    return np.where(np.isfinite(top), order, -1).astype(np.int32), np.where(np.isfinite(top), top, 0).astype(np.float32)
+    finite = np.isfinite(top)
+    return (np.where(finite, order, -1).astype(np.int32),
+            np.where(finite, top, 0).astype(np.float32))
 
 
-def _dense_fold_in(C_rows, item_factors, *, regularization=0.01, solver="cg", cg_steps=3):
+def _dense_fold_in(C_rows, item_factors, *, regularization=0.01, solver="cg", cg_steps=3,
+                   **kwargs):
     C = sp.csr_matrix(C_rows).toarray()
     V = item_factors.astype(np.float64)
     eye = regularization * np.eye(V.shape[1])
@@ -76,5 +80,3 @@ def kernels_or_numpy(monkeypatch):
     for name, stand_in in STAND_INS.items():
         if not hasattr(kernels, name):
             monkeypatch.setattr(kernels, name, stand_in, raising=False)
-
-

@@ -11,10 +11,9 @@ from django.urls import reverse
 import django_recs
 from django_recs.models import Interaction, Run
 
-from . import numpy_kernels, pipeline_fixtures
+from . import pipeline_fixtures
 from .pipeline_fixtures import interact
 
-kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 shop = pipeline_fixtures.shop  # fixture
 
 RECOMPUTE_URL = "admin:django_recs_run_recompute"

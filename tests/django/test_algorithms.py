@@ -13,10 +13,6 @@ from django_recs.algorithms.ranking import sparse_top_n, strongest_history_item,
 from django_recs.algorithms.registry import AlgorithmConfigError, build_algorithm
 from django_recs.matrix import InteractionMatrix, decay_weights
 
-from . import numpy_kernels
-
-kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
-
 
 def random_matrix(n_users=40, n_items=25, density=0.2, seed=0, seen_fraction=0.3):
     rng = np.random.default_rng(seed)

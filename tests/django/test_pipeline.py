@@ -16,10 +16,9 @@ from django_recs import pipeline
 from django_recs.models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from django_recs.storage.read import load_interactions
 
-from . import numpy_kernels, pipeline_fixtures
+from . import pipeline_fixtures
 from .pipeline_fixtures import ALGORITHMS, RECS, interact, served_similar
 
-kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 shop = pipeline_fixtures.shop  # fixture
 
 

@@ -12,10 +12,7 @@ import django_recs
 from django_recs import pipeline
 from django_recs.models import Run, SimilarItem
 
-from . import numpy_kernels
 from .pipeline_fixtures import RECS, Shop
-
-kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 
 pytestmark = [pytest.mark.postgres]
 

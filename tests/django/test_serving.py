@@ -15,8 +15,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
 
 from django_recs import recommended_for, similar_to
+from django_recs.expressions import decode_order_key
 from django_recs.models import PopularItem, Recommendation, SimilarItem
-from django_recs.querysets import decode_order_key
 from tests.testapp.models import Category, Gadget, NotAnItem, Product
 
 from .serving_data import (
@@ -428,8 +428,6 @@ def test_result_table_querysets_read_the_active_run(products, customer):
 
 
 def test_order_key_round_trip_keeps_sources_apart_and_scores_exact_enough():
-    from django_recs.querysets import order_key  # noqa: F401  (the SQL side of the same formula)
-
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.normal(0, 1, 500), rng.uniform(-1e6, 1e6, 500), [0.0, 1e-9]])
     for index in range(4):

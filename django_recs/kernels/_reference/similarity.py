@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-#: Rows of the product ranked at a time, to bound the sort's temporaries.
-ROWS_PER_BLOCK = 4096
+#: Rows of the product scored at a time, to bound the temporaries.
+ROWS_PER_BLOCK = 2048
 
 
 def column_factors(X: sp.csr_matrix, metric: str, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +26,19 @@ def column_factors(X: sp.csr_matrix, metric: str, alpha: float) -> tuple[np.ndar
     if metric == "jaccard":
         return counts, counts
     return counts, np.power(counts, alpha)
+
+
+def _top_k(cols: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (col, score) by descending score, equal scores by ascending col."""
+    if scores.size > k:
+        kth = np.partition(scores, scores.size - k)[scores.size - k]  # the k-th largest
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)
+        tied = tied[np.argsort(cols[tied], kind="stable")][: k - above.size]
+        chosen = np.concatenate([above, tied])
+        cols, scores = cols[chosen], scores[chosen]
+    order = np.lexsort((cols, -scores))
+    return cols[order], scores[order]
 
 
 def item_similarity(
@@ -53,26 +66,22 @@ def item_similarity(
     indices_parts, data_parts = [], []
     for start in range(0, n_items, ROWS_PER_BLOCK):
         stop = min(start + ROWS_PER_BLOCK, n_items)
-        block = product[start:stop].tocoo()
-        rows = block.row.astype(np.int64) + start
-        cols = block.col.astype(np.int64)
+        block = product[start:stop]
+        rows = np.repeat(np.arange(start, stop), np.diff(block.indptr))
+        cols = block.indices.astype(np.int64)
         common = block.data
         if metric == "jaccard":
             denominator = row_factor[rows] + col_factor[cols] - common + shrink
         else:
             denominator = row_factor[rows] * col_factor[cols] + shrink
         scores = (common / denominator).astype(np.float32)
-        keep = (rows != cols) & (scores > 0)
-        rows, cols, scores = rows[keep], cols[keep], scores[keep]
-        # By row, then descending score, then ascending item index.
-        order = np.lexsort((cols, -scores, rows))
-        rows, cols, scores = rows[order], cols[order], scores[order]
-        row_counts = np.bincount(rows - start, minlength=stop - start)
-        first_of_row = np.repeat(np.cumsum(row_counts) - row_counts, row_counts)
-        ranked = (np.arange(rows.size) - first_of_row) < k
-        indices_parts.append(cols[ranked])
-        data_parts.append(scores[ranked])
-        indptr[start + 1 : stop + 1] = np.minimum(row_counts, k)
+        for row in range(start, stop):
+            span = slice(block.indptr[row - start], block.indptr[row - start + 1])
+            keep = (cols[span] != row) & (scores[span] > 0)
+            row_cols, row_scores = _top_k(cols[span][keep], scores[span][keep], k)
+            indices_parts.append(row_cols)
+            data_parts.append(row_scores)
+            indptr[row + 1] = row_cols.size
     np.cumsum(indptr, out=indptr)
     indices = np.concatenate(indices_parts) if indices_parts else np.empty(0, np.int64)
     data = np.concatenate(data_parts) if data_parts else np.empty(0, np.float32)
