@@ -10,9 +10,9 @@ CSR) against fixed column factors Y:
 by the caller; each row then only touches its own non-zeros. Two solvers:
 
 - :func:`least_squares_cholesky` adds the row's rank-one terms
-  (c - 1) y y' to A0 four at a time, factors the result by Cholesky and
-  solves, all in cache-resident C loops: at these sizes (f <= a few hundred)
-  per-row BLAS/LAPACK calls cost more in overhead than they compute.
+  (c - 1) y y' to A0 eight at a time, factors the result by Cholesky and
+  solves, all in cache-resident C loops: at these sizes (f up to a few
+  hundred) per-row BLAS/LAPACK calls cost more in overhead than they compute.
 - :func:`least_squares_cg` runs ``cg_steps`` conjugate-gradient steps
   (Takacs, Pilaszy & Tikk 2011) warm-started from the current x_u. Rows are
   processed in blocks: the dense products with A0 are one ``sgemm`` per step
@@ -20,8 +20,10 @@ by the caller; each row then only touches its own non-zeros. Two solvers:
   software prefetch) into a per-thread buffer, so each step's sparse
   product is one pass over contiguous, cache-resident memory.
 
-The C loops below are compiled for AVX-512, AVX2 and baseline x86-64 where
-GCC supports function multi-versioning, and the fastest one the CPU has is
+The C loops below work on vectors zero-padded to a multiple of 16 floats
+(systems padded with identity), so they run on whole SIMD registers without
+remainders; they are compiled for AVX-512, AVX2 and baseline x86-64 where
+GCC supports function multi-versioning, and the best one the CPU has is
 picked at load time.
 
 Inputs are trusted (the Python wrapper validates): indptr int64, indices
@@ -31,7 +33,7 @@ int32, data float32 (all > 0), factors float32 C-contiguous.
 import numpy as np
 
 from cython.parallel cimport parallel, prange
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
 from _blas cimport axpy, dot, gemm_nn, scal

@@ -9,30 +9,33 @@ never capped: each is its own partition.
 
 from __future__ import annotations
 
-from django.db.models import Case, F, QuerySet, When, Window
-from django.db.models.functions import RowNumber
 
-
-def cap_per_category(candidates: QuerySet, lookup: str, cap: int, order_by: list) -> QuerySet:
-    """``candidates`` keeping at most ``cap`` items per value of ``lookup``.
+def cap_per_category_sql(ranked_sql: str, category_table_sql: str, cap: int) -> str:
+    """SQL keeping at most ``cap`` rows per category of ``ranked_sql``.
 
     Parameters
     ----------
-    candidates : QuerySet
-        Items carrying the annotations ``order_by`` refers to.
-    lookup : str
-        ORM path of the category (``"category"``, ``"brand__category"``).
+    ranked_sql : str
+        ``SELECT candidate, recs_key``: candidate item pks with their order key
+        (lower first).
+    category_table_sql : str
+        ``SELECT recs_pk, recs_cat`` of every item (see
+        :meth:`django_recs.fallbacks.ListScope.category_table`).
     cap : int
         Items kept per category, >= 1.
-    order_by : list
-        The list's ranking; the first ``cap`` items of each category in this
-        order are kept.
+
+    Returns
+    -------
+    str
+        ``SELECT candidate, recs_key`` of the kept rows (unordered).
     """
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError(f"MAX_PER_CATEGORY must be a positive integer or None, got {cap!r}")
-    uncategorised_alone = Case(When(**{f"{lookup}__isnull": True}, then=F("pk")), default=None)
-    return candidates.annotate(
-        recs_category_rank=Window(
-            RowNumber(), partition_by=[F(lookup), uncategorised_alone], order_by=order_by
-        )
-    ).filter(recs_category_rank__lte=cap)
+    return (
+        "SELECT candidate, recs_key FROM (SELECT recs_best.candidate, recs_best.recs_key,"
+        " ROW_NUMBER() OVER (PARTITION BY recs_cat.recs_cat, CASE WHEN recs_cat.recs_cat"
+        " IS NULL THEN recs_best.candidate END ORDER BY recs_best.recs_key,"
+        f" recs_best.candidate) AS recs_in_category FROM ({ranked_sql}) recs_best"
+        f" LEFT JOIN ({category_table_sql}) recs_cat ON recs_cat.recs_pk = recs_best.candidate)"
+        f" recs_numbered WHERE recs_in_category <= {cap}"
+    )

@@ -90,6 +90,7 @@ class BestCandidates(ListExpression):
         self.cap = cap
 
     def as_sql(self, compiler, connection):
+        from .diversity import cap_per_category_sql
         from .fallbacks import join
 
         db = self._sql(connection)
@@ -105,15 +106,7 @@ class BestCandidates(ListExpression):
         )
         best = f"SELECT candidate, MIN(recs_key) AS recs_key FROM ({union}) recs_union GROUP BY candidate"
         if self.cap:
-            category = self.scope.category_table(db)
-            best = (
-                "SELECT candidate, recs_key FROM (SELECT recs_best.candidate, recs_best.recs_key,"
-                " ROW_NUMBER() OVER (PARTITION BY recs_cat.recs_cat, CASE WHEN recs_cat.recs_cat"
-                " IS NULL THEN recs_best.candidate END ORDER BY recs_best.recs_key,"
-                f" recs_best.candidate) AS recs_in_category FROM ({best}) recs_best"
-                f" LEFT JOIN ({category}) recs_cat ON recs_cat.recs_pk = recs_best.candidate)"
-                f" recs_numbered WHERE recs_in_category <= {int(self.cap)}"
-            )
+            best = cap_per_category_sql(best, self.scope.category_table(db), self.cap)
         sql = (
             f"(SELECT candidate FROM (SELECT candidate FROM ({best}) recs_ranked"
             f" ORDER BY recs_key, candidate LIMIT {self.limit}) recs_top)"

@@ -56,7 +56,7 @@ DECAY_STEPS = 8
 #: Interactions (the latest) that request-time popularity reads.
 RECENT_INTERACTIONS = 10_000
 #: How many of a visitor's latest interactions feed the history source.
-RECENT_HISTORY = 20
+RECENT_HISTORY = 10
 
 Fragment = tuple[str, list]
 
@@ -242,6 +242,8 @@ class Source:
 
     name = ""
     explained = False
+    #: Whether counting its candidates is a cheap index read (see :func:`fewer_than`).
+    cheap_to_count = False
     #: (first source, n): the pools are read only while the first source
     #: has fewer than n candidates (see :func:`fewer_than`).
     short_of: tuple[Source, int] | None = None
@@ -282,6 +284,8 @@ class StoredNeighbours(Source):
     key: str
     algorithm: str
     name: str = "similar"
+
+    cheap_to_count = True
 
     def _rows(self, db: Sql, scope: ListScope, alias: str) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)
@@ -330,6 +334,8 @@ class StoredRecommendations(Source):
     algorithm: str
     name = "personal"
     explained = True
+
+    cheap_to_count = True
 
     def _rows(self, db, scope, alias) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)
@@ -491,17 +497,32 @@ class Popular(Source):
             [*run_params, scope.content_type_id],
         )
 
+    def _source_pk(self, db, scope):
+        return scope.model._meta.pk.get_db_prep_value(self.within_category_of, db.connection)
+
     def _same_category(self, db, scope, pk_sql) -> Fragment:
         mine, params = scope.category_of(db, pk_sql)
         source, source_params = scope.category_of(db, "%s")
-        return f"{mine} = {source}", [*params, *source_params, self.within_category_of]
+        return f"{mine} = {source}", [*params, *source_params, self._source_pk(db, scope)]
+
+    def _category_keys(self, db, scope) -> Fragment:
+        """``SELECT`` the keys of the items in the source item's category."""
+        source, params = scope.category_of(db, "%s")
+        return (
+            f"SELECT {db.pk_as_key('recs_k.recs_pk')} FROM ({scope.category_table(db)}) recs_k"
+            f" WHERE recs_k.recs_cat = {source}",
+            [*params, self._source_pk(db, scope)],
+        )
 
     def pools(self, db, scope, index, limit):
         a = "recs_pop"
         key = db.column(a, PopularItem, "item_key")
         base = [self._stored_rows(db, scope, a)]
         if self.within_category_of is not None:
-            base.append(self._same_category(db, scope, db.key_as_pk(key)))
+            # From the category's items to their popularity (an index probe
+            # each), rather than through all popular items.
+            keys_sql, keys_params = self._category_keys(db, scope)
+            base.append((f"{key} IN ({keys_sql})", keys_params))
         where, params = self._where(db, scope, join(base, " AND "), key)
         score = db.column(a, PopularItem, "score")
         pools = [

@@ -22,8 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from . import kernels
-from .algorithms.als import confidence, normalised_rows
-from .algorithms.ranking import strongest_history_item
+from .algorithms.als import confidence, factor_reasons, normalised_rows
 from .conf import recs_settings
 from .matrix import InteractionMatrix
 from .models import Recommendation, Run
@@ -147,10 +146,7 @@ def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, par
         exclude=history.seen, num_threads=1,
     )
     unit = normalised_rows(item_factors)
-    reasons = strongest_history_item(
-        history.weights, recommended,
-        lambda items, targets: np.einsum("ij,ij->i", unit[items], unit[targets]),
-    )
+    reasons = factor_reasons(history.weights, recommended, unit)
     return list(recommendation_columns(
         run.pk, history.user_ids, recommended, np.where(recommended >= 0, scores, 0.0),
         reasons, stored.catalog,

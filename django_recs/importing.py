@@ -232,7 +232,10 @@ class _RowParser:
                     weight = default
                 elif not (type(weight) is float and 0.0 <= weight < _INFINITY):
                     weight = self._weight(weight, event)
-                user_id = users.get(user) if _hashable(user) else None
+                try:
+                    user_id = users.get(user)
+                except TypeError:  # unhashable: parsed without the cache
+                    user_id = None
                 if user_id is None:
                     user_id = self._user(user)
                 elif type(user_id) is _Invalid:
@@ -247,7 +250,10 @@ class _RowParser:
                     session_key = ""
                     if user_id is _NO_USER:
                         raise ValueError("no user and no session_key")
-                reference = items.get(item) if _hashable(item) else None
+                try:
+                    reference = items.get(item)
+                except TypeError:
+                    reference = None
                 if reference is None:
                     reference = self._item(item)
                 elif type(reference) is _Invalid:
@@ -429,12 +435,11 @@ class _Invalid(str):
 
 
 def _hashable(value) -> bool:
-    if type(value) in _HASHABLE_TYPES or isinstance(value, tuple):
-        return True
-    return isinstance(value, models.Model) and value.pk is not None
-
-
-_HASHABLE_TYPES = {str, int, type(None)}
+    try:
+        hash(value)
+    except TypeError:  # a list, an unsaved model instance...
+        return False
+    return True
 
 
 def _existing(model: type[models.Model], pks: set, using: str) -> set:
@@ -569,8 +574,12 @@ def _chunks(iterable: Iterator, size: int) -> Iterator[list]:
 
 def python_rows(interactions: Iterable) -> Iterator[tuple]:
     """Raw rows of record_many()'s mappings or tuples, numbered from 1."""
+    pads = {n: (None,) * (6 - n) for n in range(2, 7)}
     for number, interaction in enumerate(interactions, start=1):
-        if isinstance(interaction, dict):
+        pad = pads.get(len(interaction)) if type(interaction) is tuple else None
+        if pad is not None:
+            yield (number, *interaction, *pad)
+        elif isinstance(interaction, dict):
             unknown = set(interaction) - set(CSV_COLUMNS)
             if unknown:
                 yield (number, None, _Malformed(
@@ -579,7 +588,7 @@ def python_rows(interactions: Iterable) -> Iterator[tuple]:
                 continue
             yield (number, *(interaction.get(name) for name in CSV_COLUMNS))
         elif isinstance(interaction, (tuple, list)) and 2 <= len(interaction) <= 6:
-            yield (number, *interaction, *([None] * (6 - len(interaction))))
+            yield (number, *interaction, *pads[len(interaction)])
         else:
             yield (number, None, _Malformed(
                 "expected a mapping or a tuple (user, item[, event, weight, timestamp, "

@@ -8,20 +8,23 @@ the visitor's history that led to it, or None).
 
 The queryset is one SQL statement::
 
-    SELECT item.*, <score of the first source proposing it> ...
+    SELECT item.*, COALESCE(<order key from source 1>, <from source 2>, ...)
     FROM item
-    WHERE item.id IN (                       -- the n best allowed candidates
-        SELECT id FROM item WHERE <allowed>
-          AND id IN (<pool of source 1> UNION ALL <pool of source 2> ...)
-        ORDER BY source, score DESC, id LIMIT n)
-    ORDER BY source, score DESC, id
+    WHERE item.id IN (                -- the n best allowed candidates
+        SELECT candidate FROM (<pool of source 1> UNION ALL <pool of source 2> ...)
+        GROUP BY candidate ORDER BY MIN(order key), candidate LIMIT n)
+    ORDER BY order key, id
 
-Pools and scores read the rows of each algorithm's active run through a
+Pools read each source once (see :mod:`django_recs.fallbacks`); the outer
+query looks up the order key of its ``n`` rows by index. One number orders
+a list by source, then score (see :func:`~django_recs.expressions.decode_order_key`).
+Pools and lookups read the rows of each algorithm's active run through a
 subquery on Run, so nothing is cached and a swap of runs is seen at once.
 The outer query is not sliced, so the shop can keep chaining
 (``.filter(in_stock=True)``, ``.select_related(...)``); restrictions that
 must still yield ``n`` items go in ``queryset=`` instead, which restricts the
-candidates before the best ``n`` are chosen.
+candidates before the best ``n`` are chosen. Reasons (recommended_for) are
+loaded for the whole list with one more query when the list has any.
 
 The result models' querysets (``SimilarItem.objects.for_item(...)`` ...)
 read one run's rows for the admin and for debugging.
@@ -283,7 +286,7 @@ def recommended_for(
 def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     """The one-statement queryset described in the module docstring."""
     cap = _category_cap(max_per_category, scope.category)
-    if not cap:
+    if not cap and sources[0].cheap_to_count:
         # The fallbacks are read only when the first source is short (with a
         # cap, any source may lose candidates, so all are read).
         for source in sources[1:]:

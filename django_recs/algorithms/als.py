@@ -25,7 +25,6 @@ from .base import (
     require_int,
     require_number,
 )
-from .ranking import strongest_history_item, user_chunks
 
 SOLVERS = ("cg", "cholesky")
 
@@ -137,14 +136,7 @@ class ALS(Algorithm):
             scores[active] = np.where(top >= 0, top_scores, 0.0)
         report(progress, 0.85)
         unit_items = normalised_rows(item_factors)
-
-        def affinity(items, targets):
-            return np.einsum("ij,ij->i", unit_items[items], unit_items[targets])
-
-        history_lengths = np.diff(matrix.weights.indptr)
-        # Each (history item, recommendation) pair costs a factors-long dot product.
-        for rows in user_chunks(history_lengths * max(n, 1), budget=max(1, 2**22 // self.factors)):
-            reasons[rows] = strongest_history_item(matrix.weights[rows], recommended[rows], affinity)
+        reasons = factor_reasons(matrix.weights, recommended, unit_items)
         similar = None
         if self.similar_items and n_items > 1:
             k = min(self.similar_items, n_items - 1)
@@ -175,3 +167,55 @@ def neighbours_to_csr(indices: np.ndarray, scores: np.ndarray, n_columns: int) -
         (scores[valid].astype(np.float32), indices[valid].astype(np.int32), indptr),
         shape=(indices.shape[0], n_columns),
     )
+
+
+def factor_reasons(
+    history: sp.csr_matrix, recommended: np.ndarray, unit_items: np.ndarray
+) -> np.ndarray:
+    """The history item i maximising ``w(u, i) * cos(i, j)`` for each recommendation j.
+
+    Parameters
+    ----------
+    history : csr_matrix, shape (n_users, n_items) — the users' weights
+    recommended : ndarray, shape (n_users, n), int, -1 padding
+    unit_items : ndarray, shape (n_items, f) — item factors scaled to unit length
+
+    Returns
+    -------
+    ndarray, shape (n_users, n), int32: the item column, or -1 (padding, or no
+    history item with a positive contribution). Ties: the first in the history.
+
+    Users are grouped by history length (within a factor of two) and each group
+    is one batched matrix product ``(users, history, f) @ (users, f, n)``, so
+    every history and recommended vector is gathered once per user, not once
+    per pair.
+    """
+    n_users, n = recommended.shape
+    reasons = np.full((n_users, n), -1, dtype=np.int32)
+    lengths = np.diff(history.indptr)
+    candidates = np.flatnonzero((lengths > 0) & (recommended >= 0).any(axis=1))
+    if candidates.size == 0 or n == 0:
+        return reasons
+    factors = unit_items.shape[1]
+    bucket = np.ceil(np.log2(lengths[candidates])).astype(np.int64)
+    for b in np.unique(bucket):
+        users = candidates[bucket == b]
+        width = int(lengths[users].max())
+        per_chunk = max(1, (1 << 22) // max(1, width * max(n, factors)))
+        for start in range(0, len(users), per_chunk):
+            chunk = users[start:start + per_chunk]
+            offsets = np.arange(width)
+            inside = offsets[None, :] < lengths[chunk][:, None]
+            position = np.where(inside, history.indptr[chunk][:, None] + offsets[None, :], 0)
+            items = history.indices[position]
+            weights = np.where(inside, history.data[position], 0.0).astype(np.float32)
+            targets = recommended[chunk]
+            affinity = np.matmul(unit_items[items],
+                                 unit_items[np.maximum(targets, 0)].transpose(0, 2, 1))
+            contribution = weights[:, :, None] * affinity
+            contribution[~inside] = -np.inf
+            best = np.argmax(contribution, axis=1)
+            best_value = np.take_along_axis(contribution, best[:, None, :], axis=1)[:, 0, :]
+            chosen = np.take_along_axis(items, best, axis=1)
+            reasons[chunk] = np.where((targets >= 0) & (best_value > 0), chosen, -1)
+    return reasons

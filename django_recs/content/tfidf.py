@@ -208,6 +208,11 @@ def _weighted_unit_rows(counts: sp.csr_matrix, idf: np.ndarray, *, copy: bool = 
 
 
 def _row_sums(matrix: sp.csr_matrix, values: np.ndarray) -> np.ndarray:
-    """Per-row sums of ``values`` given one per stored entry (0 for empty rows)."""
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    return np.bincount(rows, weights=values, minlength=matrix.shape[0])
+    """Per-row sums of ``values`` given one per stored entry (0 for empty rows), float64."""
+    sums = np.zeros(matrix.shape[0], dtype=np.float64)
+    filled = np.diff(matrix.indptr) > 0
+    if filled.any():
+        # reduceat over the non-empty rows only: an empty row's start would repeat the next's.
+        sums[filled] = np.add.reduceat(np.asarray(values, dtype=np.float64),
+                                       matrix.indptr[:-1][filled])
+    return sums

@@ -82,6 +82,7 @@ def grid_search(
     *,
     label: str,
     on_step: Callable[[int, int, AlgorithmEvaluation | None], None] | None = None,
+    prepare: Callable[[Algorithm], Any] | None = None,
 ) -> GridResult:
     """Evaluate ``algorithm_class(**base_params, **combination)`` for every combination.
 
@@ -89,6 +90,8 @@ def grid_search(
     ----------
     on_step : callable(done, total, evaluation), optional
         Called before the first fit with ``(0, total, None)`` and after each.
+    prepare : callable(algorithm), optional
+        Called on each instance before it is fitted (see ``Candidate.prepare``).
 
     Raises
     ------
@@ -100,6 +103,9 @@ def grid_search(
         raise ValueError("grid: no parameter combinations to search")
     # Build every instance first: a bad value fails before hours of fitting.
     algorithms = [algorithm_class(**{**base_params, **combo}) for combo in combinations]
+    if prepare is not None:
+        for algorithm in algorithms:
+            prepare(algorithm)
     total = len(algorithms)
     if on_step:
         on_step(0, total, None)

@@ -148,7 +148,7 @@ def render_html(
         bins,
         popularity_series,
         x_label="items by training popularity, most popular first",
-        width=max(760, 60 * len(bins) * (len(evaluations) + 1) // 2 + 200),
+        width=max(760, 12 * len(bins) * (len(evaluations) + 1) + 220),
         height=320,
         colours=[CATALOG_COLOUR] + [colour(i) for i in range(len(evaluations))],
     )
@@ -262,7 +262,7 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1280px;padding:
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .meta{color:#555}table{border-collapse:collapse;font-size:.85rem}
 th,td{padding:.3rem .5rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
-thead th{border-bottom:2px solid #999}tbody th{text-align:left}
+thead th{border-bottom:2px solid #999}tbody th,thead th:first-child{text-align:left}
 .plots{display:flex;flex-wrap:wrap;gap:1rem}dt{font-weight:600}dd{margin:0 0 .4rem 1rem;color:#444}
 code{background:#f4f4f4;padding:0 .2rem}.wide{overflow-x:auto}
 """

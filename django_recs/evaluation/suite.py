@@ -158,6 +158,7 @@ def run_evaluation(
                 grid,
                 label=candidate.label,
                 on_step=step,
+                prepare=candidate.prepare,
             )
             grids[candidate.label] = result
             best = result.best

@@ -281,7 +281,7 @@ def _copy_text_column(connection, field, values) -> list[str]:
             return list(map(repr, map(float, values)))
         return [_NULL if v is None else repr(float(v)) for v in values]
     if kind in _TEXT_TYPES:
-        if all(type(v) is str for v in values):
+        if set(map(type, values)) <= {str}:
             if any(c in "".join(values) for c in "\\\t\n\r"):
                 return [v.translate(_COPY_ESCAPES) for v in values]
             return values if isinstance(values, list) else list(values)
@@ -390,11 +390,12 @@ def _prepared_column(connection, field, values) -> list:
             values = values.tolist()
     elif not isinstance(values, list):
         values = list(values)
-    if kind in _INTEGER_TYPES and all(v is None or type(v) is int for v in values):
+    types = set(map(type, values))  # one pass in C, instead of a check per value
+    if kind in _INTEGER_TYPES and types <= {int, type(None)}:
         return values
-    if kind == "FloatField" and all(v is None or type(v) is float for v in values):
+    if kind == "FloatField" and types <= {float, type(None)}:
         return values
-    if kind in _TEXT_TYPES and all(type(v) is str for v in values):
+    if kind in _TEXT_TYPES and types <= {str}:
         return values
     prep = storage.get_db_prep_save
     if kind == "DateTimeField":

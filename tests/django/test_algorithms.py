@@ -284,3 +284,20 @@ def test_build_algorithm_from_settings():
         with pytest.raises(AlgorithmConfigError, match="factors") as error:
             build_algorithm("bad")
         assert error.value.code == "E032"
+
+
+def test_factor_reasons_match_the_pairwise_definition():
+    from django_recs.algorithms.als import factor_reasons, normalised_rows
+    from django_recs.algorithms.ranking import strongest_history_item
+
+    rng = np.random.default_rng(5)
+    history = sp.random(60, 30, density=0.15, random_state=rng, format="lil", dtype=np.float32)
+    history[3] = 0  # a user without history
+    history[4] = rng.random(30).astype(np.float32)  # a heavy user
+    history = history.tocsr()
+    unit = normalised_rows(rng.normal(size=(30, 5)).astype(np.float32))
+    recommended = rng.integers(0, 30, size=(60, 4)).astype(np.int32)
+    recommended[::7, 2:] = -1
+    expected = strongest_history_item(
+        history, recommended, lambda i, j: np.einsum("ij,ij->i", unit[i], unit[j]))
+    np.testing.assert_array_equal(factor_reasons(history, recommended, unit), expected)

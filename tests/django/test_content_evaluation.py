@@ -119,3 +119,10 @@ def test_recs_evaluate_skips_content_algorithms_for_csv_input(families, tmp_path
                  stdout=out, stderr=err)
     assert "skipping content, hybrid" in err.getvalue()
     assert "hybrid" not in out.getvalue()
+
+
+def test_recs_evaluate_grid_searches_the_hybrid_shrink(families):
+    out = StringIO()
+    call_command("recs_evaluate", "hybrid", "--grid", "shrink=1,100", "--k", "3",
+                 "--split", "temporal:0.7", "--no-auc", "--no-store", stdout=out, stderr=StringIO())
+    assert "hybrid: best of 2 by nDCG" in out.getvalue()

@@ -13,7 +13,6 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_recs import kernels
 from django_recs.models import Interaction, Run
 from tests.testapp.models import Product
 
@@ -155,7 +154,6 @@ def test_bad_arguments_are_command_errors(shop, args, message):
     assert not Run.objects.exists()
 
 
-@pytest.mark.skipif(not hasattr(kernels, "als_fit"), reason="the ALS kernels are not exported yet")
 def test_als_through_the_configured_class_with_a_grid(shop):
     als = {"class": "django_recs.algorithms.ALS", "factors": 4, "iterations": 3,
            "regularization": 0.1, "alpha": 2.0}

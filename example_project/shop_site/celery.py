@@ -1,0 +1,14 @@
+"""Celery: a Redis worker when CELERY_BROKER_URL is set, else tasks run in-process.
+
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/0 celery -A shop_site worker -l info
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_site.settings")
+
+app = Celery("shop_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

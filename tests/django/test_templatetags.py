@@ -1,0 +1,166 @@
+"""{% load recs %}: the template tags a shop's pages use, and their query budget."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.backends.db import SessionStore
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template import Context, RequestContext, Template
+from django.test import RequestFactory
+from django.urls import path
+
+from django_recs.items import item_content_type
+from tests.testapp.models import Category, Product
+
+from .serving_data import interact, store_neighbours, store_popular, store_recommendations
+
+pytestmark = pytest.mark.django_db
+
+PRODUCT_PAGE = Template(
+    "{% load recs %}<h1>{{ product.name }}</h1>"
+    "{% similar_items product 6 as similar %}"
+    "<ul id=similar>{% for p in similar %}<li>{{ p.name }}</li>{% endfor %}</ul>"
+    "{% recommended_for request.user 8 as recommended %}"
+    "<ul id=recommended>{% for p in recommended %}<li>{{ p.name }}"
+    "{% if p.recs_reason %} because of {{ p.recs_reason.name }}{% endif %}</li>{% endfor %}</ul>"
+)
+
+
+def product_page(request, pk):
+    product = get_object_or_404(Product, pk=pk)
+    return HttpResponse(PRODUCT_PAGE.render(RequestContext(request, {"product": product})))
+
+
+urlpatterns = [path("products/<int:pk>/", product_page)]
+
+
+@pytest.fixture
+def products():
+    category = Category.objects.create(name="mugs")
+    items = [Product.objects.create(name=f"p{i}", category=category) for i in range(10)]
+    item_content_type(Product)  # a running process has the content type cached
+    return items
+
+
+@pytest.fixture
+def customer():
+    return User.objects.create_user("customer", password="secret")
+
+
+def render(source: str, **context) -> str:
+    return Template("{% load recs %}" + source).render(Context(context))
+
+
+def request_for(user, session_key=None):
+    request = RequestFactory().get("/")
+    request.user = user
+    request.session = SessionStore(session_key=session_key)
+    return request
+
+
+def test_similar_items_assigns_the_queryset(products):
+    p = products
+    store_neighbours(p[0], [(p[2], 0.9), (p[1], 0.5)])
+    out = render(
+        "{% similar_items product 6 as items %}"
+        "{% for i in items %}{{ i.name }}={{ i.recs_score|floatformat:1 }};{% endfor %}",
+        product=p[0],
+    )
+    assert out == "p2=0.9;p1=0.5;"
+
+
+def test_similar_items_of_nothing_is_an_empty_list(products):
+    assert render("{% similar_items missing 6 as items %}[{% for i in items %}x{% endfor %}]") == "[]"
+
+
+def test_recommended_for_uses_the_request_session_for_anonymous_visitors(products):
+    p = products
+    interact(p[3], "view", session_key="anonymous-session")
+    store_neighbours(p[3], [(p[7], 0.9)])
+    store_popular([(p[5], 1.0)])
+    request = request_for(AnonymousUser(), "anonymous-session")
+    out = Template(
+        "{% load recs %}{% recommended_for request.user 2 as items %}"
+        "{% for i in items %}{{ i.name }}/{{ i.recs_reason.name }};{% endfor %}"
+    ).render(Context({"request": request}))
+    assert out == "p7/p3;p5/;"
+
+
+def test_recommended_for_without_a_request_still_works(products, customer):
+    store_popular([(products[4], 1.0)])
+    assert render("{% recommended_for user 3 as items %}{{ items|length }}", user=customer) == "1"
+
+
+def test_inclusion_tags_render_the_item_list_template(products, customer):
+    p = products
+    store_neighbours(p[0], [(p[1], 0.9)])
+    store_recommendations(customer, [(p[4], 0.8, p[1])])
+    request = request_for(customer)
+    html = Template(
+        "{% load recs %}"
+        '{% show_similar_items product 4 title="Customers who bought this also bought" %}'
+        '{% show_recommended_for request.user 4 title="Recommended for you" %}'
+    ).render(Context({"request": request, "product": p[0]}))
+    assert "<h2 class=\"recs-title\">Customers who bought this also bought</h2>" in html
+    assert "<h2 class=\"recs-title\">Recommended for you</h2>" in html
+    assert 'data-recs-source="similar"' in html and 'data-recs-source="personal"' in html
+    assert '<span class="recs-reason">because of p1</span>' in html
+
+
+def test_inclusion_tag_renders_nothing_for_an_empty_list(products):
+    html = Template("{% load recs %}{% show_similar_items product 4 title='Also bought' %}").render(
+        Context({"product": products[0]})
+    )
+    assert html.strip() == ""
+
+
+def test_both_tags_cost_at_most_four_queries(products, customer, django_assert_max_num_queries):
+    p = products
+    store_neighbours(p[0], [(p[i], 1 - i / 10) for i in range(1, 8)])
+    store_recommendations(customer, [(p[i], 1 - i / 10, p[0]) for i in range(2, 9)])
+    interact(p[0], "purchase", user=customer)
+    request = request_for(customer)
+    with django_assert_max_num_queries(4):  # 3: similar, recommended, their reasons
+        html = PRODUCT_PAGE.render(Context({"request": request, "product": p[0]}))
+    # 7 stored, topped up with p1 (a neighbour of the bought p0); p0 never.
+    assert html.count("<li>") == 6 + 8
+    assert "<li>p1 because of p0</li>" in html
+    assert "<li>p0" not in html
+
+
+def test_both_tags_for_an_anonymous_session_cost_at_most_four_queries(
+    products, django_assert_max_num_queries
+):
+    p = products
+    store_neighbours(p[0], [(p[1], 0.9), (p[2], 0.8)])
+    store_neighbours(p[1], [(p[9], 0.7)])
+    store_popular([(p[5], 3.0), (p[6], 2.0)])
+    interact(p[1], "view", session_key="anonymous-session")
+    request = request_for(AnonymousUser(), "anonymous-session")
+    with django_assert_max_num_queries(4):  # 3: similar, recommended, their reasons
+        html = PRODUCT_PAGE.render(Context({"request": request, "product": p[0]}))
+    assert "<ul id=similar><li>p1</li><li>p2</li><li>p5</li>" in html
+    assert "<ul id=recommended><li>p9 because of p1</li>" in html
+
+
+@pytest.mark.urls(__name__)
+def test_whole_product_page_for_an_anonymous_visitor(
+    client, products, django_assert_max_num_queries
+):
+    p = products
+    store_neighbours(p[0], [(p[1], 0.9), (p[2], 0.8)])
+    store_popular([(p[5], 3.0), (p[6], 2.0)])
+    session = SessionStore()
+    session["seen"] = True
+    session.create()
+    interact(p[1], "view", session_key=session.session_key)
+    store_neighbours(p[1], [(p[9], 0.7)])
+    client.cookies["sessionid"] = session.session_key
+    # The session, the product, one query per tag and one for the reasons.
+    with django_assert_max_num_queries(5):
+        response = client.get(f"/products/{p[0].pk}/")
+    html = response.content.decode()
+    assert "<ul id=similar><li>p1</li><li>p2</li><li>p5</li>" in html
+    assert "<li>p9 because of p1</li>" in html
