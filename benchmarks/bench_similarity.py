@@ -5,8 +5,9 @@ Datasets (one table each):
 - synthetic: 100,000 users x 50,000 items, 5,000,000 interactions, power-law
   on both sides, fixed seed (benchmarks.datasets.synthetic_power_law with its
   default exponents, 0.5 for users and 0.8 for items). Its product X.T @ X
-  has about 3e8 non-zeros, so the scipy reference needs about 5 GiB: that
-  fits a 24 GiB machine, so the exponents are left at their defaults.
+  has about 3e8 non-zeros, for which the scipy reference peaks at about
+  4.5 GiB: that fits a 24 GiB machine, so the exponents are left at their
+  defaults.
 - online-retail: the UCI Online Retail purchases (customers x stock codes,
   quantities summed), from ../shared/data/online-retail (CC BY 4.0, see the
   README there).

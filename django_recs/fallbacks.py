@@ -539,21 +539,22 @@ class Popular(Source):
 
     def _computed_pool(self, db, scope, index, limit) -> Fragment:
         # The latest interactions propose candidates; their score (below) is
-        # the decayed sum over all their interactions. The guard is a
-        # one-time check: nothing is read once a popular run exists.
+        # the decayed sum over all their interactions. Once a popular run
+        # exists the window is empty: its LIMIT becomes 0, which every
+        # database evaluates once, before reading a row.
         a, w = "recs_evt", "recs_win"
         no_run, no_run_params = db.no_active_run(self.algorithm)
         window = (
             f"SELECT recs_id FROM (SELECT {db.column(w, Interaction, 'id')} AS recs_id"
-            f" FROM {db.table(Interaction)} {w}"
-            f" WHERE {no_run} AND {db.column(w, Interaction, 'item_type')} = %s"
-            f" ORDER BY {db.column(w, Interaction, 'id')} DESC LIMIT {RECENT_INTERACTIONS})"
-            f" recs_window"
+            f" FROM {db.table(Interaction)} {w} WHERE {db.column(w, Interaction, 'item_type')} = %s"
+            f" ORDER BY {db.column(w, Interaction, 'id')} DESC"
+            f" LIMIT CASE WHEN {no_run} THEN {RECENT_INTERACTIONS} ELSE 0 END) recs_window"
         )
         key = db.column(a, Interaction, "item_key")
+        # Only the window selects rows, so the database reads them by primary key.
         base = (
             f"{db.column(a, Interaction, 'id')} IN ({window})",
-            [*no_run_params, scope.content_type_id],
+            [scope.content_type_id, *no_run_params],
         )
         where, params = self._where(db, scope, base, key)
         weight, weight_params = decay_sql(db, a, half_life_days=recs_settings.HALF_LIFE_DAYS)

@@ -1,0 +1,191 @@
+"""The example shop in a real headless Chromium, as a visitor and as staff.
+
+``manage.py demo --no-serve`` builds the shop in a fresh SQLite file (data,
+backfilled purchases, recommendations), ``runserver`` serves it, and
+Playwright drives Debian's chromium (/usr/bin/chromium; CHROMIUM overrides):
+
+1. a product page shows its similar items;
+2. a demo customer logs in and sees personal recommendations with reasons;
+3. the customer buys the first recommended item;
+4. staff press "Recompute now" in the admin and wait for the run;
+5. the bought item is no longer among that customer's recommendations.
+
+Screenshots of the product page and the admin run page go to
+test-artifacts/ (beside the repository's README).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = ROOT / "example_project" / "manage.py"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing browser is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        _missing(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("needs playwright (pip install playwright)")
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, sync_playwright):
+    """The demo shop served on a free port: (base URL, demo customer username)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    env["EXAMPLE_DB_PATH"] = str(tmp_path_factory.mktemp("shop") / "shop.sqlite3")
+    env["EXAMPLE_DEBUG"] = "0"
+    setup = subprocess.run(
+        [sys.executable, str(MANAGE), "demo", "--no-serve"],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    customer = re.search(r"Log in as a customer: (\S+) / demo", setup.stdout)
+    assert customer, setup.stdout
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload",
+         "--insecure"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(base + "/", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail("runserver exited: " + (server.stdout.read() or ""))
+                time.sleep(0.5)
+        yield base, customer.group(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def page(sync_playwright):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def _log_in(page, base: str, username: str, password: str = "demo") -> None:
+    page.goto(base + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login")
+    page.wait_for_selector("#who")
+
+
+def _log_out(page) -> None:
+    page.click("header form button")
+    page.wait_for_selector("text=Log in")
+
+
+def _recommended(page) -> list[tuple[str, str]]:
+    """(name, reason) of the "Recommended for you" items on the current page."""
+    items = page.locator("#recs-recommended .recs-item")
+    return [
+        (
+            items.nth(i).locator("a").inner_text(),
+            items.nth(i).locator(".reason").all_inner_texts()[0]
+            if items.nth(i).locator(".reason").count() else "",
+        )
+        for i in range(items.count())
+    ]
+
+
+def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
+    base, customer = shop
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    # 1. A product page shows its similar items.
+    page.goto(base + "/")
+    page.locator("#products a").first.click()
+    page.wait_for_selector("#product")
+    similar = page.locator("#recs-similar .recs-item")
+    assert page.locator("#recs-similar h2").inner_text() == "Customers who bought this also bought"
+    assert similar.count() >= 3
+    product_name = page.locator("#product h1").inner_text()
+    assert product_name not in similar.all_inner_texts()
+    page.screenshot(path=str(ARTIFACTS / "product_page.png"), full_page=True)
+
+    # 2. A demo customer sees personal recommendations, with reasons.
+    _log_in(page, base, customer)
+    page.goto(base + "/")
+    recommended = _recommended(page)
+    assert len(recommended) == 8, recommended
+    assert all(reason.startswith("because you bought ") for _, reason in recommended[:3])
+    bought = recommended[0][0]
+
+    # 3. They buy the first one.
+    page.locator("#recs-recommended .recs-item a").first.click()
+    page.wait_for_selector("#product")
+    assert page.locator("#product h1").inner_text() == bought
+    page.click("#add-to-basket")
+    page.wait_for_selector("#basket")
+    page.click("#checkout")
+    page.wait_for_selector("#thanks")
+    assert bought in page.locator("#order-lines").inner_text()
+    _log_out(page)
+
+    # 4. Staff recompute the personal recommendations from the admin.
+    _log_in(page, base, "staff")
+    page.goto(base + "/admin/django_recs/run/")
+    page.select_option("select[name=algorithm]", "personal")
+    page.click("text=Recompute now")
+    page.wait_for_url(re.compile(r"/admin/django_recs/run/\d+/change/"))
+    for _ in range(240):  # the run page refreshes itself while the run is in flight
+        status = page.locator(".field-status .readonly").inner_text().strip()
+        if status in {"succeeded", "failed"}:
+            break
+        time.sleep(0.5)
+        page.reload()
+    assert status == "succeeded", page.locator(".field-error_display").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin_run_page.png"), full_page=True)
+    _log_out(page)
+
+    # 5. The bought item is gone from the customer's recommendations.
+    _log_in(page, base, customer)
+    page.goto(base + "/")
+    after = [name for name, _ in _recommended(page)]
+    assert len(after) == 8
+    assert bought not in after
