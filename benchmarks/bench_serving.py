@@ -9,7 +9,9 @@ queries per render. ``--quick`` uses 5,000 products and 10,000 users.
 Databases of its own: build/bench_serving.sqlite3 and the PostgreSQL
 database ``recs_bench_serving`` (created when missing; DATABASE_URL's host and
 user are used, its database name is ignored). Data is reloaded only when the
-stored size differs from the requested one.
+stored size differs from the requested one. PostgreSQL is measured twice:
+with Django's default client-side binding, and with
+``OPTIONS["server_side_binding"]`` (prepared statements, planned once).
 
     python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|all]
                                        [--renders 500] [--explain]
@@ -83,15 +85,18 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=None, help="timed renders per tag")
     parser.add_argument("--explain", action="store_true", help="print PostgreSQL plans")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return run_child(args)
 
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    runs = [(b, False) for b in backends] + [("postgres", True)] * ("postgres" in backends)
     rows = []
-    for backend in backends:
+    for backend, prepared in runs:
         command = [sys.executable, __file__, "--child", "--backend", backend]
         command += ["--quick"] * args.quick + ["--explain"] * args.explain
+        command += ["--prepared"] * prepared
         if args.renders:
             command += ["--renders", str(args.renders)]
         done = subprocess.run(command, env=_child_env(backend), stdout=subprocess.PIPE, text=True)
@@ -106,10 +111,10 @@ def main() -> None:
         f"\nbench_serving: {size['items']:,} items x {size['neighbours']} neighbours, "
         f"{size['users']:,} users x {size['recs']} recommendations; 10 items per tag"
     )
-    print(f"{'backend':<10} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'queries':>7}")
+    print(f"{'backend':<19} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'queries':>7}")
     for row in rows:
         print(
-            f"{row['backend']:<10} {row['tag']:<50} {row['median_ms']:>9.3f} "
+            f"{row['backend']:<19} {row['tag']:<50} {row['median_ms']:>9.3f} "
             f"{row['p99_ms']:>8.3f} {row['queries']:>7}"
         )
 
@@ -129,6 +134,11 @@ def run_child(args) -> None:
     from django.db import connection
     from django.test.utils import override_settings
 
+    if args.prepared:
+        # psycopg 3 prepares a statement after 5 executions on a connection,
+        # so PostgreSQL plans it once instead of at every request.
+        connection.settings_dict.setdefault("OPTIONS", {})["server_side_binding"] = True
+
     call_command("migrate", verbosity=0)
     size = QUICK if args.quick else FULL
     backend = connection.vendor
@@ -143,7 +153,7 @@ def run_child(args) -> None:
     with override_settings(DJANGO_RECS=settings, DEBUG=False):
         rows = time_tags(size, args.renders or (200 if args.quick else 500), args.explain)
     for row in rows:
-        row["backend"] = backend
+        row["backend"] = backend + (" prepared" if args.prepared else "")
     print(json.dumps(rows))
 
 

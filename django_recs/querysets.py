@@ -32,10 +32,9 @@ read one run's rows for the admin and for debugging.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Value
 from django.db.models.query import ModelIterable
 
 from .conf import recs_settings
@@ -98,8 +97,6 @@ class ExplainedModelIterable(ModelIterable):
     per item model among them (usually one), only when a list has reasons.
     """
 
-    source_names: tuple[str, ...] = ()
-
     def __iter__(self):
         objects = list(super().__iter__())
         for obj in objects:
@@ -107,14 +104,11 @@ class ExplainedModelIterable(ModelIterable):
             if key is None:
                 continue
             index, obj.recs_score = decode_order_key(key)
-            obj.recs_source = self.source_names[index]
+            # The list's source names travel in the query (a constant column),
+            # so the queryset stays picklable.
+            obj.recs_source = obj.recs_sources.split(",")[index]
         attach_reasons(objects)
         yield from objects
-
-
-@lru_cache(maxsize=64)
-def _iterable_for(source_names: tuple[str, ...]) -> type[ExplainedModelIterable]:
-    return type("ExplainedModelIterable", (ExplainedModelIterable,), {"source_names": source_names})
 
 
 def attach_reasons(objects: list[models.Model]) -> None:
@@ -300,12 +294,15 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         cap=cap,
         output_field=pk_field,
     )
-    annotations = {"recs_order": ListOrder(sources, scope)}
+    annotations = {
+        "recs_order": ListOrder(sources, scope),
+        "recs_sources": Value(",".join(source.name for source in sources)),
+    }
     if any(source.explained for source in sources):
         annotations["recs_reason_type_id"] = ListReason(sources, scope, 0)
         annotations["recs_reason_key"] = ListReason(sources, scope, 1)
     result = base.filter(pk__in=best).annotate(**annotations).order_by("recs_order", "pk")
-    result._iterable_class = _iterable_for(tuple(source.name for source in sources))
+    result._iterable_class = ExplainedModelIterable
     return result
 
 

@@ -11,8 +11,9 @@ class Product(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=8, decimal_places=2)
-    # A kind of product read from its name ("Bag", "Mug" ...), None when unknown.
-    category = models.CharField(max_length=40, null=True, blank=True, db_index=True)
+    # A kind of product read from its name ("Bag", "Mug" ...). NULL, not "", when
+    # unknown: MAX_PER_CATEGORY caps each category and leaves NULL uncapped.
+    category = models.CharField(max_length=40, null=True, blank=True, db_index=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["name"]

@@ -145,6 +145,18 @@ def test_neighbours_then_category_then_popular(products):
     ]
 
 
+def test_a_list_survives_pickling_as_a_cache_would_store_it(products):
+    import pickle
+
+    p = products
+    store_neighbours(p[0], [(p[3], 0.9), (p[1], 0.7)])
+    items = pickle.loads(pickle.dumps(similar_to(p[0], 5)))
+    assert [(item.name, item.recs_source) for item in items] == [("p3", "similar"), ("p1", "similar")]
+    cached = similar_to(p[0], 5)
+    list(cached)
+    assert names(pickle.loads(pickle.dumps(cached))) == ["p3", "p1"]
+
+
 def test_only_the_active_run_is_served(products, django_assert_num_queries):
     p = products
     old = active_run("similar")
