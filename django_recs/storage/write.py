@@ -204,7 +204,15 @@ class _Repeat(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self.value] * len(range(*index.indices(self.n)))
+        if not -self.n <= index < self.n:
+            raise IndexError(index)
         return self.value
+
+    def __iter__(self):
+        return iter([self.value] * self.n)
+
+    def __contains__(self, value) -> bool:
+        return self.n > 0 and self.value == value
 
 
 def _storage_field(field: models.Field) -> models.Field:

@@ -83,6 +83,8 @@ LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"
 USE_TZ = True
 STATIC_URL = "/static/"
+# Files of runs (ALS item factors for fold-in) are kept in the media storage.
+MEDIA_ROOT = os.environ.get("EXAMPLE_MEDIA_ROOT", str(BASE_DIR / "media"))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "product-list"
 LOGOUT_REDIRECT_URL = "product-list"

@@ -65,7 +65,9 @@ def shop(tmp_path_factory, sync_playwright):
     """The demo shop served on a free port: (base URL, demo customer username)."""
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
-    env["EXAMPLE_DB_PATH"] = str(tmp_path_factory.mktemp("shop") / "shop.sqlite3")
+    directory = tmp_path_factory.mktemp("shop")
+    env["EXAMPLE_DB_PATH"] = str(directory / "shop.sqlite3")
+    env["EXAMPLE_MEDIA_ROOT"] = str(directory / "media")
     env["EXAMPLE_DEBUG"] = "0"
     setup = subprocess.run(
         [sys.executable, str(MANAGE), "demo", "--no-serve"],

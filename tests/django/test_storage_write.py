@@ -206,3 +206,14 @@ def test_a_query_from_the_chunk_iterator_fails_instead_of_hanging(product_type):
         assert Interaction.objects.count() == 0
     else:  # batched INSERTs: the connection is free between batches
         assert bulk_insert_chunks(Interaction, chunks()) == 2
+
+
+def test_repeated_default_behaves_as_a_sequence():
+    from django_recs.storage.write import _Repeat
+
+    repeated = _Repeat("", 3)
+    assert list(repeated) == ["", "", ""] and len(repeated) == 3
+    assert "" in repeated and None not in repeated
+    assert repeated[1:] == ["", ""] and repeated[-1] == ""
+    with pytest.raises(IndexError):
+        repeated[3]
