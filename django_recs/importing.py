@@ -157,21 +157,23 @@ class _Batch:
         self.where = [where for i, where in enumerate(self.where) if i not in bad]
 
     def columns(self, *, by_user: bool = False) -> dict:
-        """The rows as columns; ``by_user`` orders them by (user, time) first.
+        """The rows as columns; ``by_user`` groups them by user first.
 
-        Rows written in the order of the (user, timestamp) index update it
-        with far fewer random page visits: a quarter less database work.
+        Rows written grouped as the (user, timestamp) index is ordered update
+        it with far fewer random page visits: a quarter less database work.
         """
         names = self.COLUMNS + (self.SOURCE_COLUMNS if self.with_source else ())
-        rows = sorted(self.rows, key=_user_then_time) if by_user else self.rows
-        return dict(zip(names, map(list, zip(*rows))))
+        rows = sorted(self.rows, key=_user_order) if by_user else self.rows
+        return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 _INFINITY = float("inf")
 
 
-def _user_then_time(row: tuple):
-    return (row[0] or 0, row[6])  # user ids are integers here; sessions (None) first
+def _user_order(row: tuple) -> int:
+    # User ids are integers here; sessions (None) first. The sort is stable,
+    # so one user's rows keep their order (usually already by time).
+    return row[0] or 0
 
 
 class _RowParser:
