@@ -84,12 +84,14 @@ cdef void top_n_block(const float *U, int n_block, const float *V, int n_items, 
     """Top n of users U[0:n_block] into out rows 0..n_block-1 (row stride n)."""
     cdef int u, k, start, size, run
     cdef long long row, end
+    cdef Py_ssize_t heap
     cdef float *row_scores = NULL
 
     for u in range(n_block):
+        heap = <Py_ssize_t>u * n
         for k in range(n):
-            out_scores[u * n + k] = -INFINITY
-            out_items[u * n + k] = -1
+            out_scores[heap + k] = -INFINITY
+            out_items[heap + k] = -1
         row = exclude_rows[u]
         cursor[u] = exclude_indptr[row] if row >= 0 else 0
 
@@ -108,12 +110,12 @@ cdef void top_n_block(const float *U, int n_block, const float *V, int n_items, 
             run = 0
             while run < size:
                 select_run(row_scores, run, min(RUN, size - run), start,
-                           out_scores + u * n, out_items + u * n, n)
+                           out_scores + <Py_ssize_t>u * n, out_items + <Py_ssize_t>u * n, n)
                 run += RUN
         start += size
 
     for u in range(n_block):
-        sort_heap(out_scores + u * n, out_items + u * n, n)
+        sort_heap(out_scores + <Py_ssize_t>u * n, out_items + <Py_ssize_t>u * n, n)
 
 
 def top_n(const float[:, ::1] U, const float[:, ::1] V, int n,
