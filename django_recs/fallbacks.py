@@ -59,6 +59,8 @@ RECENT_INTERACTIONS = 10_000
 RECENT_HISTORY = 10
 
 Fragment = tuple[str, list]
+#: The LIMIT of a guarded pool bounded by storage (its rows are at most k).
+UNLIMITED = 1_000_000
 
 
 # --- names and casts of one connection ----------------------------------------------
@@ -176,8 +178,9 @@ class ListScope:
                 )
             )
         sql, params = join(who, " OR ")
+        # "+ 0": the visitor's index must drive this, never the item-type index.
         return (
-            f"{db.column(alias, Interaction, 'item_type')} = %s AND ({sql})",
+            f"{db.column(alias, Interaction, 'item_type')} + 0 = %s AND ({sql})",
             [self.content_type_id, *params],
         )
 
@@ -262,8 +265,20 @@ class Source:
         raise NotImplementedError
 
     def _where(self, db, scope, base: Fragment, key_sql: str) -> Fragment:
-        guard = fewer_than(*self.short_of[:1], db, scope, self.short_of[1]) if self.short_of else None
-        return join([base, scope.conditions(db, key_sql), guard], " AND ")
+        return join([base, scope.conditions(db, key_sql)], " AND ")
+
+    def _limit(self, db, scope, limit: int | None) -> Fragment:
+        """The LIMIT clause of a pool; 0 when the first source already has n candidates.
+
+        The guard goes in the LIMIT, not the WHERE: every database evaluates
+        a LIMIT once, before reading a row, whereas a constant WHERE term may
+        be checked row by row over a whole index.
+        """
+        if self.short_of is None:
+            return (f" LIMIT {int(limit)}" if limit is not None else ""), []
+        guard, params = fewer_than(self.short_of[0], db, scope, self.short_of[1])
+        count = int(limit) if limit is not None else UNLIMITED
+        return f" LIMIT CASE WHEN {guard} THEN {count} ELSE 0 END", params
 
 
 def fewer_than(source: Source, db: Sql, scope: ListScope, n: int) -> Fragment:
@@ -301,12 +316,13 @@ class StoredNeighbours(Source):
         a = "recs_sim"
         key = db.column(a, SimilarItem, "neighbour_key")
         where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        limit_sql, limit_params = self._limit(db, scope, None)
         return [
             (
                 f"SELECT {db.key_as_pk(key)} AS candidate,"
                 f" {order_key_sql(index, db.column(a, SimilarItem, 'score'))} AS recs_key"
-                f" FROM {db.table(SimilarItem)} {a} WHERE {where}",
-                params,
+                f" FROM {db.table(SimilarItem)} {a} WHERE {where}{limit_sql}",
+                [*params, *limit_params],
             )
         ]
 
@@ -350,12 +366,13 @@ class StoredRecommendations(Source):
         a = "recs_rec"
         key = db.column(a, Recommendation, "item_key")
         where, params = self._where(db, scope, self._rows(db, scope, a), key)
+        limit_sql, limit_params = self._limit(db, scope, None)
         return [
             (
                 f"SELECT {db.key_as_pk(key)} AS candidate,"
                 f" {order_key_sql(index, db.column(a, Recommendation, 'score'))} AS recs_key"
-                f" FROM {db.table(Recommendation)} {a} WHERE {where}",
-                params,
+                f" FROM {db.table(Recommendation)} {a} WHERE {where}{limit_sql}",
+                [*params, *limit_params],
             )
         ]
 
@@ -413,12 +430,13 @@ class HistoryNeighbours(Source):
         key = db.column(a, SimilarItem, "neighbour_key")
         where, params = self._where(db, scope, self._rows(db, scope, a), key)
         total = f"SUM({db.column(a, SimilarItem, 'score')})"
+        limit_sql, limit_params = self._limit(db, scope, limit)
         return [
             (
                 f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, total)} AS recs_key"
                 f" FROM {db.table(SimilarItem)} {a} WHERE {where} GROUP BY {key}"
-                f" ORDER BY recs_key, candidate LIMIT {int(limit)}",
-                params,
+                f" ORDER BY recs_key, candidate{limit_sql}",
+                [*params, *limit_params],
             )
         ]
 
@@ -525,12 +543,13 @@ class Popular(Source):
             base.append((f"{key} IN ({keys_sql})", keys_params))
         where, params = self._where(db, scope, join(base, " AND "), key)
         score = db.column(a, PopularItem, "score")
+        limit_sql, limit_params = self._limit(db, scope, limit)
         pools = [
             (
                 f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, score)} AS recs_key"
                 f" FROM {db.table(PopularItem)} {a} WHERE {where}"
-                f" ORDER BY {db.column(a, PopularItem, 'rank')} LIMIT {int(limit)}",
-                params,
+                f" ORDER BY {db.column(a, PopularItem, 'rank')}{limit_sql}",
+                [*params, *limit_params],
             )
         ]
         if self.within_category_of is None:
@@ -546,24 +565,25 @@ class Popular(Source):
         no_run, no_run_params = db.no_active_run(self.algorithm)
         window = (
             f"SELECT recs_id FROM (SELECT {db.column(w, Interaction, 'id')} AS recs_id"
-            f" FROM {db.table(Interaction)} {w} WHERE {db.column(w, Interaction, 'item_type')} = %s"
-            f" ORDER BY {db.column(w, Interaction, 'id')} DESC"
+            f" FROM {db.table(Interaction)} {w} ORDER BY {db.column(w, Interaction, 'id')} DESC"
             f" LIMIT CASE WHEN {no_run} THEN {RECENT_INTERACTIONS} ELSE 0 END) recs_window"
         )
         key = db.column(a, Interaction, "item_key")
-        # Only the window selects rows, so the database reads them by primary key.
+        # The window selects the rows, read by primary key ("+ 0": not by item type).
         base = (
-            f"{db.column(a, Interaction, 'id')} IN ({window})",
-            [scope.content_type_id, *no_run_params],
+            f"{db.column(a, Interaction, 'id')} IN ({window})"
+            f" AND {db.column(a, Interaction, 'item_type')} + 0 = %s",
+            [*no_run_params, scope.content_type_id],
         )
         where, params = self._where(db, scope, base, key)
         weight, weight_params = decay_sql(db, a, half_life_days=recs_settings.HALF_LIFE_DAYS)
+        limit_sql, limit_params = self._limit(db, scope, limit)
         return (
             f"SELECT {db.key_as_pk(key)} AS candidate,"
             f" {order_key_sql(index, f'SUM({weight})')} AS recs_key"
             f" FROM {db.table(Interaction)} {a} WHERE {where} GROUP BY {key}"
-            f" ORDER BY recs_key, candidate LIMIT {int(limit)}",
-            [*weight_params, *params],
+            f" ORDER BY recs_key, candidate{limit_sql}",
+            [*weight_params, *params, *limit_params],
         )
 
     def score(self, db, scope, pk_sql):
