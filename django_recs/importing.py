@@ -70,6 +70,8 @@ CSV_COLUMNS = ("user", "item", "event", "weight", "timestamp", "session_key")
 MAX_ERRORS_KEPT = 1000
 MAX_ERRORS_SHOWN = 20
 QUERY_BATCH = 1000
+#: Tables up to this size have all their keys loaded once they need a second lookup.
+LOAD_ALL_KEYS_UP_TO = 2_000_000
 
 Progress = Callable[[int, int | None], None]
 
@@ -201,6 +203,10 @@ class _RowParser:
         # parsed primary keys not yet known to exist
         self._unchecked_users: set = set()
         self._unchecked_items: dict[type[models.Model], set] = {}
+        # Models whose every primary key is loaded (after repeated lookups),
+        # so new keys are checked without a query, and lookups made per model.
+        self._all_pks: dict[type[models.Model], set] = {}
+        self._lookups: dict[type[models.Model], int] = {}
 
     @property
     def needs_lookup(self) -> bool:
@@ -312,7 +318,11 @@ class _RowParser:
             ) from None
         if pk is None:
             return _NO_USER
-        self._unchecked_users.add(pk)
+        known = self._all_pks.get(self.user_model)
+        if known is None:
+            self._unchecked_users.add(pk)
+        elif pk not in known:
+            raise ValueError(f"no {self.user_model._meta.label} with primary key {pk!r}")
         return pk
 
     def _item(self, item):
@@ -360,7 +370,11 @@ class _RowParser:
             raise ValueError(
                 f"item {item!r}: {pk!r} is not a {model._meta.label} primary key"
             ) from None
-        self._unchecked_items.setdefault(model, set()).add(pk)
+        known = self._all_pks.get(model)
+        if known is None:
+            self._unchecked_items.setdefault(model, set()).add(pk)
+        elif pk not in known:
+            raise ValueError(f"no {model._meta.label} with primary key {pk!r}")
         return item_content_type(model).pk, key
 
     def _timestamp(self, timestamp):
@@ -398,11 +412,11 @@ class _RowParser:
         missing_users: set = set()
         if self._unchecked_users:
             wanted = self._unchecked_users
-            missing_users = wanted - _existing(self.user_model, wanted, self.using)
+            missing_users = wanted - self._existing(self.user_model, wanted)
             self._unchecked_users = set()
         missing_items: dict[tuple, str] = {}
         for model, wanted in self._unchecked_items.items():
-            for pk in wanted - _existing(model, wanted, self.using):
+            for pk in wanted - self._existing(model, wanted):
                 missing_items[(item_content_type(model).pk, key_for_pk(model, pk))] = (
                     f"no {model._meta.label} with primary key {pk!r}"
                 )
@@ -426,6 +440,19 @@ class _RowParser:
         for index, message in bad.items():
             batch.error(batch.where[index], message)
         batch.drop(set(bad))
+
+
+    def _existing(self, model: type[models.Model], pks: set) -> set:
+        """Which of ``pks`` exist. From the second lookup of a model on, when its
+        table is small enough, all its keys are loaded at once: a streamed import
+        then never has to pause its COPY for another lookup."""
+        self._lookups[model] = self._lookups.get(model, 0) + 1
+        manager = model._default_manager.db_manager(self.using)
+        if self._lookups[model] >= 2 and manager.count() <= LOAD_ALL_KEYS_UP_TO:
+            self._all_pks[model] = set(manager.values_list("pk", flat=True).iterator(
+                chunk_size=QUERY_BATCH * 10))
+            return pks & self._all_pks[model]
+        return _existing(model, pks, self.using)
 
 
 #: The parsed user of a row without one (None means "not cached yet").
