@@ -34,7 +34,8 @@ Columns:
   discounts, ideal DCG over min(10, held-out items)), averaged over users
   with held-out items, from the top-10 with training items removed;
 - top-10 s: wall-clock time to rank every user's top 10 with their training
-  items removed, the median of ``--runs`` runs: ours ``kernels.top_n(X, Y, 10,
+  items removed, the median of ``--runs`` runs (ours and implicit taking
+  turns, so both see the same background load): ours ``kernels.top_n(X, Y, 10,
   exclude=train)``, implicit ``model.recommend(all users, train, N=10,
   filter_already_liked_items=True)``.
 - cpu s/iter, top-10 cpu s: the same in process CPU seconds (both threads
@@ -189,15 +190,23 @@ def fit_implicit(C, factors, solver, iterations, regularization):
     return model, clock.medians()
 
 
-def timed(function, runs: int):
-    """(median wall seconds, median process CPU seconds, last result) over runs."""
-    wall, cpu, result = [], [], None
+def timed_alternately(functions, runs: int):
+    """Run each function ``runs`` times, taking turns, so that all of them see
+    the same background load; per function: (median wall seconds, median
+    process CPU seconds, last result)."""
+    wall = [[] for _ in functions]
+    cpu = [[] for _ in functions]
+    results = [None] * len(functions)
     for _ in range(runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = function()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu), result
+        for index, function in enumerate(functions):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            results[index] = function()
+            wall[index].append(time.perf_counter() - start)
+            cpu[index].append(time.process_time() - start_cpu)
+    return [
+        (statistics.median(w), statistics.median(c), result)
+        for w, c, result in zip(wall, cpu, results)
+    ]
 
 
 def run_dataset(split: Split, args) -> list[Row]:
@@ -207,35 +216,32 @@ def run_dataset(split: Split, args) -> list[Row]:
     rows = []
     for factors in args.factors:
         for solver in ("cg", "cholesky"):
-            X, Y, per_iteration = fit_ours(
+            X, Y, ours_per_iteration = fit_ours(
                 C, factors, solver, args.iterations, args.regularization
             )
-            top_seconds, top_cpu, (recommended, _) = timed(
-                lambda X=X, Y=Y: kernels.top_n(X, Y, K, exclude=seen, num_threads=THREADS),
-                args.runs,
-            )
-            rows.append(Row(
-                "ours", solver, factors, *per_iteration,
-                kernels.als_loss(C, X, Y, args.regularization),
-                *precision_and_ndcg(recommended, split.held_out, K), top_seconds, top_cpu,
-            ))
-            print(f"  ours {solver} f={factors}: {rows[-1]}", flush=True)
-
-            model, per_iteration = fit_implicit(
+            model, implicit_per_iteration = fit_implicit(
                 C, factors, solver, args.iterations, args.regularization
             )
 
-            def recommend(model=model):
+            def ours_top(X=X, Y=Y):
+                return kernels.top_n(X, Y, K, exclude=seen, num_threads=THREADS)
+
+            def implicit_top(model=model):
                 with threadpool_limits(1, "blas"):
                     return model.recommend(users, seen, N=K, filter_already_liked_items=True)
 
-            top_seconds, top_cpu, (recommended, _) = timed(recommend, args.runs)
-            rows.append(Row(
-                "implicit", solver, factors, *per_iteration,
-                kernels.als_loss(C, model.user_factors, model.item_factors, args.regularization),
-                *precision_and_ndcg(recommended, split.held_out, K), top_seconds, top_cpu,
-            ))
-            print(f"  implicit {solver} f={factors}: {rows[-1]}", flush=True)
+            ours_timing, implicit_timing = timed_alternately([ours_top, implicit_top], args.runs)
+            for name, per_iteration, (U, V), (top_seconds, top_cpu, (recommended, _)) in (
+                ("ours", ours_per_iteration, (X, Y), ours_timing),
+                ("implicit", implicit_per_iteration, (model.user_factors, model.item_factors),
+                 implicit_timing),
+            ):
+                rows.append(Row(
+                    name, solver, factors, *per_iteration,
+                    kernels.als_loss(C, U, V, args.regularization),
+                    *precision_and_ndcg(recommended, split.held_out, K), top_seconds, top_cpu,
+                ))
+                print(f"  {name} {solver} f={factors}: {rows[-1]}", flush=True)
     return rows
 
 

@@ -267,16 +267,19 @@ class Source:
     def _where(self, db, scope, base: Fragment, key_sql: str) -> Fragment:
         return join([base, scope.conditions(db, key_sql)], " AND ")
 
-    def _limit(self, db, scope, limit: int | None) -> Fragment:
+    def _limit(self, db, scope, limit: int | None, only_if: Fragment | None = None) -> Fragment:
         """The LIMIT clause of a pool; 0 when the first source already has n candidates.
 
         The guard goes in the LIMIT, not the WHERE: every database evaluates
         a LIMIT once, before reading a row, whereas a constant WHERE term may
         be checked row by row over a whole index.
         """
-        if self.short_of is None:
+        guards = [only_if]
+        if self.short_of is not None:
+            guards.append(fewer_than(self.short_of[0], db, scope, self.short_of[1]))
+        guard, params = join(guards, " AND ")
+        if not guard:
             return (f" LIMIT {int(limit)}" if limit is not None else ""), []
-        guard, params = fewer_than(self.short_of[0], db, scope, self.short_of[1])
         count = int(limit) if limit is not None else UNLIMITED
         return f" LIMIT CASE WHEN {guard} THEN {count} ELSE 0 END", params
 
@@ -336,7 +339,7 @@ class StoredNeighbours(Source):
         a = "recs_sim_s"
         rows, params = self._rows(db, scope, a)
         return (
-            f"(SELECT {db.column(a, SimilarItem, 'score')} FROM {db.table(SimilarItem)} {a}"
+            f"(SELECT MAX({db.column(a, SimilarItem, 'score')}) FROM {db.table(SimilarItem)} {a}"
             f" WHERE {rows} AND {db.column(a, SimilarItem, 'neighbour_key')} = {db.pk_as_key(pk_sql)})",
             params,
         )
@@ -383,11 +386,13 @@ class StoredRecommendations(Source):
         return f"SELECT 1 FROM {db.table(Recommendation)} {a} WHERE {where}", params
 
     def _lookup(self, db, scope, pk_sql, column: str) -> Fragment:
+        # A row per (user, item) is expected; with duplicates, the best-ranked one.
         a = "recs_rec_s"
         rows, params = self._rows(db, scope, a)
         return (
             f"(SELECT {db.column(a, Recommendation, column)} FROM {db.table(Recommendation)} {a}"
-            f" WHERE {rows} AND {db.column(a, Recommendation, 'item_key')} = {db.pk_as_key(pk_sql)})",
+            f" WHERE {rows} AND {db.column(a, Recommendation, 'item_key')} = {db.pk_as_key(pk_sql)}"
+            f" ORDER BY {db.column(a, Recommendation, 'rank')} LIMIT 1)",
             params,
         )
 
@@ -577,7 +582,8 @@ class Popular(Source):
         )
         where, params = self._where(db, scope, base, key)
         weight, weight_params = decay_sql(db, a, half_life_days=recs_settings.HALF_LIFE_DAYS)
-        limit_sql, limit_params = self._limit(db, scope, limit)
+        # The whole pool, not only its window, is skipped once a popular run exists.
+        limit_sql, limit_params = self._limit(db, scope, limit, db.no_active_run(self.algorithm))
         return (
             f"SELECT {db.key_as_pk(key)} AS candidate,"
             f" {order_key_sql(index, f'SUM({weight})')} AS recs_key"
@@ -590,7 +596,7 @@ class Popular(Source):
         a = "recs_pop_s"
         rows, params = self._stored_rows(db, scope, a)
         stored = (
-            f"(SELECT {db.column(a, PopularItem, 'score')} FROM {db.table(PopularItem)} {a}"
+            f"(SELECT MAX({db.column(a, PopularItem, 'score')}) FROM {db.table(PopularItem)} {a}"
             f" WHERE {rows} AND {db.column(a, PopularItem, 'item_key')} = {db.pk_as_key(pk_sql)})"
         )
         if self.within_category_of is not None:

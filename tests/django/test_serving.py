@@ -157,6 +157,17 @@ def test_a_list_survives_pickling_as_a_cache_would_store_it(products):
     assert names(pickle.loads(pickle.dumps(cached))) == ["p3", "p1"]
 
 
+def test_duplicate_stored_rows_do_not_break_a_list(products, customer):
+    p = products  # a result table has no unique constraint; PostgreSQL must not fail
+    store_neighbours(p[0], [(p[1], 0.9), (p[1], 0.8), (p[2], 0.5)])
+    store_recommendations(customer, [(p[3], 0.9, p[5]), (p[3], 0.2, None)])
+    store_popular([(p[4], 2.0), (p[4], 1.0)])
+    assert names(similar_to(p[0], 5)) == ["p1", "p2", "p4"]
+    items = list(recommended_for(customer, 5))
+    assert names(items) == ["p3", "p4"]
+    assert items[0].recs_score == pytest.approx(0.9) and items[0].recs_reason == p[5]
+
+
 def test_only_the_active_run_is_served(products, django_assert_num_queries):
     p = products
     old = active_run("similar")
