@@ -83,6 +83,20 @@ class ALS(Algorithm):
         require_int(self, "random_state", minimum=0, allow_none=True)
         require_int(self, "similar_items", minimum=0)
 
+    def factorise(self, matrix: InteractionMatrix, *, num_threads: int = 0, callback=None):
+        """(user_factors, item_factors) of ``matrix`` with this model's parameters."""
+        return kernels.als_fit(
+            confidence(matrix.weights, float(self.alpha)),
+            factors=self.factors,
+            regularization=float(self.regularization),
+            iterations=self.iterations,
+            solver=self.solver,
+            cg_steps=self.cg_steps,
+            num_threads=num_threads,
+            random_state=self.random_state,
+            callback=callback,
+        )
+
     def fit(
         self,
         matrix: InteractionMatrix,
@@ -111,16 +125,8 @@ class ALS(Algorithm):
             iterations_done += 1
             report(progress, 0.7 * iterations_done / self.iterations)
 
-        user_factors, item_factors = kernels.als_fit(
-            confidence(matrix.weights, float(self.alpha)),
-            factors=self.factors,
-            regularization=float(self.regularization),
-            iterations=self.iterations,
-            solver=self.solver,
-            cg_steps=self.cg_steps,
-            num_threads=num_threads,
-            random_state=self.random_state,
-            callback=on_iteration,
+        user_factors, item_factors = self.factorise(
+            matrix, num_threads=num_threads, callback=on_iteration
         )
         report(progress, 0.7)
         active = np.flatnonzero(np.diff(matrix.weights.indptr) > 0)

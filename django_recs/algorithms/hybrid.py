@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from .. import kernels
 from ..content.neighbours import ContentIndex
 from ..matrix import InteractionMatrix
-from .als import ALS, confidence, neighbours_to_csr, normalised_rows
+from .als import ALS, neighbours_to_csr, normalised_rows
 from .base import (
     Algorithm,
     FitResult,
@@ -236,16 +236,7 @@ class Hybrid(UsesItemFeatures, Algorithm):
                 shrink=float(algorithm.shrink), alpha=float(algorithm.alpha),
                 num_threads=num_threads,
             ).tocsr()
-        _, item_factors = kernels.als_fit(
-            confidence(matrix.weights, float(algorithm.alpha)),
-            factors=algorithm.factors,
-            regularization=float(algorithm.regularization),
-            iterations=algorithm.iterations,
-            solver=algorithm.solver,
-            cg_steps=algorithm.cg_steps,
-            num_threads=num_threads,
-            random_state=algorithm.random_state,
-        )
+        _, item_factors = algorithm.factorise(matrix, num_threads=num_threads)
         unit = normalised_rows(item_factors)
         # Items nobody interacted with keep their random start: not a signal.
         unit[interactions == 0] = 0.0
