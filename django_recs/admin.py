@@ -160,6 +160,8 @@ class RunAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
         for run in runs:
+            # An in-process (eager) task has already finished by now.
+            run.refresh_from_db(fields=["status"])
             self.message_user(
                 request,
                 format_html('{} run <a href="{}">#{}</a> is {}.', run.algorithm,
