@@ -387,8 +387,9 @@ def top_k_similarity(
     bint jaccard, bint binary, double shrink, Py_ssize_t k, bint count_only,
     const long long[::1] row_start, out_index_t[::1] out_indices, float[::1] out_data,
     long long[::1] row_length, long long group_nnz, int num_threads,
+    Py_ssize_t item_start=0, Py_ssize_t item_stop=-1,
 ):
-    """Top-k neighbours of every item of the user x item CSR matrix X.
+    """Top-k neighbours of the items [item_start, item_stop) of the user x item CSR matrix X.
 
     Parameters
     ----------
@@ -412,9 +413,14 @@ def top_k_similarity(
     row_length : int64 array, shape (n_items,), set to each row's length.
     group_nnz : int >= 1, non-zeros of X transposed at a time (memory bound).
     num_threads : int >= 1
+    item_start, item_stop : the items whose rows are computed (default: all,
+        item_stop = -1 meaning n_items); ``row_start`` and ``row_length`` are
+        still indexed by item, entries outside the range are left untouched.
+        Each row is computed on its own, so a range gives exactly the rows
+        of the full result.
     """
     cdef Py_ssize_t n_items = column_counts.shape[0]
-    cdef Py_ssize_t start = 0, stop, local
+    cdef Py_ssize_t start, stop, local
     cdef long long group_size
     cdef int status
     index_dtype = np.int32 if index_t is int else np.int64
@@ -425,11 +431,16 @@ def top_k_similarity(
     cdef floating[::1] weights
     cdef long long[::1] order
 
-    while start < n_items:
+    if item_stop < 0:
+        item_stop = n_items
+    if not 0 <= item_start <= item_stop <= n_items:
+        raise ValueError(f"item range [{item_start}, {item_stop}) outside [0, {n_items}]")
+    start = item_start
+    while start < item_stop:
         # Contiguous items up to ~group_nnz non-zeros (at least one item).
         stop = start
         group_size = 0
-        while stop < n_items and (stop == start or
+        while stop < item_stop and (stop == start or
                                   group_size + column_counts[stop] <= group_nnz):
             group_size += column_counts[stop]
             stop += 1

@@ -37,19 +37,14 @@ class _EventFilter(admin.SimpleListFilter):
         return queryset.filter(event=self.value()) if self.value() else queryset
 
 
-@admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
-    """Captured interactions, read-only, with item names and links (no query per row)."""
+class _ReadOnlyItemsAdmin(admin.ModelAdmin):
+    """Read-only rows naming their items: names and links resolved per page in bulk.
 
-    item_fields = (("item_type_id", "item_key"),)
-    list_display = ("timestamp", "user", "session_display", "event", "weight", "item_display",
-                    "source_display")
-    list_filter = (_EventFilter, "timestamp")
-    search_fields = ("user__username", "user__email", "=session_key")
-    list_select_related = ("user",)
-    ordering = ("-pk",)  # the primary key index: no sort of the whole table
-    show_full_result_count = False
-    list_per_page = 50
+    ``item_fields`` lists the (content type, key) attribute pairs of a row
+    whose items are named (see :class:`_NamedItemsChangeList`).
+    """
+
+    item_fields: tuple[tuple[str, str], ...] = (("item_type_id", "item_key"),)
 
     def get_changelist(self, request, **kwargs):
         return _NamedItemsChangeList
@@ -63,13 +58,34 @@ class InteractionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description=_("session"))
-    def session_display(self, row):
-        return f"{row.session_key[:8]}…" if row.session_key else "-"
+    @staticmethod
+    def _label(row, type_id, key):
+        name, url = getattr(row, "recs_labels", {}).get((type_id, key), (None, None))
+        if name is None:
+            return format_html("<i>{}</i>", f"{key} (deleted)") if key else "-"
+        return format_html('<a href="{}">{}</a>', url, name) if url else name
 
     @admin.display(description=_("item"))
     def item_display(self, row):
-        return _ResultAdmin._label(row, row.item_type_id, row.item_key)
+        return self._label(row, row.item_type_id, row.item_key)
+
+
+@admin.register(Interaction)
+class InteractionAdmin(_ReadOnlyItemsAdmin):
+    """Captured interactions, read-only, with item names and links (no query per row)."""
+
+    list_display = ("timestamp", "user", "session_display", "event", "weight", "item_display",
+                    "source_display")
+    list_filter = (_EventFilter, "timestamp")
+    search_fields = ("user__username", "user__email", "=session_key")
+    list_select_related = ("user",)
+    ordering = ("-pk",)  # the primary key index: no sort of the whole table
+    show_full_result_count = False
+    list_per_page = 50
+
+    @admin.display(description=_("session"))
+    def session_display(self, row):
+        return f"{row.session_key[:8]}…" if row.session_key else "-"
 
     @admin.display(description=_("source"))
     def source_display(self, row):
@@ -288,41 +304,17 @@ class _ActiveRunFilter(admin.SimpleListFilter):
         return queryset.filter(run_id=value) if value.isdigit() else queryset.none()
 
 
-class _ResultAdmin(admin.ModelAdmin):
+class _ResultAdmin(_ReadOnlyItemsAdmin):
     """Read-only browsing of a result table with item names (no query per row)."""
 
-    item_fields: tuple[tuple[str, str], ...] = (("item_type_id", "item_key"),)
     list_filter = (_ActiveRunFilter, "run__algorithm")
     list_select_related = ("run",)
     show_full_result_count = False
     list_per_page = 50
 
-    def get_changelist(self, request, **kwargs):
-        return _NamedItemsChangeList
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description=_("run"), ordering="run")
     def run_display(self, row):
         return f"{row.run.algorithm} #{row.run_id}"
-
-    @staticmethod
-    def _label(row, type_id, key):
-        name, url = getattr(row, "recs_labels", {}).get((type_id, key), (None, None))
-        if name is None:
-            return format_html("<i>{}</i>", f"{key} (deleted)") if key else "-"
-        return format_html('<a href="{}">{}</a>', url, name) if url else name
-
-    @admin.display(description=_("item"))
-    def item_display(self, row):
-        return self._label(row, row.item_type_id, row.item_key)
 
     @admin.display(description=_("score"), ordering="score")
     def score_display(self, row):

@@ -72,7 +72,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E030-E032: ALGORITHMS entries; E033-E036: the pipeline's numeric settings."""
+    """E030-E032: ALGORITHMS entries; E033-E038: the pipeline's numeric settings."""
     from .algorithms.registry import AlgorithmConfigError, build_algorithm
 
     hints = {
@@ -105,6 +105,8 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
          "Seconds, or None for no limit."),
         ("HALF_LIFE_DAYS", 0, None, True, "E037",
          "A positive number of days, or None for no time decay."),
+        ("SHARDS", 0, None, False, "E038",
+         "1 = one worker per run, N = split a run into N shards, 0 = automatic."),
     ]
     for setting, low, high, allow_none, code, hint in numeric:
         value = getattr(recs_settings, setting)
@@ -113,7 +115,7 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ok = (isinstance(value, int | float) and not isinstance(value, bool)
               and value >= low and (high is None or value <= high)
               and (setting != "HALF_LIFE_DAYS" or value > 0))
-        if setting in ("RECOMMENDATIONS_PER_USER", "KEEP_RUNS"):
+        if setting in ("RECOMMENDATIONS_PER_USER", "KEEP_RUNS", "SHARDS"):
             ok = ok and isinstance(value, int)
         if not ok:
             bound = f">= {low}" + (f" and <= {high}" if high else "")

@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "RUN_HEARTBEAT_TIMEOUT": 300,
     # Finished runs kept per algorithm (their metadata, for the admin).
     "KEEP_RUNS": 10,
+    # Shards of a run executed through Celery (docs/scaling.md): 1 = the whole run
+    # in one worker; N > 1 = ItemKNN and ALS runs split into N shards spread over
+    # the workers; 0 = automatic, one shard per 250,000 stored pairs (at most 64).
+    "SHARDS": 1,
     # Attribute path to an item's category, per item model (serving fallbacks).
     "CATEGORY": {},
     # At most this many items of one category in one list; None = no cap.

@@ -76,8 +76,14 @@ def load_item_factors(path: str) -> ItemFactors:
 
 
 def delete_artifact_files(artifacts: dict[str, str]) -> None:
-    """Delete a run's stored files; a file already gone is fine."""
-    for path in artifacts.values():
+    """Delete a run's stored files; a file already gone is fine.
+
+    Entries named ``<file>_sha256`` are the checksums of files (see
+    :mod:`django_recs.snapshot`), not paths.
+    """
+    for name, path in artifacts.items():
+        if name.endswith("_sha256"):
+            continue
         if path and default_storage.exists(path):
             default_storage.delete(path)
 

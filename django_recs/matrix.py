@@ -65,6 +65,16 @@ def index_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     input key its position in ``unique_keys`` (int32, or int64 past 2**31).
     Works on integer, float, string and structured (e.g. two-word UUID) arrays.
     """
+    index_dtype = np.int32 if len(keys) < 2**31 else np.int64
+    if keys.dtype.kind in "iu" and len(keys):
+        low, high = int(keys.min()), int(keys.max())
+        if high - low <= 4 * len(keys) + 1024:
+            # Dense integer keys (primary keys): a lookup table, no sort.
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[keys - low] = True
+            unique = np.flatnonzero(present).astype(keys.dtype, copy=False) + low
+            position = np.cumsum(present, dtype=np.int64) - 1
+            return unique, position[keys - low].astype(index_dtype, copy=False)
     unique, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.reshape(-1)
     index_dtype = np.int32 if len(unique) < 2**31 else np.int64
@@ -135,6 +145,29 @@ class InteractionMatrix:
     def nnz(self) -> int:
         """Stored (user, item) pairs with a non-zero weight."""
         return self.weights.nnz
+
+    def user_range(self, start: int, stop: int) -> InteractionMatrix:
+        """The users ``start <= row < stop`` with every item: one shard of a sharded run.
+
+        Raises
+        ------
+        ValueError
+            Not integers with 0 <= start <= stop <= n_users.
+        """
+        if not all(isinstance(value, int | np.integer) and not isinstance(value, bool)
+                   for value in (start, stop)):
+            raise ValueError(f"start and stop must be integers, got {start!r}, {stop!r}")
+        if not 0 <= start <= stop <= self.n_users:
+            raise ValueError(
+                f"users ({start}, {stop}) must satisfy 0 <= start <= stop <= {self.n_users}"
+            )
+        return InteractionMatrix(
+            weights=self.weights[start:stop],
+            seen=self.seen[start:stop],
+            user_ids=self.user_ids[start:stop],
+            item_ids=self.item_ids,
+            item_categories=self.item_categories,
+        )
 
     @classmethod
     def from_arrays(

@@ -238,3 +238,40 @@ class PopularItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.item_type_id}:{self.item_key}"
+
+
+class RunShard(models.Model):
+    """One finished shard of a sharded run: its rows are written, exactly once.
+
+    Written in the same transaction as the shard's rows; the unique
+    constraint makes a shard re-run after a lost worker write nothing (a
+    concurrent duplicate waits for the first, then fails to insert), and the
+    run is only swapped in when every planned shard has its row.
+    """
+
+    class Phase(models.TextChoices):
+        SIMILAR = "similar", _("similar items")
+        RECOMMEND = "recommend", _("recommendations")
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="shards")
+    phase = models.CharField(max_length=16, choices=Phase.choices)
+    index = models.PositiveIntegerField()
+    start = models.BigIntegerField(help_text=_("First item or user row of the shard."))
+    stop = models.BigIntegerField(help_text=_("Row after the shard's last."))
+    rows = models.BigIntegerField(default=0, help_text=_("Result rows written."))
+    seconds = models.JSONField(default=dict, blank=True,
+                               help_text=_("Seconds to load, compute and write."))
+    details = models.JSONField(default=dict, blank=True,
+                               help_text=_("The shard's share of the run's metrics."))
+    worker = models.CharField(max_length=255, blank=True, default="")
+    finished_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("run shard")
+        verbose_name_plural = _("run shards")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "phase", "index"], name="recs_run_shard_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.phase} shard {self.index} [{self.start}, {self.stop})"

@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from itertools import chain
 
@@ -37,6 +38,7 @@ from .matrix import InteractionMatrix, index_keys
 from .models import PopularItem, Recommendation, Run, SimilarItem
 from .results import popular_item_columns, recommendation_columns, similar_item_columns
 from .storage.copy_binary import copy_binary, supports_binary_copy
+from .storage.partitions import drop_run_partition, is_partitioned, write_run_partition
 from .storage.read import ItemCatalog, LoadedInteractions, load_interactions
 from .storage.write import bulk_insert_chunks
 
@@ -217,6 +219,24 @@ def execute_run(
     the previous results served; it is re-raised when ``raise_errors``.
     ``on_progress(stage, fraction)`` is called as the run advances.
     """
+    return run_claimed(run_id, _execute, using=using, on_progress=on_progress,
+                       raise_errors=raise_errors)
+
+
+def run_claimed(
+    run_id: int,
+    body: Callable[[Run, RunTracker, str], None],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    on_progress: ProgressListener | None = None,
+    raise_errors: bool = False,
+) -> Run:
+    """Claim a pending run and call ``body(run, tracker, using)`` under its tracker.
+
+    What :func:`execute_run` does with the in-process stages; a sharded run
+    (:mod:`django_recs.sharding`) passes its own body. Failures are handled
+    as documented there.
+    """
     now = timezone.now()
     claimed = Run.objects.using(using).filter(pk=run_id, status=Run.Status.PENDING).update(
         status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, stage=STAGES[0], progress=0.0
@@ -227,7 +247,7 @@ def execute_run(
     tracker = RunTracker(run, using=using, on_progress=on_progress)
     try:
         with tracker.watching():
-            _execute(run, tracker, using)
+            body(run, tracker, using)
     except BaseException as error:
         _mark_failed(run, tracker, error, using)
         if raise_errors or not isinstance(error, Exception):
@@ -236,7 +256,26 @@ def execute_run(
     return run
 
 
+@dataclass
+class PreparedRun:
+    """A run after its load and matrix stages: what the compute stage needs."""
+
+    algorithm: Algorithm
+    matrix: InteractionMatrix
+    catalog: ItemCatalog
+    interactions: int
+    ignored: int
+    threads: int
+    n_recommendations: int
+
+
 def _execute(run: Run, tracker: RunTracker, using: str) -> None:
+    prepared = prepare_run(run, tracker, using)
+    complete_run(run, tracker, prepared, using)
+
+
+def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
+    """Record the run's params, then the load and matrix stages."""
     algorithm = build_algorithm(run.algorithm)
     half_life = recs_settings.HALF_LIFE_DAYS
     threads = resolve_num_threads(recs_settings.NUM_THREADS)
@@ -262,6 +301,14 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
             from .content.loading import prepare_item_features
 
             matrix, catalog = prepare_item_features(algorithm, matrix, catalog, using=using)
+    return PreparedRun(algorithm, matrix, catalog, int(len(loaded)), ignored, threads,
+                       n_recommendations)
+
+
+def complete_run(run: Run, tracker: RunTracker, prepared: PreparedRun, using: str) -> None:
+    """The compute, write and swap stages in this process, then the cleanup."""
+    algorithm, matrix, catalog = prepared.algorithm, prepared.matrix, prepared.catalog
+    threads, n_recommendations = prepared.threads, prepared.n_recommendations
     with tracker.stage("compute"), limit_blas_threads(threads):
         result = algorithm.fit(
             matrix,
@@ -277,12 +324,7 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
         run.artifacts = save_artifacts(run, result, catalog)
         tracker.rows_written = sum(written.values())
     metrics = {
-        "users": matrix.n_users,
-        "items": matrix.n_items,
-        "interactions": int(len(loaded)),
-        "pairs": int(matrix.nnz),
-        "density": float(matrix.nnz / max(1, matrix.n_users * matrix.n_items)),
-        "ignored_interactions": int(ignored),
+        **base_metrics(prepared),
         **{f"rows_{name}": count for name, count in written.items()},
         **{key: value for key, value in result.counts.items() if _is_json_number(value)},
     }
@@ -295,7 +337,28 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
     with tracker.stage("swap"):
         swap_active_run(run, metrics=metrics, timings=tracker.timings_so_far(), using=using,
                         rows_read=tracker.rows_read, rows_written=tracker.rows_written)
-    # The run has succeeded and is served: a failure from here on is only logged.
+    tracker.timings["cleanup"] = clean_up_after(run, using=using)
+    Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
+
+
+def base_metrics(prepared: PreparedRun) -> dict:
+    """The metrics every run records about its input matrix."""
+    matrix = prepared.matrix
+    return {
+        "users": matrix.n_users,
+        "items": matrix.n_items,
+        "interactions": prepared.interactions,
+        "pairs": int(matrix.nnz),
+        "density": float(matrix.nnz / max(1, matrix.n_users * matrix.n_items)),
+        "ignored_interactions": int(prepared.ignored),
+    }
+
+
+def clean_up_after(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> float:
+    """Delete older rows and prune old runs after a swap; returns the seconds it took.
+
+    The run has succeeded and is served: a failure here is only logged.
+    """
     started = time.perf_counter()
     try:
         delete_inactive_rows(run.algorithm, using=using)
@@ -303,8 +366,7 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
     except Exception:
         logger.exception("django_recs: could not clean up after run %s of %r",
                          run.pk, run.algorithm)
-    tracker.timings["cleanup"] = round(time.perf_counter() - started, 4)
-    Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
+    return round(time.perf_counter() - started, 4)
 
 
 def _is_json_number(value) -> bool:
@@ -396,9 +458,24 @@ def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:
     if first is None:
         return 0
     if supports_binary_copy(model, first, using):
+        run_id = _single_run_id(first)
+        if run_id is not None and is_partitioned(model, using):
+            # A partition of its own, indexed once filled; None when the run
+            # already has rows elsewhere (then they are appended below).
+            written = write_run_partition(model, run_id, chain([first], chunks), using=using)
+            if written is not None:
+                return written
         return copy_binary(model, chain([first], chunks), using=using)
     as_text = (_decoded(columns) for columns in chain([first], chunks))
     return bulk_insert_chunks(model, as_text, using=using, batch_size=50_000)
+
+
+def _single_run_id(columns: dict) -> int | None:
+    """The run of a chunk's rows when they all belong to one run."""
+    run_ids = np.asarray(columns.get("run_id", ()))
+    if run_ids.size == 0 or run_ids.dtype.kind not in "iu" or (run_ids != run_ids[0]).any():
+        return None
+    return int(run_ids[0])
 
 
 def _decoded(columns: dict) -> dict:
@@ -463,14 +540,19 @@ def delete_inactive_rows(algorithm: str, *, using: str = DEFAULT_DB_ALIAS) -> in
 
 
 def delete_run_rows(run_ids: list[int], *, using: str = DEFAULT_DB_ALIAS) -> int:
-    """Delete the result rows of the given runs, DELETE_BATCH rows per statement.
+    """Delete the result rows of the given runs.
 
-    A run's rows are written together, so their primary keys are (nearly)
-    contiguous and deleting by key range keeps each statement short.
+    On PostgreSQL a run's own partition is dropped. Other rows are deleted
+    DELETE_BATCH rows per statement: a run's rows are written together, so
+    their primary keys are (nearly) contiguous and deleting by key range
+    keeps each statement short.
     """
     deleted = 0
     for model in RESULT_MODELS:
+        partitioned = is_partitioned(model, using)
         for run_id in run_ids:
+            if partitioned:
+                deleted += drop_run_partition(model, run_id, using=using)
             rows = model.objects.using(using).filter(run_id=run_id)
             bounds = rows.aggregate(low=Min("pk"), high=Max("pk"))
             if bounds["low"] is None:

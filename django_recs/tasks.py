@@ -7,16 +7,34 @@ exponential backoff on a database OperationalError, and run under the soft
 time limit TASK_SOFT_TIME_LIMIT (read when the task runs). The app never
 imports a project's Celery app: ``shared_task`` binds to whichever app the
 project's ``celery.py`` configures.
+
+The tasks of a sharded run (``django_recs.similarity_shard``,
+``django_recs.assemble_neighbours``, ``django_recs.recommend_shard``,
+``django_recs.finish_sharded_run``; see :mod:`django_recs.sharding`) take
+the run's id and a row range. They are retried on any error but a corrupt
+or missing file and the time limit, requeued when their worker is lost,
+and keep their results (a chord needs a result backend); when one gives up,
+the run is failed.
 """
 
 from __future__ import annotations
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from .conf import recs_settings
+from .snapshot import SnapshotError
 
-__all__ = ["content_neighbours", "recompute", "refresh_user"]
+__all__ = [
+    "assemble_neighbours",
+    "content_neighbours",
+    "finish_sharded_run",
+    "recommend_shard",
+    "recompute",
+    "refresh_user",
+    "similarity_shard",
+]
 
 
 class RecsTask(Task):
@@ -52,7 +70,7 @@ def recompute(self, algorithm: str, run_id: int | None = None, triggered_by: str
     redelivered message is harmless; after a database error the retry
     starts a fresh run. Returns ``{"run": id, "status": ...}``.
     """
-    from . import pipeline
+    from . import pipeline, sharding
     from .models import Run
 
     run = None
@@ -71,8 +89,14 @@ def recompute(self, algorithm: str, run_id: int | None = None, triggered_by: str
             return {"run": run.pk, "status": run.status}
     # In a worker the error is re-raised, so Celery logs it and retries OperationalError;
     # in eager mode (tests, CELERY_TASK_ALWAYS_EAGER) the failed run is the answer.
-    run = pipeline.execute_run(run.pk, raise_errors=not self.request.is_eager)
+    run = sharding.execute_run(run.pk, raise_errors=not self.request.is_eager,
+                               queue=_queue_of(self.request))
     return {"run": run.pk, "status": run.status}
+
+
+def _queue_of(request) -> str | None:
+    """The queue a task came from: a sharded run keeps its shards on it."""
+    return (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
 
 
 @shared_task(name="django_recs.refresh_user", **_RETRY_OPTIONS)
@@ -89,3 +113,76 @@ def content_neighbours(self, model: str, pk: str) -> dict:
     from .content.updates import update_content_neighbours
 
     return update_content_neighbours(model, pk)
+
+
+# -- sharded runs -------------------------------------------------------------------------------
+
+
+class ShardTask(RecsTask):
+    """A task of a sharded run: when it gives up, the run fails (previous results stay served)."""
+
+    abstract = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        from .sharding import fail_run
+
+        run_id = args[0] if args else kwargs.get("run_id")
+        if run_id is not None:
+            fail_run(int(run_id), exc, task=self.name)
+
+
+_SHARD_OPTIONS = {
+    **_RETRY_OPTIONS,
+    "base": ShardTask,
+    # A lost worker's shard goes back to the queue: shards write exactly once.
+    "reject_on_worker_lost": True,
+    "autoretry_for": (Exception,),
+    "dont_autoretry_for": (SnapshotError, SoftTimeLimitExceeded),
+    # The chord counts its parts' results.
+    "ignore_result": False,
+}
+
+#: A callback that runs before every shard has written (a redelivered part
+#: counted twice) looks again this often, for up to ten minutes.
+_WAIT_FOR_SHARDS = {"countdown": 2, "max_retries": 300}
+
+
+@shared_task(name="django_recs.similarity_shard", **_SHARD_OPTIONS)
+def similarity_shard(self, run_id: int, index: int, start: int, stop: int) -> dict:
+    """Neighbours of the items [start, stop) of a sharded ItemKNN run."""
+    from .shards import compute_similarity_shard
+
+    return compute_similarity_shard(int(run_id), int(index), int(start), int(stop),
+                                    worker=self.request.hostname or "")
+
+
+@shared_task(name="django_recs.recommend_shard", **_SHARD_OPTIONS)
+def recommend_shard(self, run_id: int, index: int, start: int, stop: int) -> dict:
+    """Recommendations of the users [start, stop) of a sharded run."""
+    from .shards import compute_recommend_shard
+
+    return compute_recommend_shard(int(run_id), int(index), int(start), int(stop),
+                                   worker=self.request.hostname or "")
+
+
+@shared_task(name="django_recs.assemble_neighbours", **_SHARD_OPTIONS)
+def assemble_neighbours(self, run_id: int) -> dict:
+    """After the similarity shards: the whole neighbour matrix, then the user shards."""
+    from .sharding import ShardsIncomplete
+    from .sharding import assemble_neighbours as assemble
+
+    try:
+        return assemble(int(run_id), queue=_queue_of(self.request))
+    except ShardsIncomplete as error:
+        raise self.retry(exc=error, **_WAIT_FOR_SHARDS) from None
+
+
+@shared_task(name="django_recs.finish_sharded_run", **_SHARD_OPTIONS)
+def finish_sharded_run(self, run_id: int) -> dict:
+    """After the last shard: check every shard arrived and swap the run in."""
+    from .sharding import ShardsIncomplete, finish_run
+
+    try:
+        return finish_run(int(run_id))
+    except ShardsIncomplete as error:
+        raise self.retry(exc=error, **_WAIT_FOR_SHARDS) from None

@@ -118,42 +118,18 @@ class ALS(Algorithm):
                 item_factors=np.zeros((n_items, self.factors), dtype=np.float32),
                 counts=counts,
             )
-        iterations_done = 0
-
-        def on_iteration(*args, **kwargs):
-            nonlocal iterations_done
-            iterations_done += 1
-            report(progress, 0.7 * iterations_done / self.iterations)
-
-        user_factors, item_factors = self.factorise(
-            matrix, num_threads=num_threads, callback=on_iteration
+        user_factors, item_factors = self.fit_factors(
+            matrix, num_threads=num_threads,
+            progress=None if progress is None else lambda fraction: progress(0.7 * fraction),
         )
         report(progress, 0.7)
-        active = np.flatnonzero(np.diff(matrix.weights.indptr) > 0)
-        if n and active.size:
-            top, top_scores = kernels.top_n(
-                np.ascontiguousarray(user_factors[active]),
-                item_factors,
-                n,
-                exclude=matrix.seen[active],
-                num_threads=num_threads,
-            )
-            recommended[active] = top
-            scores[active] = np.where(top >= 0, top_scores, 0.0)
+        recommended, scores, reasons = self.score_users(
+            matrix, user_factors, item_factors, n_recommendations, num_threads=num_threads
+        )
         report(progress, 0.85)
-        unit_items = normalised_rows(item_factors)
-        reasons = factor_reasons(matrix.weights, recommended, unit_items)
-        similar = None
-        if self.similar_items and n_items > 1:
-            k = min(self.similar_items, n_items - 1)
-            neighbours, neighbour_scores = kernels.top_n(
-                unit_items, unit_items, k,
-                exclude=sp.identity(n_items, dtype=np.float32, format="csr"),
-                num_threads=num_threads,
-            )
-            similar = neighbours_to_csr(neighbours, neighbour_scores, n_items)
+        similar = self.similar_from_factors(item_factors, num_threads=num_threads)
         report(progress, 1.0)
-        counts["users_with_history"] = int(active.size)
+        counts["users_with_history"] = int((np.diff(matrix.weights.indptr) > 0).sum())
         return FitResult(
             similar=similar,
             recommended=recommended,
@@ -163,6 +139,86 @@ class ALS(Algorithm):
             item_factors=item_factors,
             counts=counts,
         )
+
+    def fit_factors(
+        self,
+        matrix: InteractionMatrix,
+        *,
+        num_threads: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(user_factors, item_factors), float32, reporting the iterations done (0..1).
+
+        The training step of :meth:`fit`, apart from scoring, so a sharded
+        run trains on one worker and scores users on many.
+        """
+        if matrix.nnz == 0:
+            return (np.zeros((matrix.n_users, self.factors), dtype=np.float32),
+                    np.zeros((matrix.n_items, self.factors), dtype=np.float32))
+        iterations_done = 0
+
+        def on_iteration(*args, **kwargs):
+            nonlocal iterations_done
+            iterations_done += 1
+            report(progress, iterations_done / self.iterations)
+
+        return self.factorise(matrix, num_threads=num_threads, callback=on_iteration)
+
+    def score_users(
+        self,
+        matrix: InteractionMatrix,
+        user_factors: np.ndarray,
+        item_factors: np.ndarray,
+        n_recommendations: int,
+        *,
+        num_threads: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each user's top ``n_recommendations`` from the factors, seen items excluded.
+
+        ``user_factors`` has one row per row of ``matrix`` (the users to
+        score; a range of them in a sharded run). Returns ``(recommended,
+        scores, reasons)``, each (n_users, n): int32 item columns (-1
+        padding), float32 scores (0 where padded), int32 reasons. Users
+        without history get no list. A user's list depends only on their own
+        row, so user ranges scored apart equal the rows of the whole.
+        """
+        n_users, n_items = matrix.weights.shape
+        if user_factors.shape[0] != n_users:
+            raise ValueError(
+                f"user_factors has {user_factors.shape[0]} rows for {n_users} users"
+            )
+        n = max(0, min(int(n_recommendations), n_items))
+        recommended = np.full((n_users, n), -1, dtype=np.int32)
+        scores = np.zeros((n_users, n), dtype=np.float32)
+        active = np.flatnonzero(np.diff(matrix.weights.indptr) > 0)
+        if n and active.size:
+            top, top_scores = kernels.top_n(
+                np.ascontiguousarray(user_factors[active], dtype=np.float32),
+                item_factors,
+                n,
+                exclude=matrix.seen[active],
+                num_threads=num_threads,
+            )
+            recommended[active] = top
+            scores[active] = np.where(top >= 0, top_scores, 0.0)
+        reasons = factor_reasons(matrix.weights, recommended, normalised_rows(item_factors))
+        return recommended, scores, reasons
+
+    def similar_from_factors(
+        self, item_factors: np.ndarray, *, num_threads: int = 0
+    ) -> sp.csr_matrix | None:
+        """The ``similar_items`` nearest items per item by cosine of the factors (None if 0)."""
+        n_items = item_factors.shape[0]
+        if not self.similar_items or n_items <= 1:
+            return None
+        unit_items = normalised_rows(item_factors)
+        k = min(self.similar_items, n_items - 1)
+        neighbours, neighbour_scores = kernels.top_n(
+            unit_items, unit_items, k,
+            exclude=sp.identity(n_items, dtype=np.float32, format="csr"),
+            num_threads=num_threads,
+        )
+        return neighbours_to_csr(neighbours, neighbour_scores, n_items)
 
 
 def neighbours_to_csr(indices: np.ndarray, scores: np.ndarray, n_columns: int) -> sp.csr_matrix:
@@ -207,7 +263,9 @@ def factor_reasons(
     for b in np.unique(bucket):
         users = candidates[bucket == b]
         width = int(lengths[users].max())
-        per_chunk = max(1, (1 << 22) // max(1, width * max(n, factors)))
+        # About 2**22 floats in the largest temporary: the gathered history
+        # (width x f), the gathered recommendations (n x f) or the products (width x n).
+        per_chunk = max(1, (1 << 22) // max(1, width * factors, n * factors, width * n))
         for start in range(0, len(users), per_chunk):
             chunk = users[start:start + per_chunk]
             offsets = np.arange(width)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from .. import kernels
 from ..kernels import resolve_num_threads
+from ..kernels.similarity import check_item_range
 from ..matrix import InteractionMatrix
 from .base import (
     Algorithm,
@@ -73,36 +74,56 @@ class ItemKNN(Algorithm):
         progress: ProgressCallback | None = None,
     ) -> FitResult:
         n_users, n_items = matrix.weights.shape
-        if matrix.nnz == 0:
-            similar = sp.csr_matrix((n_items, n_items), dtype=np.float32)
-        else:
-            similar = kernels.item_similarity(
-                matrix.weights,
-                self.k,
-                metric=self.metric,
-                shrink=float(self.shrink),
-                alpha=float(self.alpha),
-                num_threads=num_threads,
-            ).tocsr()
+        similar = self.neighbours(matrix, num_threads=num_threads)
         report(progress, 0.5)
         recommended, scores, reasons = recommend_from_neighbours(
             matrix, similar, n_recommendations, num_threads=num_threads,
             progress=None if progress is None else lambda f: progress(0.5 + 0.5 * f),
         )
         report(progress, 1.0)
-        neighbour_counts = np.diff(similar.indptr)
         return FitResult(
             similar=similar,
             recommended=recommended,
             recommended_scores=scores,
             reasons=reasons,
-            counts={
-                "items": int(n_items),
-                "users": int(n_users),
-                "items_without_neighbours": int((neighbour_counts == 0).sum()),
-                "neighbour_pairs": int(similar.nnz),
-            },
+            counts={"items": int(n_items), "users": int(n_users), **neighbour_counts(similar)},
         )
+
+    def neighbours(
+        self,
+        matrix: InteractionMatrix,
+        *,
+        items: tuple[int, int] | None = None,
+        num_threads: int = 0,
+    ) -> sp.csr_matrix:
+        """The k neighbours of every item, or of the items ``start <= i < stop``.
+
+        Returns a float32 CSR of shape (n_items, n_items), or (stop - start,
+        n_items) with ``items``: exactly those rows of the full result, so
+        item ranges computed apart (sharded runs) stack into it.
+        """
+        n_items = matrix.n_items
+        if matrix.nnz == 0:
+            start, stop = check_item_range(items, n_items)
+            return sp.csr_matrix((stop - start, n_items), dtype=np.float32)
+        return kernels.item_similarity(
+            matrix.weights,
+            self.k,
+            metric=self.metric,
+            shrink=float(self.shrink),
+            alpha=float(self.alpha),
+            num_threads=num_threads,
+            items=items,
+        ).tocsr()
+
+
+def neighbour_counts(similar: sp.csr_matrix) -> dict[str, int]:
+    """The run counts of a neighbour matrix: items without neighbours, pairs."""
+    lengths = np.diff(similar.indptr)
+    return {
+        "items_without_neighbours": int((lengths == 0).sum()),
+        "neighbour_pairs": int(similar.nnz),
+    }
 
 
 def recommend_from_neighbours(

@@ -45,8 +45,9 @@ def item_similarity(
     shrink: float = 0.0,
     alpha: float = 0.5,
     num_threads: int = 0,
+    items: tuple[int, int] | None = None,
 ) -> sp.csr_matrix:
-    r"""The k most similar items of every item, from users' interactions.
+    r"""The k most similar items of every item (or of a range of items), from users' interactions.
 
     With :math:`x_{ui}` the weight of item i for user u, :math:`U_i` the
     users with :math:`x_{ui} > 0` and :math:`s` = ``shrink``:
@@ -79,10 +80,16 @@ def item_similarity(
     num_threads : int >= 0, default 0
         Threads to use; 0 means every core available to the process. The
         result does not depend on it.
+    items : (start, stop), optional
+        Only the rows of the items ``start <= i < stop`` (0 <= start <=
+        stop <= n_items); every item is still a candidate neighbour. Each
+        row is computed on its own, so the result equals rows start:stop of
+        the full result — what lets several workers split one computation.
 
     Returns
     -------
     scipy.sparse.csr_matrix, shape (n_items, n_items), float32
+        (with ``items``: shape (stop - start, n_items), row r for item start + r)
         Row i holds at most k items j != i with a positive score, ordered by
         descending score, ties broken by the lower item index (so the row's
         ``indices`` are *not* sorted ascending). Items that share no user
@@ -94,7 +101,8 @@ def item_similarity(
     ValueError
         X is not a 2-D sparse matrix or holds NaN, infinite or negative
         weights; k < 1; an unknown metric; a negative or non-finite shrink
-        or alpha; a negative num_threads.
+        or alpha; a negative num_threads; ``items`` not a (start, stop) pair
+        of integers within [0, n_items] with start <= stop.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -108,20 +116,43 @@ def item_similarity(
         X.eliminate_zeros()
 
     n_items = X.shape[1]
+    start, stop = check_item_range(items, n_items)
     k = min(k, max(n_items - 1, 0))
-    if k == 0 or X.nnz == 0:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    if k == 0 or X.nnz == 0 or start == stop:
+        return sp.csr_matrix((stop - start, n_items), dtype=np.float32)
 
     native = native_module("_similarity")
     if native is None:
-        return reference.item_similarity(X, k, metric=metric, shrink=shrink, alpha=alpha)
-    return _native_similarity(native, X, k, metric, shrink, alpha, threads)
+        return reference.item_similarity(X, k, metric=metric, shrink=shrink, alpha=alpha,
+                                         items=(start, stop))
+    return _native_similarity(native, X, k, metric, shrink, alpha, threads, start, stop)
+
+
+def check_item_range(items, n_items: int) -> tuple[int, int]:
+    """``items`` as a validated (start, stop) pair; None means every item."""
+    if items is None:
+        return 0, n_items
+    try:
+        start, stop = items
+    except (TypeError, ValueError):
+        raise ValueError(f"items must be a (start, stop) pair, got {items!r}") from None
+    if not all(isinstance(value, int | np.integer) and not isinstance(value, bool)
+               for value in (start, stop)):
+        raise ValueError(f"items must hold two integers, got {items!r}")
+    start, stop = int(start), int(stop)
+    if not 0 <= start <= stop <= n_items:
+        raise ValueError(
+            f"items ({start}, {stop}) must satisfy 0 <= start <= stop <= n_items ({n_items})"
+        )
+    return start, stop
 
 
 def _native_similarity(
-    native, X: sp.csr_matrix, k: int, metric: str, shrink: float, alpha: float, threads: int
+    native, X: sp.csr_matrix, k: int, metric: str, shrink: float, alpha: float, threads: int,
+    start: int, stop: int,
 ) -> sp.csr_matrix:
     n_items = X.shape[1]
+    n_rows = stop - start
     indptr, indices = X.indptr, X.indices
     if indptr.dtype != indices.dtype:
         index_dtype = np.promote_types(indptr.dtype, indices.dtype)
@@ -157,19 +188,24 @@ def _native_similarity(
             row_length,
             group_nnz,
             threads,
+            start,
+            stop,
         )
 
-    slots = n_items * k
+    # row_start and row_length are indexed by item; only [start, stop) is used.
+    slots = n_rows * k
     if slots <= _FIXED_SLOTS_PER_NONZERO * X.nnz + _FIXED_SLOTS_MIN:
         # k slots per row, filled in parallel, then rows moved to the front
         # and the arrays shrunk in place: one pass over the data.
-        out_dtype = np.int32 if slots <= _INT32_MAX else np.int64
-        row_start = np.arange(n_items, dtype=np.int64) * k
+        out_dtype = np.int32 if max(slots, n_items) <= _INT32_MAX else np.int64
+        row_start = np.zeros(n_items, dtype=np.int64)
+        row_start[start:stop] = np.arange(n_rows, dtype=np.int64) * k
         out_indices = np.empty(slots, dtype=out_dtype)
         out_data = np.empty(slots, dtype=np.float32)
         run(row_start, out_indices, out_data, False)
-        out_indptr = _indptr(row_length)
-        native.compact_rows(row_start, row_length, out_indptr, out_indices, out_data)
+        out_indptr = _indptr(row_length[start:stop])
+        native.compact_rows(row_start[start:stop], row_length[start:stop], out_indptr,
+                            out_indices, out_data)
         del row_start
         nnz = int(out_indptr[-1])
         out_indices.resize(nnz, refcheck=False)
@@ -179,16 +215,18 @@ def _native_similarity(
         empty_indices = np.empty(0, dtype=np.int32)
         empty_data = np.empty(0, dtype=np.float32)
         run(np.zeros(n_items, dtype=np.int64), empty_indices, empty_data, True)
-        out_indptr = _indptr(row_length)
+        out_indptr = _indptr(row_length[start:stop])
         nnz = int(out_indptr[-1])
         out_dtype = np.int32 if max(nnz, n_items) <= _INT32_MAX else np.int64
         out_indices = np.empty(nnz, dtype=out_dtype)
         out_data = np.empty(nnz, dtype=np.float32)
-        run(out_indptr[:-1].copy(), out_indices, out_data, False)
+        row_start = np.zeros(n_items, dtype=np.int64)
+        row_start[start:stop] = out_indptr[:-1]
+        run(row_start, out_indices, out_data, False)
 
     if out_indices.dtype == np.int32:
         out_indptr = out_indptr.astype(np.int32)
-    return sp.csr_matrix((out_data, out_indices, out_indptr), shape=(n_items, n_items))
+    return sp.csr_matrix((out_data, out_indices, out_indptr), shape=(n_rows, n_items))
 
 
 def _indptr(row_length: np.ndarray) -> np.ndarray:

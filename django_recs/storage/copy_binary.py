@@ -66,6 +66,7 @@ def copy_binary(
     chunks: Iterable[Mapping[str, np.ndarray]],
     *,
     using: str = "default",
+    table: str | None = None,
 ) -> int:
     """Write column chunks into ``model``'s table with one binary COPY, in one transaction.
 
@@ -86,6 +87,9 @@ def copy_binary(
     ValueError
         Not PostgreSQL, an unknown column, columns of different lengths, or
         a column type without a binary encoding here.
+
+    ``table`` names another table of the same columns to write to (a run's
+    partition before it is attached).
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -103,7 +107,7 @@ def copy_binary(
     kinds = [_column_kind(field, connection) for field in fields]
     quote = connection.ops.quote_name
     statement = (
-        f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"COPY {quote(table or model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         "FROM STDIN (FORMAT BINARY)"
     )
     written = 0

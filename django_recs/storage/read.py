@@ -149,7 +149,7 @@ def load_interactions(
     keys: list[np.ndarray] = []
     for model in item_models():
         queryset = _interaction_rows(model, exclude_seen, with_timestamps, user_ids, using)
-        columns = _read(queryset, model, with_timestamps, using)
+        columns = _read(queryset, model, with_timestamps, using, whole_table=user_ids is None)
         unique_keys, index = index_keys(columns.keys)
         offset = sum(len(k) for k in keys)
         columns.keys = index.astype(np.int64) + offset
@@ -178,91 +178,189 @@ def load_interactions(
 
 
 def _interaction_rows(model, exclude_seen, with_timestamps, user_ids, using):
-    """The query: user, item key as the model's pk type, weight, seen[, time]."""
+    """The query: user, item key as the model's pk type, weight, seen[, time].
+
+    The readers run the query's SQL themselves, so every selected column is an
+    annotation, added in the order selected: Django before 5.2 puts model
+    fields ahead of annotations in the SELECT whatever values_list() asks.
+    """
+    columns = {
+        "recs_user": Cast("user_id", models.BigIntegerField()),
+        "recs_key": key_as_pk(model, F("item_key")),
+        "recs_weight": F("weight"),
+        "recs_seen": Case(
+            When(event__in=list(exclude_seen), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    }
+    if with_timestamps:
+        columns["recs_time"] = F("timestamp")
     queryset = (
         Interaction.objects.using(using)
         .filter(user__isnull=False, item_type=item_content_type(model))
-        .annotate(
-            recs_user=Cast("user_id", models.BigIntegerField()),
-            recs_key=key_as_pk(model, F("item_key")),
-            recs_seen=Case(
-                When(event__in=list(exclude_seen), then=Value(True)),
-                default=Value(False),
-                output_field=BooleanField(),
-            ),
-        )
-        .filter(recs_key__in=model._default_manager.using(using).values("pk"))
+        .annotate(**columns)
     )
+    if connections[using].vendor != "postgresql":  # PostgreSQL's reader filters in numpy
+        queryset = queryset.filter(recs_key__in=model._default_manager.using(using).values("pk"))
     if user_ids is not None:
         queryset = queryset.filter(user_id__in=list(user_ids))
-    fields = ["recs_user", "recs_key", "weight", "recs_seen"]
-    if with_timestamps:
-        fields.append("timestamp")
-    return queryset.order_by().values_list(*fields)
+    return queryset.order_by().values_list(*columns)
 
 
 def _is_uuid(model) -> bool:
     return isinstance(model._meta.pk, models.UUIDField)
 
 
-def _read(queryset, model, with_timestamps: bool, using: str) -> _Columns:
+def _read(queryset, model, with_timestamps: bool, using: str, *, whole_table: bool) -> _Columns:
     connection = connections[using]
     if connection.vendor == "postgresql":
-        return _read_postgresql_copy(queryset, model, with_timestamps, connection)
+        return _read_postgresql_copy(queryset, model, with_timestamps, connection,
+                                     in_parts=whole_table)
     return _read_batches(queryset, model, with_timestamps, connection)
 
 
-# -- PostgreSQL: COPY (SELECT ...) TO STDOUT (FORMAT BINARY) -------------------
+# -- PostgreSQL: COPY (SELECT array_agg(...)) TO STDOUT (FORMAT BINARY) ----------
+#
+# COPY sends one message per row, and reading a million messages is a
+# million Python calls. Aggregated, each part of the table comes back as a
+# single row of arrays (one per column), each array a run of fixed-width
+# (length, value) pairs that numpy reads in one go. The parts are id ranges
+# small enough to keep the server's arrays modest, read by two connections
+# at once when the caller is not inside a transaction (other connections
+# could not see its rows).
+
+#: Interaction ids per aggregated part (bounds the server's array memory).
+COPY_PART_IDS = 500_000
+
+#: Connections reading parts at once, outside a transaction.
+COPY_READERS = 2
+
+#: Element type of each aggregated column, as numpy reads PostgreSQL's binary format.
+_PG_ELEMENT = {"user": ">i8", "int_key": ">i8", "uuid_key": "V16", "weight": ">f8",
+               "seen": "u1", "time": ">i8"}
 
 
-def _binary_row_dtype(model, with_timestamps: bool) -> np.dtype:
-    """A tuple of the binary COPY stream: field count, then (length, value) per column."""
-    fields = [
-        ("n_fields", ">i2"),
-        ("user_len", ">i4"), ("user", ">i8"),
-        ("key_len", ">i4"), ("key", ("V16" if _is_uuid(model) else ">i8")),
-        ("weight_len", ">i4"), ("weight", ">f8"),
-        ("seen_len", ">i4"), ("seen", "u1"),
-    ]
+def _read_postgresql_copy(queryset, model, with_timestamps, connection, *,
+                          in_parts: bool = True) -> _Columns:
+    elements = ["user", "uuid_key" if _is_uuid(model) else "int_key", "weight", "seen"]
     if with_timestamps:
-        fields += [("time_len", ">i4"), ("time", ">i8")]
-    return np.dtype(fields)
+        elements.append("time")
+    bounds = queryset.model._base_manager.using(connection.alias).aggregate(
+        low=models.Min("pk"), high=models.Max("pk"))
+    if bounds["low"] is None:
+        parts = []
+    elif not in_parts:  # a few users' rows (fold-in): one small query
+        parts = [queryset]
+    else:
+        edges = list(range(bounds["low"], bounds["high"] + 1, COPY_PART_IDS))
+        edges.append(bounds["high"] + 1)
+        parts = [queryset.filter(pk__gte=lo, pk__lt=hi) for lo, hi in zip(edges, edges[1:])]
+    alias = connection.alias
+
+    def read_part(part):
+        return _copy_part(part, elements, connections[alias])
+
+    if len(parts) > 1 and not connection.in_atomic_block:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def read_and_close(part):
+            try:
+                return read_part(part)
+            finally:
+                connections[alias].close()
+
+        with ThreadPoolExecutor(max_workers=COPY_READERS) as pool:
+            arrays = list(pool.map(read_and_close, parts))
+    else:
+        arrays = [read_part(part) for part in parts]
+    columns = [
+        np.concatenate([part[i] for part in arrays]) if arrays
+        else np.zeros(0, dtype=_PG_ELEMENT[name])
+        for i, name in enumerate(elements)
+    ]
+    users, keys, weights, seen = columns[:4]
+    if _is_uuid(model):
+        # Two big-endian words per UUID: sortable, and unique-able without objects.
+        keys = np.ascontiguousarray(keys).view([("high", ">u8"), ("low", ">u8")])
+    else:
+        keys = keys.astype(np.int64)
+    existing = _existing_keys(model, connection)
+    if len(keys) and existing is not None:
+        kept = np.isin(_comparable(keys), _comparable(existing))
+        if not kept.all():
+            users, keys, weights, seen = users[kept], keys[kept], weights[kept], seen[kept]
+            columns = [column[kept] for column in columns]
+    timestamps = None
+    if with_timestamps:
+        timestamps = columns[4].astype(np.float64) / 1e6 + _PG_EPOCH_OFFSET_SECONDS
+    return _Columns(
+        users=users.astype(np.int64),
+        keys=keys,
+        weights=weights.astype(np.float64),
+        seen=seen.astype(bool),
+        timestamps=timestamps,
+    )
 
 
-def _read_postgresql_copy(queryset, model, with_timestamps, connection) -> _Columns:
+def _copy_part(queryset, elements: list[str], connection) -> list[np.ndarray]:
+    """One part of the query as arrays, one per selected column."""
     sql, params = queryset.query.sql_with_params()
+    quote = connection.ops.quote_name
+    names = [quote(f"c{i}") for i in range(len(elements))]
     statement = connection.ops.compose_sql(
-        f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params
+        f"COPY (SELECT {', '.join(f'array_agg({name})' for name in names)} "
+        f"FROM ({sql}) AS part ({', '.join(names)})) TO STDOUT (FORMAT BINARY)",
+        params,
     )
     buffer = bytearray()
     with connection.cursor() as wrapper, wrapper.cursor.copy(statement) as copy:
         for block in copy:
             buffer += block
-    data = _binary_payload(buffer)
-    dtype = _binary_row_dtype(model, with_timestamps)
-    if len(data) % dtype.itemsize:
-        raise ValueError("unexpected COPY stream: rows are not of the expected width")
-    rows = np.frombuffer(data, dtype=dtype)
-    n_fields = 5 if with_timestamps else 4
-    if rows.size and (rows["n_fields"] != n_fields).any():
-        raise ValueError("unexpected COPY stream: a row has the wrong number of fields")
-    if rows.size and (rows["weight_len"] != 8).any():
-        raise ValueError("unexpected COPY stream: a weight is NULL or not a double")
+    return _aggregated_arrays(_binary_payload(buffer), [_PG_ELEMENT[e] for e in elements])
+
+
+def _aggregated_arrays(data: memoryview, dtypes: list[str]) -> list[np.ndarray]:
+    """The arrays of the single row of a binary COPY of ``array_agg`` columns."""
+    if len(data) < 2 or int.from_bytes(data[:2], "big", signed=True) != len(dtypes):
+        raise ValueError("unexpected COPY stream: not one row of the expected arrays")
+    offset, arrays = 2, []
+    for dtype in dtypes:
+        length = int.from_bytes(data[offset:offset + 4], "big", signed=True)
+        offset += 4
+        if length == -1:  # array_agg of no rows is NULL
+            arrays.append(np.zeros(0, dtype=dtype))
+            continue
+        ndim, has_nulls = (int.from_bytes(data[offset + i:offset + i + 4], "big")
+                           for i in (0, 4))
+        if has_nulls:
+            raise ValueError("unexpected COPY stream: a NULL in an aggregated column")
+        size = int.from_bytes(data[offset + 12:offset + 16], "big") if ndim else 0
+        element = np.dtype([("length", ">i4"), ("value", dtype)])
+        if 12 + 8 * ndim + size * element.itemsize != length or offset + length > len(data):
+            raise ValueError("unexpected COPY stream: an array of the wrong length")
+        pairs = np.frombuffer(data, dtype=element, count=size, offset=offset + 12 + 8 * ndim)
+        if size and (pairs["length"] != np.dtype(dtype).itemsize).any():
+            raise ValueError("unexpected COPY stream: an element of the wrong width")
+        arrays.append(pairs["value"])
+        offset += length
+    return arrays
+
+
+def _existing_keys(model, connection) -> np.ndarray | None:
+    """The primary keys of the model's rows, as the loaded keys are represented."""
+    table = model._default_manager.using(connection.alias).order_by()
     if _is_uuid(model):
-        # Two big-endian words per UUID: sortable, and unique-able without objects.
-        keys = rows["key"].copy().view([("high", ">u8"), ("low", ">u8")])
-    else:
-        keys = rows["key"].astype(np.int64)
-    timestamps = None
-    if with_timestamps:
-        timestamps = rows["time"].astype(np.float64) / 1e6 + _PG_EPOCH_OFFSET_SECONDS
-    return _Columns(
-        users=rows["user"].astype(np.int64),
-        keys=keys,
-        weights=rows["weight"].astype(np.float64),
-        seen=rows["seen"].astype(bool),
-        timestamps=timestamps,
-    )
+        [keys] = _copy_part(table.values_list("pk"), ["uuid_key"], connection)
+        return np.ascontiguousarray(keys).view([("high", ">u8"), ("low", ">u8")])
+    [keys] = _copy_part(table.annotate(recs_pk=Cast("pk", models.BigIntegerField()))
+                        .values_list("recs_pk"), ["int_key"], connection)
+    return keys.astype(np.int64)
+
+
+def _comparable(keys: np.ndarray) -> np.ndarray:
+    """Keys np.isin can compare: integers as they are, UUID word pairs as 16 bytes."""
+    return keys.view("S16") if keys.dtype.names else keys
 
 
 def _binary_payload(buffer: bytearray) -> memoryview:

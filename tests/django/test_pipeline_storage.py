@@ -126,3 +126,45 @@ def test_catalog_key_bytes_and_lookup():
     assert catalog.key_bytes.tolist() == [b"1", b"10", b"ab"]
     assert catalog.column_lookup() == {(3, "1"): 0, (3, "10"): 1, (4, "ab"): 2}
     assert len(ItemCatalog.empty()) == 0 and len(ItemCatalog.empty().key_bytes) == 0
+
+
+def _sorted_rows(loaded):
+    """The loaded rows in a canonical order (parts may come back in any order)."""
+    keys = loaded.catalog.keys[loaded.items]
+    order = np.lexsort((loaded.timestamps, loaded.weights, keys, loaded.users))
+    return (loaded.users[order], keys[order], loaded.weights[order], loaded.seen[order],
+            loaded.timestamps[order])
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_in_parallel_parts_give_the_same_rows(transactional_db, settings,
+                                                               monkeypatch):
+    settings.DJANGO_RECS = pipeline_fixtures.RECS
+    shop = pipeline_fixtures.Shop()
+    shop.products[3].delete()  # its interactions stay in the table but are not loaded
+    whole = load_interactions(with_timestamps=True)
+    monkeypatch.setattr(read, "COPY_PART_IDS", 3)  # many parts, two connections at once
+    parted = load_interactions(with_timestamps=True)
+    assert len(parted) == len(whole) > 0
+    for expected, got in zip(_sorted_rows(whole), _sorted_rows(parted)):
+        np.testing.assert_array_equal(got, expected)
+    assert str(shop.products[3].pk) not in set(whole.catalog.keys.tolist())
+    gadget_keys = {gadget.pk.hex for gadget in shop.gadgets}
+    assert gadget_keys & set(whole.catalog.keys.tolist())  # UUID keys read too
+
+
+def test_aggregated_copy_rows_are_checked():
+    def array(values, dtype, width):
+        header = (1).to_bytes(4, "big") + (0).to_bytes(4, "big") + (20).to_bytes(4, "big")
+        header += len(values).to_bytes(4, "big") + (1).to_bytes(4, "big")
+        body = b"".join(width.to_bytes(4, "big") + np.array(v, dtype).tobytes() for v in values)
+        return len(header + body).to_bytes(4, "big") + header + body
+
+    row = (2).to_bytes(2, "big") + array([1, 2, 3], ">i8", 8) + (-1).to_bytes(4, "big", signed=True)
+    users, empty = read._aggregated_arrays(memoryview(row), [">i8", ">f8"])
+    assert users.tolist() == [1, 2, 3] and len(empty) == 0
+    with pytest.raises(ValueError, match="expected arrays"):
+        read._aggregated_arrays(memoryview(row), [">i8"])
+    wrong_width = (1).to_bytes(2, "big") + array([1, 2], ">i4", 4)
+    with pytest.raises(ValueError, match="wrong"):
+        read._aggregated_arrays(memoryview(wrong_width), [">i8"])

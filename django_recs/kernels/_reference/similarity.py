@@ -48,25 +48,29 @@ def item_similarity(
     metric: str = "cosine",
     shrink: float = 0.0,
     alpha: float = 0.5,
+    items: tuple[int, int] | None = None,
 ) -> sp.csr_matrix:
     """Top-k item-item similarity, computed from the whole sparse product.
 
     Same contract as :func:`django_recs.kernels.item_similarity` (which
-    validates): X is a canonical CSR matrix with finite weights >= 0.
+    validates): X is a canonical CSR matrix with finite weights >= 0;
+    ``items=(start, stop)`` gives only the rows of those items (the product
+    is then formed for their columns only).
     """
     n_items = X.shape[1]
+    first, last = (0, n_items) if items is None else (int(items[0]), int(items[1]))
     X = X.astype(np.float64)  # a copy: the zeros and binarising below stay local
     X.eliminate_zeros()
     if metric != "cosine":
         X.data[:] = 1.0
     row_factor, col_factor = column_factors(X, metric, alpha)
-    product = (X.T.tocsr() @ X).tocsr()
+    product = (X[:, first:last].T.tocsr() @ X).tocsr()  # row r: item first + r
 
-    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    indptr = np.zeros(last - first + 1, dtype=np.int64)
     indices_parts, data_parts = [], []
-    for start in range(0, n_items, ROWS_PER_BLOCK):
-        stop = min(start + ROWS_PER_BLOCK, n_items)
-        block = product[start:stop]
+    for start in range(first, last, ROWS_PER_BLOCK):
+        stop = min(start + ROWS_PER_BLOCK, last)
+        block = product[start - first:stop - first]
         rows = np.repeat(np.arange(start, stop), np.diff(block.indptr))
         cols = block.indices.astype(np.int64)
         common = block.data
@@ -81,8 +85,8 @@ def item_similarity(
             row_cols, row_scores = _top_k(cols[span][keep], scores[span][keep], k)
             indices_parts.append(row_cols)
             data_parts.append(row_scores)
-            indptr[row + 1] = row_cols.size
+            indptr[row - first + 1] = row_cols.size
     np.cumsum(indptr, out=indptr)
     indices = np.concatenate(indices_parts) if indices_parts else np.empty(0, np.int64)
     data = np.concatenate(data_parts) if data_parts else np.empty(0, np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(n_items, n_items))
+    return sp.csr_matrix((data, indices, indptr), shape=(last - first, n_items))

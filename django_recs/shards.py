@@ -1,0 +1,356 @@
+"""The work of one shard of a sharded run (see :mod:`django_recs.sharding`).
+
+A shard reads the run's snapshot (once per worker process), computes its
+rows and writes them under the run's id together with its
+:class:`~django_recs.models.RunShard` row, in one transaction. The unique
+constraint on (run, phase, index) makes a shard that runs again — a message
+redelivered after its worker died, or a duplicate running at the same time —
+write nothing: a duplicate waits for the first transaction and then fails to
+insert its marker, rolling its own rows back. While a shard works it beats
+the run's heartbeat, so RUN_HEARTBEAT_TIMEOUT does not declare a run dead
+whose shards are progressing on other workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .algorithms.base import Algorithm
+from .algorithms.itemknn import recommend_from_neighbours
+from .conf import recs_settings
+from .kernels import limit_blas_threads, resolve_num_threads
+from .models import Recommendation, Run, RunShard, SimilarItem
+from .results import recommendation_columns, similar_item_columns
+from .snapshot import (
+    MatrixSnapshot,
+    add_artifacts,
+    load_arrays,
+    load_csr,
+    load_matrix,
+    run_path,
+    save_csr,
+    stored_artifact,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "algorithm_of",
+    "beating",
+    "compute_recommend_shard",
+    "compute_similarity_shard",
+    "decode_items",
+    "encode_items",
+    "write_shard",
+]
+
+SIMILAR = RunShard.Phase.SIMILAR.value
+RECOMMEND = RunShard.Phase.RECOMMEND.value
+
+#: Run.artifacts names of the files a sharded run shares between its workers.
+SNAPSHOT = "snapshot"
+NEIGHBOURS = "neighbours"
+FACTORS = "factors"
+#: Prefix of the files of the similarity shards' neighbour rows (one per attempt).
+SHARD_FILE_PREFIX = "similar_shard_"
+
+#: Seconds between heartbeats written by a working shard.
+HEARTBEAT_INTERVAL = 2.0
+
+
+# -- what a shard reads ---------------------------------------------------------------------
+
+
+def running_run(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> Run | None:
+    """The run if it is still running (a shard of a failed or finished run does nothing)."""
+    return Run.objects.using(using).filter(pk=run_id, status=Run.Status.RUNNING).first()
+
+
+def algorithm_of(run: Run) -> Algorithm:
+    """The algorithm as the run recorded it (class and parameters in ``Run.params``).
+
+    Raises
+    ------
+    ValueError
+        The params name no class, or a class that is not an Algorithm.
+    """
+    params = run.params or {}
+    path = params.get("class")
+    if not path:
+        raise ValueError(f"run {run.pk} records no algorithm class in its params")
+    cls = import_string(path)
+    if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
+        raise ValueError(f"{path} is not a django_recs Algorithm")
+    return cls(**{name: value for name, value in params.items() if name in cls.defaults})
+
+
+def snapshot_of(run: Run) -> MatrixSnapshot:
+    """The run's interaction matrix and catalog, checksum verified."""
+    stored = stored_artifact(run.artifacts, SNAPSHOT)
+    return load_matrix(stored.path, stored.sha256)
+
+
+@lru_cache(maxsize=2)
+def _factors(path: str, sha256: str) -> tuple[np.ndarray, np.ndarray]:
+    arrays = load_arrays(path, sha256)
+    return arrays["user_factors"], arrays["item_factors"]
+
+
+def factors_of(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """(user_factors, item_factors) an ALS run trained, checksum verified."""
+    stored = stored_artifact(run.artifacts, FACTORS)
+    return _factors(stored.path, stored.sha256)
+
+
+def _threads() -> int:
+    # This worker's own setting: shards may run on machines with other core counts.
+    return resolve_num_threads(recs_settings.NUM_THREADS)
+
+
+# -- heartbeat ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def beating(run_id: int, *, using: str = DEFAULT_DB_ALIAS):
+    """Write the run's heartbeat now and every HEARTBEAT_INTERVAL seconds meanwhile.
+
+    Inside an outer transaction (tests) a thread could not see the run: only
+    the first beat is written.
+    """
+    def beat() -> None:
+        Run.objects.using(using).filter(pk=run_id, status=Run.Status.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+
+    beat()
+    if connections[using].in_atomic_block:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        try:
+            while not stop.wait(HEARTBEAT_INTERVAL):
+                beat()
+        except Exception:  # never let the heartbeat kill the shard
+            logger.exception("django_recs: heartbeat of run %s failed", run_id)
+        finally:
+            connections[using].close()
+
+    thread = threading.Thread(target=loop, name=f"recs-shard-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# -- writing exactly once --------------------------------------------------------------------------
+
+
+def write_shard(
+    run: Run,
+    phase: str,
+    index: int,
+    bounds: tuple[int, int],
+    model,
+    chunks,
+    *,
+    seconds: dict | None = None,
+    details: dict | None = None,
+    worker: str = "",
+    using: str = DEFAULT_DB_ALIAS,
+) -> RunShard | None:
+    """Write a shard's rows and its RunShard row in one transaction.
+
+    Returns the new RunShard, or None when the shard was already written
+    (by an earlier attempt, or a duplicate running at the same time: the
+    marker's unique constraint makes the second writer wait for the first
+    and then write nothing).
+    """
+    from .pipeline import store_rows
+
+    started = time.perf_counter()
+    with transaction.atomic(using=using):
+        try:
+            with transaction.atomic(using=using):
+                marker = RunShard.objects.using(using).create(
+                    run_id=run.pk, phase=phase, index=int(index),
+                    start=int(bounds[0]), stop=int(bounds[1]),
+                    seconds=dict(seconds or {}), details=dict(details or {}),
+                    worker=worker[:255], finished_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        marker.rows = store_rows(model, chunks, using=using)
+        marker.seconds["write"] = round(time.perf_counter() - started, 4)
+        marker.finished_at = timezone.now()
+        marker.save(using=using, update_fields=["rows", "seconds", "finished_at"])
+    return marker
+
+
+def shard_summary(marker: RunShard, *, again: bool = False) -> dict:
+    """What a shard task returns (JSON)."""
+    summary = {"run": marker.run_id, "phase": marker.phase, "index": marker.index,
+               "rows": marker.rows}
+    if again:
+        summary["already_written"] = True
+    return summary
+
+
+def _skipped(run_id: int, phase: str, index: int) -> dict:
+    return {"run": run_id, "phase": phase, "index": index, "skipped": "the run is not running"}
+
+
+def _already_written(run_id: int, phase: str, index: int, using: str) -> RunShard | None:
+    return RunShard.objects.using(using).filter(run_id=run_id, phase=phase, index=index).first()
+
+
+# -- similarity shards: neighbour rows of an item range --------------------------------------------
+
+
+def compute_similarity_shard(
+    run_id: int, index: int, start: int, stop: int, *,
+    worker: str = "", using: str = DEFAULT_DB_ALIAS,
+) -> dict:
+    """The neighbours of items [start, stop): SimilarItem rows, and the CSR rows in storage.
+
+    The rows are stored as a file too (recorded on the run and in the
+    shard's marker) so the run can assemble the whole neighbour matrix that
+    the personal recommendations need.
+    """
+    from .sharding import note_shard_done
+
+    run = running_run(run_id, using=using)
+    if run is None:
+        return _skipped(run_id, SIMILAR, index)
+    done = _already_written(run_id, SIMILAR, index, using)
+    if done is not None:
+        return shard_summary(done, again=True)
+    threads = _threads()
+    with beating(run_id, using=using), limit_blas_threads(threads):
+        started = time.perf_counter()
+        snapshot = snapshot_of(run)
+        loaded = time.perf_counter()
+        rows = algorithm_of(run).neighbours(snapshot.matrix, items=(start, stop),
+                                            num_threads=threads)
+        computed = time.perf_counter()
+        stored = save_csr(run_path(run_id, f"shards/similar-{index}.npz"), rows)
+        # Recorded before the rows: a file is deleted with the run even if this attempt dies.
+        add_artifacts(run_id, stored.artifacts(f"{SHARD_FILE_PREFIX}{index}_{stored.sha256[:12]}"),
+                      using=using)
+        columns = similar_item_columns(run_id, _as_item_rows(rows, start, snapshot.matrix.n_items),
+                                       snapshot.catalog)
+        marker = write_shard(
+            run, SIMILAR, index, (start, stop), SimilarItem,
+            [columns] if len(columns["run_id"]) else [],
+            seconds={"load": round(loaded - started, 4), "compute": round(computed - loaded, 4)},
+            details={"file": stored.path, "sha256": stored.sha256,
+                     "neighbour_pairs": int(rows.nnz)},
+            worker=worker, using=using,
+        )
+    if marker is None:
+        return shard_summary(_already_written(run_id, SIMILAR, index, using), again=True)
+    note_shard_done(run_id, using=using)
+    return shard_summary(marker)
+
+
+def _as_item_rows(rows: sp.csr_matrix, start: int, n_items: int) -> sp.csr_matrix:
+    """Rows of items [start, start + len) placed in an n_items x n_items matrix (no copy of data)."""
+    indptr = np.concatenate([
+        np.zeros(start, dtype=np.int64),
+        rows.indptr.astype(np.int64),
+        np.full(n_items - start - rows.shape[0], rows.nnz, dtype=np.int64),
+    ])
+    return sp.csr_matrix((rows.data, rows.indices, indptr), shape=(n_items, n_items))
+
+
+def load_shard_rows(marker: RunShard) -> sp.csr_matrix:
+    """The neighbour rows a similarity shard stored, checksum verified."""
+    return load_csr(marker.details["file"], marker.details["sha256"])
+
+
+# -- recommendation shards: lists of a user range ------------------------------------------------
+
+
+def compute_recommend_shard(
+    run_id: int, index: int, start: int, stop: int, *,
+    worker: str = "", using: str = DEFAULT_DB_ALIAS,
+) -> dict:
+    """The recommendations of users [start, stop): Recommendation rows.
+
+    ItemKNN scores them against the assembled neighbour matrix, ALS against
+    the trained factors; both read them from storage, checksums verified.
+    """
+    from .sharding import note_shard_done
+
+    run = running_run(run_id, using=using)
+    if run is None:
+        return _skipped(run_id, RECOMMEND, index)
+    done = _already_written(run_id, RECOMMEND, index, using)
+    if done is not None:
+        return shard_summary(done, again=True)
+    threads = _threads()
+    n = int(run.params.get("n_recommendations", recs_settings.RECOMMENDATIONS_PER_USER))
+    with beating(run_id, using=using), limit_blas_threads(threads):
+        started = time.perf_counter()
+        snapshot = snapshot_of(run)
+        users = snapshot.matrix.user_range(start, stop)
+        algorithm = algorithm_of(run)
+        if run.params.get("sharding", {}).get("kind") == "als":
+            user_factors, item_factors = factors_of(run)
+            loaded = time.perf_counter()
+            recommended, scores, reasons = algorithm.score_users(
+                users, user_factors[start:stop], item_factors, n, num_threads=threads
+            )
+        else:
+            stored = stored_artifact(run.artifacts, NEIGHBOURS)
+            neighbours = load_csr(stored.path, stored.sha256)
+            loaded = time.perf_counter()
+            recommended, scores, reasons = recommend_from_neighbours(
+                users, neighbours, n, num_threads=threads
+            )
+        computed = time.perf_counter()
+        listed = recommended >= 0
+        chunks = recommendation_columns(run_id, users.user_ids, recommended, scores, reasons,
+                                        snapshot.catalog)
+        marker = write_shard(
+            run, RECOMMEND, index, (start, stop), Recommendation, chunks,
+            seconds={"load": round(loaded - started, 4), "compute": round(computed - loaded, 4)},
+            details={
+                "users_with_recommendations": int(listed.any(axis=1).sum()),
+                "recommended_items": encode_items(recommended[listed],
+                                                  snapshot.matrix.n_items),
+            },
+            worker=worker, using=using,
+        )
+    if marker is None:
+        return shard_summary(_already_written(run_id, RECOMMEND, index, using), again=True)
+    note_shard_done(run_id, using=using)
+    return shard_summary(marker)
+
+
+def encode_items(items: np.ndarray, n_items: int) -> str:
+    """A set of item columns as compressed, base64-encoded bits (n_items / 8 bytes at most)."""
+    mask = np.zeros(int(n_items), dtype=bool)
+    mask[np.asarray(items, dtype=np.int64)] = True
+    return base64.b64encode(zlib.compress(np.packbits(mask).tobytes())).decode("ascii")
+
+
+def decode_items(encoded: str, n_items: int) -> np.ndarray:
+    """The boolean mask (n_items,) of :func:`encode_items`."""
+    bits = np.frombuffer(zlib.decompress(base64.b64decode(encoded)), dtype=np.uint8)
+    return np.unpackbits(bits, count=int(n_items)).astype(bool)

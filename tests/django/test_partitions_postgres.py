@@ -1,0 +1,170 @@
+"""PostgreSQL: each run's result rows live in a partition of their own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection
+
+import django_recs
+from django_recs import pipeline
+from django_recs.models import PopularItem, Recommendation, Run, SimilarItem
+from django_recs.storage.partitions import (
+    is_partitioned,
+    partition_name,
+    run_partition_exists,
+    write_run_partition,
+)
+
+from .pipeline_fixtures import RECS, Shop
+from .test_pipeline_postgres import in_threads
+
+pytestmark = [pytest.mark.postgres]
+
+RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
+
+
+@pytest.fixture
+def shop_committed(transactional_db, settings):
+    settings.DJANGO_RECS = RECS
+    return Shop()
+
+
+def attached_partitions(model) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s)", [model._meta.db_table])
+        return {name for (name,) in cursor.fetchall()}
+
+
+def similar_rows(run_id, n, start=0):
+    ct = SimilarItem._meta.get_field("item_type").remote_field.model.objects.get_for_model(Run)
+    return {
+        "run_id": np.full(n, run_id, dtype=np.int64),
+        "item_type_id": np.full(n, ct.pk, dtype=np.int64),
+        "item_key": np.array([str(start + i) for i in range(n)]),
+        "neighbour_type_id": np.full(n, ct.pk, dtype=np.int64),
+        "neighbour_key": np.array([str(start + i + 1) for i in range(n)]),
+        "score": np.linspace(1, 0, n),
+        "rank": np.zeros(n, dtype=np.int64),
+    }
+
+
+@pytest.mark.django_db
+def test_migration_partitions_every_result_table():
+    assert connection.vendor == "postgresql"
+    for model in RESULT_MODELS:
+        assert is_partitioned(model, "default")
+        assert f"{model._meta.db_table}_default" in attached_partitions(model)
+    # Rows written through the ORM land in the default partition and read back.
+    run = Run.objects.create(algorithm="orm", status="succeeded")
+    similar = SimilarItem.objects.create(run=run, item_type_id=1, item_key="1",
+                                         neighbour_type_id=1, neighbour_key="2", score=0.5, rank=0)
+    assert SimilarItem.objects.get(pk=similar.pk).neighbour_key == "2"
+
+
+def test_a_run_writes_its_own_partition_and_the_next_run_drops_it(shop_committed):
+    [first] = django_recs.recompute("similar", sync=True)
+    assert first.status == "succeeded"
+    part = partition_name(SimilarItem, first.pk)
+    assert part in attached_partitions(SimilarItem)
+    assert partition_name(Recommendation, first.pk) in attached_partitions(Recommendation)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{part}"')
+        in_partition = cursor.fetchone()[0]
+        cursor.execute(f'SELECT count(*) FROM "{part}" WHERE run_id <> %s', [first.pk])
+        assert cursor.fetchone()[0] == 0
+    assert in_partition == SimilarItem.objects.filter(run=first).count() > 0
+    assert in_partition == first.metrics["rows_similar"]
+    # The partition has the parent's lookup index and its own primary key.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [part])
+        definitions = " ".join(row[0] for row in cursor.fetchall())
+    assert "(run_id, item_type_id, item_key, rank)" in definitions
+    assert "PRIMARY KEY" in definitions.upper() or "_pkey" in definitions
+
+    [second] = django_recs.recompute("similar", sync=True)
+    assert second.status == "succeeded"
+    assert not run_partition_exists(SimilarItem, first.pk, "default")
+    assert not run_partition_exists(Recommendation, first.pk, "default")
+    assert run_partition_exists(SimilarItem, second.pk, "default")
+    assert SimilarItem.objects.filter(run=first).count() == 0
+    assert SimilarItem.objects.filter(run=second).count() == second.metrics["rows_similar"]
+
+
+def test_a_failed_run_leaves_no_partition_and_the_old_rows_served(shop_committed, monkeypatch):
+    [good] = django_recs.recompute("similar", sync=True)
+    served = list(SimilarItem.objects.filter(run=good).values_list("item_key", "neighbour_key"))
+
+    def broken_swap(run, **kwargs):
+        raise RuntimeError("swap failed")
+
+    monkeypatch.setattr(pipeline, "swap_active_run", broken_swap)
+    [bad] = django_recs.recompute("similar", sync=True)
+    assert bad.status == "failed" and "swap failed" in bad.error
+    assert not run_partition_exists(SimilarItem, bad.pk, "default")
+    assert not run_partition_exists(Recommendation, bad.pk, "default")
+    assert pipeline.active_run("similar").pk == good.pk
+    assert list(SimilarItem.objects.filter(run=good).values_list(
+        "item_key", "neighbour_key")) == served
+
+
+def test_rows_already_in_the_default_partition_are_appended_to(shop_committed):
+    run = Run.objects.create(algorithm="manual", status="running")
+    SimilarItem.objects.create(run=run, item_type_id=1, item_key="a", neighbour_type_id=1,
+                               neighbour_key="b", score=1.0, rank=0)
+    assert write_run_partition(SimilarItem, run.pk, [similar_rows(run.pk, 10)],
+                               using="default") is None
+    assert pipeline.store_rows(SimilarItem, [similar_rows(run.pk, 10)]) == 10
+    assert not run_partition_exists(SimilarItem, run.pk, "default")
+    assert SimilarItem.objects.filter(run=run).count() == 11
+    assert pipeline.delete_run_rows([run.pk]) == 11
+    assert SimilarItem.objects.filter(run=run).count() == 0
+
+
+def test_a_partition_refuses_rows_of_another_run(shop_committed):
+    run = Run.objects.create(algorithm="manual", status="running")
+    second = similar_rows(run.pk + 1000, 4)
+    with pytest.raises(Exception, match="run"):
+        pipeline.store_rows(SimilarItem, [similar_rows(run.pk, 4), second])
+    assert not run_partition_exists(SimilarItem, run.pk, "default")
+    assert SimilarItem.objects.filter(run_id__in=[run.pk, run.pk + 1000]).count() == 0
+
+
+def test_concurrent_writers_of_one_run_share_its_partition(shop_committed):
+    run = Run.objects.create(algorithm="manual", status="running")
+
+    def write(i):
+        return pipeline.store_rows(SimilarItem, [similar_rows(run.pk, 500, start=i * 1000)])
+
+    results, errors = in_threads(write, 4)
+    assert not errors
+    assert results == [500] * 4
+    assert run_partition_exists(SimilarItem, run.pk, "default")
+    assert SimilarItem.objects.filter(run=run).count() == 2000
+    assert SimilarItem.objects.filter(run=run).values("item_key").distinct().count() == 2000
+    assert pipeline.delete_run_rows([run.pk]) == 2000
+    assert not run_partition_exists(SimilarItem, run.pk, "default")
+
+
+def test_a_partition_created_ahead_takes_writers_side_by_side(shop_committed):
+    from django_recs.storage.partitions import create_run_partition
+
+    run = Run.objects.create(algorithm="manual", status="running")
+    assert create_run_partition(SimilarItem, run.pk, using="default") is True
+    assert create_run_partition(SimilarItem, run.pk, using="default") is True  # idempotent
+    assert partition_name(SimilarItem, run.pk) in attached_partitions(SimilarItem)
+    results, errors = in_threads(
+        lambda i: pipeline.store_rows(SimilarItem, [similar_rows(run.pk, 300, start=i * 1000)]), 3)
+    assert not errors and results == [300] * 3
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{partition_name(SimilarItem, run.pk)}"')
+        assert cursor.fetchone()[0] == 900
+    # A run whose rows already sit in the default partition gets none.
+    other = Run.objects.create(algorithm="manual-2", status="running")
+    pipeline.store_rows(SimilarItem, [similar_rows(other.pk, 2)])  # the first writer: own partition
+    third = Run.objects.create(algorithm="manual-3", status="running")
+    SimilarItem.objects.create(run=third, item_type_id=1, item_key="a", neighbour_type_id=1,
+                               neighbour_key="b", score=1.0, rank=0)
+    assert create_run_partition(SimilarItem, third.pk, using="default") is False
