@@ -1,41 +1,50 @@
 """Diversity: at most a few items of one category in one list.
 
-Candidates are numbered within their category in ranking order (a SQL
-window, ``ROW_NUMBER() OVER (PARTITION BY category ORDER BY ...)``) and those
-past the cap are dropped, so the list fills from further down the ranking
+Candidates are taken in ranking order and those past the cap in their
+category are dropped, so the list fills from further down the ranking
 instead of showing six variants of one thing. Items without a category are
-never capped: each is its own partition.
+never capped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-def cap_per_category_sql(ranked_sql: str, category_table_sql: str, cap: int) -> str:
-    """SQL keeping at most ``cap`` rows per category of ``ranked_sql``.
+T = TypeVar("T")
+
+
+def cap_per_category(ranked: Iterable[T], cap: int, key: Callable[[T], object]) -> list[T]:
+    """The items of ``ranked`` that are among the first ``cap`` of their category.
 
     Parameters
     ----------
-    ranked_sql : str
-        ``SELECT candidate, recs_key``: candidate item pks with their order key
-        (lower first).
-    category_table_sql : str
-        ``SELECT recs_pk, recs_cat`` of every item (see
-        :meth:`django_recs.fallbacks.ListScope.category_table`).
+    ranked : iterable
+        Items, best first.
     cap : int
         Items kept per category, >= 1.
+    key : callable
+        An item's category; None means "no category" (never capped).
 
     Returns
     -------
-    str
-        ``SELECT candidate, recs_key`` of the kept rows (unordered).
+    list
+        The kept items, in their original order.
     """
+    check_cap(cap)
+    kept, counts = [], {}
+    for item in ranked:
+        category = key(item)
+        if category is not None:
+            counts[category] = counts.get(category, 0) + 1
+            if counts[category] > cap:
+                continue
+        kept.append(item)
+    return kept
+
+
+def check_cap(cap) -> int:
+    """``cap`` when it is a positive integer; ValueError otherwise."""
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError(f"MAX_PER_CATEGORY must be a positive integer or None, got {cap!r}")
-    return (
-        "SELECT candidate, recs_key FROM (SELECT recs_best.candidate, recs_best.recs_key,"
-        " ROW_NUMBER() OVER (PARTITION BY recs_cat.recs_cat, CASE WHEN recs_cat.recs_cat"
-        " IS NULL THEN recs_best.candidate END ORDER BY recs_best.recs_key,"
-        f" recs_best.candidate) AS recs_in_category FROM ({ranked_sql}) recs_best"
-        f" LEFT JOIN ({category_table_sql}) recs_cat ON recs_cat.recs_pk = recs_best.candidate)"
-        f" recs_numbered WHERE recs_in_category <= {cap}"
-    )
+    return cap

@@ -18,25 +18,22 @@ from the next ones:
                with HALF_LIFE_DAYS (30 days when unset)
 =============  =================================================================
 
-Each source is SQL text, never a query of its own:
-
-- :meth:`Source.pools`: ``SELECT candidate, recs_key`` of its best
-  candidates among the allowed items (see :class:`ListScope`), ``recs_key``
-  being the :func:`~django_recs.expressions.order_key` of the source's score;
-- :meth:`Source.score`: a scalar subquery giving the item whose primary key
-  is the given SQL its score from this source (NULL when it does not
-  propose it);
-- :meth:`Source.reason`: the same for the item that explains it, if any.
+Each source is SQL text, never a query of its own: :meth:`Source.pool` is a
+``SELECT`` of its best candidates among the allowed items (see
+:class:`ListScope`), best first, with the columns :data:`POOL_COLUMNS`;
+:mod:`django_recs.candidates` reads the pools of a list in one statement.
 
 The SQL is written by hand rather than composed from querysets: building and
-compiling some fifty nested querysets cost more than running the query. It
-uses only ANSI SQL (CAST, COALESCE, CASE, UNION ALL, window functions),
-table and column names from the models' ``_meta``, and ``%s`` parameters.
+compiling nested querysets costs more than running the statement. It uses
+ANSI SQL (CAST, CASE, UNION ALL, window functions), table and column names
+from the models' ``_meta``, and ``%s`` parameters; where PostgreSQL or SQLite
+do a step much faster their own way (:meth:`Sql.in_subquery`,
+:meth:`HistoryNeighbours._totals`), that way, with the ANSI form for other
+databases.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -57,17 +54,36 @@ DECAY_STEPS = 8
 RECENT_INTERACTIONS = 10_000
 #: How many of a visitor's latest interactions feed the history source.
 RECENT_HISTORY = 10
+#: What every pool selects: the source's index in the chain, the candidate's
+#: primary key, its score from that source, and the item (content type id,
+#: stored key) that explains it, or NULLs.
+POOL_COLUMNS = ("recs_source", "candidate", "recs_score", "recs_reason_type", "recs_reason_key")
 
 Fragment = tuple[str, list]
-#: The LIMIT of a guarded pool bounded by storage (its rows are at most k).
-UNLIMITED = 1_000_000
 
 
 # --- names and casts of one connection ----------------------------------------------
 
 
+def per_connection(connection, key, make):
+    """``make()``, computed once per database connection object and ``key``.
+
+    Kept on the connection itself, so it goes with it (a thread's connection
+    ends with the thread).
+    """
+    cache = connection.__dict__.setdefault("_django_recs_cache", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 class Sql:
     """Quoted names and key casts for one connection and one item model."""
+
+    @classmethod
+    def of(cls, connection, model: type[models.Model]) -> Sql:
+        """The (cached) instance for ``connection`` and ``model``."""
+        return per_connection(connection, (cls, model), lambda: cls(connection, model))
 
     def __init__(self, connection, model: type[models.Model]):
         self.connection = connection
@@ -77,6 +93,7 @@ class Sql:
         self.is_uuid = isinstance(pk, models.UUIDField)
         self._pk_type = pk.cast_db_type(connection)
         self._text_type = models.CharField(max_length=64).cast_db_type(connection)
+        self._int_type = models.IntegerField().cast_db_type(connection)
 
     def table(self, model: type[models.Model]) -> str:
         return self.quote(model._meta.db_table)
@@ -92,6 +109,25 @@ class Sql:
         """A primary key as a stored key (32 hex digits for a UUID)."""
         text = f"CAST({pk_sql} AS {self._text_type})"
         return f"REPLACE({text}, '-', '')" if self.is_uuid else text
+
+    def no_reason(self) -> str:
+        """The reason columns of a source without reasons (typed, so UNION ALL accepts them)."""
+        return self.reason(f"CAST(NULL AS {self._int_type})", f"CAST(NULL AS {self._text_type})")
+
+    @staticmethod
+    def reason(type_sql: str, key_sql: str) -> str:
+        return f"{type_sql} AS recs_reason_type, {key_sql} AS recs_reason_key"
+
+    def in_subquery(self, value_sql: str, subquery_sql: str) -> str:
+        """``value IN (subquery)``, as PostgreSQL plans it best for a few hundred keys.
+
+        PostgreSQL may hash-join a whole result table for ``IN (SELECT ...)``;
+        ``= ANY(ARRAY(SELECT ...))`` turns the keys into one array and probes
+        the index with it.
+        """
+        if self.connection.vendor == "postgresql":
+            return f"{value_sql} = ANY(ARRAY({subquery_sql}))"
+        return f"{value_sql} IN ({subquery_sql})"
 
     def active_run(self, algorithm: str) -> Fragment:
         """The id of ``algorithm``'s active run (NULL when none)."""
@@ -113,9 +149,11 @@ class Sql:
         )
 
 
-def order_key_sql(index: int, score_sql: str) -> str:
-    """SQL of :func:`django_recs.expressions.order_key`."""
-    return f"({2 * index + 0.5!r} - ATAN({score_sql}) / {math.pi!r})"
+def pool_columns(index: int, candidate: str, score: str, reason: str) -> str:
+    """The select list of a pool: :data:`POOL_COLUMNS` named, so UNION ALL lines them up."""
+    return (
+        f"{int(index)} AS recs_source, {candidate} AS candidate, {score} AS recs_score, {reason}"
+    )
 
 
 def join(fragments, separator: str) -> Fragment:
@@ -218,7 +256,7 @@ class ListScope:
 
     def category_of(self, db: Sql, pk_sql: str) -> Fragment:
         """The category of the item whose primary key is ``pk_sql``."""
-        table = _category_table_sql(db.connection.alias, self.model, self.category)
+        table = self.category_table(db)
         return f"(SELECT recs_cat FROM ({table}) recs_c WHERE recs_pk = {pk_sql})", []
 
     def category_table(self, db: Sql) -> str:
@@ -245,57 +283,40 @@ class Source:
 
     name = ""
     explained = False
-    #: Whether counting its candidates is a cheap index read (see :func:`fewer_than`).
-    cheap_to_count = False
-    #: (first source, n): the pools are read only while the first source
-    #: has fewer than n candidates (see :func:`fewer_than`).
-    short_of: tuple[Source, int] | None = None
+    #: Whether the pool is a short index range of stored rows that usually
+    #: fills a list alone: leading a chain, it is read first, by itself, and
+    #: the fallbacks only when it falls short.
+    read_first = False
+    #: Whether it only stands in for a source that is usually there (recent
+    #: popularity while no popular run is active): in a chain read in one
+    #: statement, it is left to a second one, read while the list is short.
+    stand_in = False
 
-    def pools(self, db: Sql, scope: ListScope, index: int, limit: int) -> list[Fragment]:
-        raise NotImplementedError
-
-    def score(self, db: Sql, scope: ListScope, pk_sql: str) -> Fragment:
-        raise NotImplementedError
-
-    def reason(self, db: Sql, scope: ListScope, pk_sql: str) -> tuple[Fragment, Fragment]:
-        raise NotImplementedError
-
-    def count_rows(self, db: Sql, scope: ListScope) -> Fragment:
-        """``SELECT 1`` per candidate of the first pool (for :func:`fewer_than`)."""
+    def pool(self, db: Sql, scope: ListScope, index: int, limit: int) -> Fragment:
+        """``SELECT`` :data:`POOL_COLUMNS` of the ``limit`` best candidates, best first."""
         raise NotImplementedError
 
     def _where(self, db, scope, base: Fragment, key_sql: str) -> Fragment:
         return join([base, scope.conditions(db, key_sql)], " AND ")
 
-    def _limit(self, db, scope, limit: int | None, only_if: Fragment | None = None) -> Fragment:
-        """The LIMIT clause of a pool; 0 when the first source already has n candidates.
 
-        The guard goes in the LIMIT, not the WHERE: every database evaluates
-        a LIMIT once, before reading a row, whereas a constant WHERE term may
-        be checked row by row over a whole index.
-        """
-        guards = [only_if]
-        if self.short_of is not None:
-            guards.append(fewer_than(self.short_of[0], db, scope, self.short_of[1]))
-        guard, params = join(guards, " AND ")
-        if not guard:
-            return (f" LIMIT {int(limit)}" if limit is not None else ""), []
-        count = int(limit) if limit is not None else UNLIMITED
-        return f" LIMIT CASE WHEN {guard} THEN {count} ELSE 0 END", params
+def stored_pool(db, model, alias, where: Fragment, index, limit, *, key, reason) -> Fragment:
+    """The pool of a result table's rows: the first ``limit`` by rank.
 
-
-def fewer_than(source: Source, db: Sql, scope: ListScope, n: int) -> Fragment:
-    """SQL true while ``source`` has fewer than ``n`` candidates (a one-time check).
-
-    Later sources are read only while it holds, so an item with enough
-    neighbours (a user with enough stored recommendations) costs no
-    popularity lookups at all.
+    The lookup indexes end with the rank, so the read stops after ``limit``
+    rows of the index range.
     """
-    sql, params = source.count_rows(db, scope)
-    return f"(SELECT COUNT(*) FROM ({sql} LIMIT {int(n)}) recs_first) < {int(n)}", params
+    sql, params = where
+    candidate = db.key_as_pk(db.column(alias, model, key))
+    return (
+        f"SELECT {pool_columns(index, candidate, db.column(alias, model, 'score'), reason)}"
+        f" FROM {db.table(model)} {alias} WHERE {sql}"
+        f" ORDER BY {db.column(alias, model, 'rank')} LIMIT {int(limit)}",
+        params,
+    )
 
 
-@dataclass(eq=False)  # hashed by identity, as query expressions need
+@dataclass(eq=False)
 class StoredNeighbours(Source):
     """Neighbours of the item ``key`` stored by the active run of ``algorithm``."""
 
@@ -303,49 +324,28 @@ class StoredNeighbours(Source):
     algorithm: str
     name: str = "similar"
 
-    cheap_to_count = True
+    read_first = True
 
     def _rows(self, db: Sql, scope: ListScope, alias: str) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)
-        return (
+        base = (
             f"{db.column(alias, SimilarItem, 'run')} = {run_sql}"
             f" AND {db.column(alias, SimilarItem, 'item_type')} = %s"
             f" AND {db.column(alias, SimilarItem, 'item_key')} = %s"
             f" AND {db.column(alias, SimilarItem, 'neighbour_type')} = %s",
             [*run_params, scope.content_type_id, self.key, scope.content_type_id],
         )
+        return self._where(db, scope, base, db.column(alias, SimilarItem, "neighbour_key"))
 
-    def pools(self, db, scope, index, limit):
+    def pool(self, db, scope, index, limit):
         a = "recs_sim"
-        key = db.column(a, SimilarItem, "neighbour_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        limit_sql, limit_params = self._limit(db, scope, None)
-        return [
-            (
-                f"SELECT {db.key_as_pk(key)} AS candidate,"
-                f" {order_key_sql(index, db.column(a, SimilarItem, 'score'))} AS recs_key"
-                f" FROM {db.table(SimilarItem)} {a} WHERE {where}{limit_sql}",
-                [*params, *limit_params],
-            )
-        ]
-
-    def count_rows(self, db, scope):
-        a = "recs_sim"
-        key = db.column(a, SimilarItem, "neighbour_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        return f"SELECT 1 FROM {db.table(SimilarItem)} {a} WHERE {where}", params
-
-    def score(self, db, scope, pk_sql):
-        a = "recs_sim_s"
-        rows, params = self._rows(db, scope, a)
-        return (
-            f"(SELECT MAX({db.column(a, SimilarItem, 'score')}) FROM {db.table(SimilarItem)} {a}"
-            f" WHERE {rows} AND {db.column(a, SimilarItem, 'neighbour_key')} = {db.pk_as_key(pk_sql)})",
-            params,
+        return stored_pool(
+            db, SimilarItem, a, self._rows(db, scope, a), index, limit,
+            key="neighbour_key", reason=db.no_reason(),
         )
 
 
-@dataclass(eq=False)  # hashed by identity, as query expressions need
+@dataclass(eq=False)
 class StoredRecommendations(Source):
     """Recommendations of the user stored by the active run of ``algorithm``."""
 
@@ -354,57 +354,31 @@ class StoredRecommendations(Source):
     name = "personal"
     explained = True
 
-    cheap_to_count = True
+    read_first = True
 
     def _rows(self, db, scope, alias) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)
-        return (
+        base = (
             f"{db.column(alias, Recommendation, 'run')} = {run_sql}"
             f" AND {db.column(alias, Recommendation, 'user')} = %s"
             f" AND {db.column(alias, Recommendation, 'item_type')} = %s",
             [*run_params, self.user_id, scope.content_type_id],
         )
+        return self._where(db, scope, base, db.column(alias, Recommendation, "item_key"))
 
-    def pools(self, db, scope, index, limit):
+    def pool(self, db, scope, index, limit):
         a = "recs_rec"
-        key = db.column(a, Recommendation, "item_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        limit_sql, limit_params = self._limit(db, scope, None)
-        return [
-            (
-                f"SELECT {db.key_as_pk(key)} AS candidate,"
-                f" {order_key_sql(index, db.column(a, Recommendation, 'score'))} AS recs_key"
-                f" FROM {db.table(Recommendation)} {a} WHERE {where}{limit_sql}",
-                [*params, *limit_params],
-            )
-        ]
-
-    def count_rows(self, db, scope):
-        a = "recs_rec"
-        key = db.column(a, Recommendation, "item_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        return f"SELECT 1 FROM {db.table(Recommendation)} {a} WHERE {where}", params
-
-    def _lookup(self, db, scope, pk_sql, column: str) -> Fragment:
-        # A row per (user, item) is expected; with duplicates, the best-ranked one.
-        a = "recs_rec_s"
-        rows, params = self._rows(db, scope, a)
-        return (
-            f"(SELECT {db.column(a, Recommendation, column)} FROM {db.table(Recommendation)} {a}"
-            f" WHERE {rows} AND {db.column(a, Recommendation, 'item_key')} = {db.pk_as_key(pk_sql)}"
-            f" ORDER BY {db.column(a, Recommendation, 'rank')} LIMIT 1)",
-            params,
+        reason = db.reason(
+            db.column(a, Recommendation, "reason_type"),
+            f"NULLIF({db.column(a, Recommendation, 'reason_key')}, '')",
+        )
+        return stored_pool(
+            db, Recommendation, a, self._rows(db, scope, a), index, limit,
+            key="item_key", reason=reason,
         )
 
-    def score(self, db, scope, pk_sql):
-        return self._lookup(db, scope, pk_sql, "score")
 
-    def reason(self, db, scope, pk_sql):
-        key_sql, key_params = self._lookup(db, scope, pk_sql, "reason_key")
-        return self._lookup(db, scope, pk_sql, "reason_type"), (f"NULLIF({key_sql}, '')", key_params)
-
-
-@dataclass(eq=False)  # hashed by identity, as query expressions need
+@dataclass(eq=False)
 class HistoryNeighbours(Source):
     """Neighbours of the visitor's recent items, scores summed.
 
@@ -416,64 +390,65 @@ class HistoryNeighbours(Source):
     name: str = "history"
     explained = True
 
-    def _rows(self, db, scope, alias) -> Fragment:
+    def pool(self, db, scope, index, limit):
+        a = "recs_hist"
         run_sql, run_params = db.active_run(self.algorithm)
         recent_sql, recent_params = scope.recent_keys(db)
-        key = db.column(alias, SimilarItem, "neighbour_key")
-        return (
-            f"{db.column(alias, SimilarItem, 'run')} = {run_sql}"
-            f" AND {db.column(alias, SimilarItem, 'item_type')} = %s"
-            f" AND {db.column(alias, SimilarItem, 'item_key')} IN ({recent_sql})"
-            f" AND {db.column(alias, SimilarItem, 'neighbour_type')} = %s"
+        key = db.column(a, SimilarItem, "neighbour_key")
+        base = (
+            f"{db.column(a, SimilarItem, 'run')} = {run_sql}"
+            f" AND {db.column(a, SimilarItem, 'item_type')} = %s"
+            f" AND {db.column(a, SimilarItem, 'item_key')} IN ({recent_sql})"
+            f" AND {db.column(a, SimilarItem, 'neighbour_type')} = %s"
             f" AND {key} NOT IN ({recent_sql})",
             [*run_params, scope.content_type_id, *recent_params, scope.content_type_id,
              *recent_params],
         )
-
-    def pools(self, db, scope, index, limit):
-        a = "recs_hist"
-        key = db.column(a, SimilarItem, "neighbour_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        total = f"SUM({db.column(a, SimilarItem, 'score')})"
-        limit_sql, limit_params = self._limit(db, scope, limit)
-        return [
-            (
-                f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, total)} AS recs_key"
-                f" FROM {db.table(SimilarItem)} {a} WHERE {where} GROUP BY {key}"
-                f" ORDER BY recs_key, candidate{limit_sql}",
-                [*params, *limit_params],
-            )
-        ]
-
-    def count_rows(self, db, scope):
-        a = "recs_hist"
-        key = db.column(a, SimilarItem, "neighbour_key")
-        where, params = self._where(db, scope, self._rows(db, scope, a), key)
-        return f"SELECT 1 FROM {db.table(SimilarItem)} {a} WHERE {where} GROUP BY {key}", params
-
-    def _mine(self, db, scope, pk_sql, alias) -> Fragment:
-        rows, params = self._rows(db, scope, alias)
+        where, params = self._where(db, scope, base, key)
+        totals = self._totals(db, a, where)
         return (
-            f"{db.table(SimilarItem)} {alias} WHERE {rows}"
-            f" AND {db.column(alias, SimilarItem, 'neighbour_key')} = {db.pk_as_key(pk_sql)}",
-            params,
+            f"SELECT {pool_columns(index, 'recs_pk', 'recs_total', db.reason('%s', 'recs_why'))}"
+            f" FROM ({totals}) recs_hist_rows"
+            f" ORDER BY recs_total DESC, recs_pk LIMIT {int(limit)}",
+            [scope.content_type_id, *params],
         )
 
-    def score(self, db, scope, pk_sql):
-        a = "recs_hist_s"
-        mine, params = self._mine(db, scope, pk_sql, a)
-        return f"(SELECT SUM({db.column(a, SimilarItem, 'score')}) FROM {mine})", params
+    @staticmethod
+    def _totals(db: Sql, a: str, where: str) -> str:
+        """``SELECT recs_pk, recs_total, recs_why`` of the rows ``where`` selects, per candidate.
 
-    def reason(self, db, scope, pk_sql):
-        a = "recs_hist_r"
-        mine, params = self._mine(db, scope, pk_sql, a)
-        key = (
-            f"(SELECT {db.column(a, SimilarItem, 'item_key')} FROM {mine}"
-            f" ORDER BY {db.column(a, SimilarItem, 'score')} DESC,"
-            f" {db.column(a, SimilarItem, 'rank')} LIMIT 1)",
-            params,
+        ``recs_total`` sums a candidate's similarities, ``recs_why`` is the
+        recent item it is most similar to (any of them on a tie): one
+        aggregation over the few hundred rows where the database can pick a
+        row's column in it, window functions elsewhere.
+        """
+        candidate = db.key_as_pk(db.column(a, SimilarItem, "neighbour_key"))
+        score = db.column(a, SimilarItem, "score")
+        why = db.column(a, SimilarItem, "item_key")
+        rank = db.column(a, SimilarItem, "rank")
+        rows = f"FROM {db.table(SimilarItem)} {a} WHERE {where}"
+        vendor = db.connection.vendor
+        if vendor == "postgresql":
+            # The key at the position of the highest score: no per-candidate
+            # sort, which an ordered ARRAY_AGG costs (PostgreSQL < 16).
+            best = f"(ARRAY_AGG({why}))[ARRAY_POSITION(ARRAY_AGG({score}), MAX({score}))]"
+            return (
+                f"SELECT {candidate} AS recs_pk, SUM({score}) AS recs_total, {best} AS recs_why"
+                f" {rows} GROUP BY {candidate}"
+            )
+        if vendor == "sqlite":
+            # With a single MAX() in the SELECT, a bare column comes from its row.
+            return (
+                f"SELECT {candidate} AS recs_pk, SUM({score}) AS recs_total, {why} AS recs_why,"
+                f" MAX({score}) AS recs_best {rows} GROUP BY {candidate}"
+            )
+        # A candidate's rows partitioned by primary key, best first.
+        return (
+            f"SELECT recs_pk, recs_total, recs_why FROM (SELECT {candidate} AS recs_pk,"
+            f" {why} AS recs_why, SUM({score}) OVER (PARTITION BY {candidate}) AS recs_total,"
+            f" ROW_NUMBER() OVER (PARTITION BY {candidate} ORDER BY {score} DESC, {rank})"
+            f" AS recs_nth {rows}) recs_ranked WHERE recs_nth = 1"
         )
-        return ("%s", [scope.content_type_id]), key
 
 
 def decay_sql(db: Sql, alias: str, now=None, half_life_days: float | None = None) -> Fragment:
@@ -497,12 +472,12 @@ def decay_sql(db: Sql, alias: str, now=None, half_life_days: float | None = None
     return f"{db.column(alias, Interaction, 'weight')} * {factor}", params
 
 
-@dataclass(eq=False)  # hashed by identity, as query expressions need
+@dataclass(eq=False)
 class Popular(Source):
-    """Stored popular items, or, while no popular run is active, popularity from interactions.
+    """Stored popular items of the active popular run.
 
-    With ``within_category_of`` (an item pk) only stored popular items of
-    that item's category (the ``category`` source).
+    With ``within_category_of`` (an item pk) only those of that item's
+    category (the ``category`` source).
     """
 
     algorithm: str
@@ -512,111 +487,71 @@ class Popular(Source):
     def name(self):
         return "category" if self.within_category_of is not None else "popular"
 
-    def _stored_rows(self, db, scope, alias) -> Fragment:
-        run_sql, run_params = db.active_run(self.algorithm)
-        return (
-            f"{db.column(alias, PopularItem, 'run')} = {run_sql}"
-            f" AND {db.column(alias, PopularItem, 'item_type')} = %s",
-            [*run_params, scope.content_type_id],
-        )
-
-    def _source_pk(self, db, scope):
-        return scope.model._meta.pk.get_db_prep_value(self.within_category_of, db.connection)
-
-    def _same_category(self, db, scope, pk_sql) -> Fragment:
-        mine, params = scope.category_of(db, pk_sql)
-        source, source_params = scope.category_of(db, "%s")
-        return f"{mine} = {source}", [*params, *source_params, self._source_pk(db, scope)]
-
-    def _category_keys(self, db, scope) -> Fragment:
-        """``SELECT`` the keys of the items in the source item's category."""
-        source, params = scope.category_of(db, "%s")
-        return (
-            f"SELECT {db.pk_as_key('recs_k.recs_pk')} FROM ({scope.category_table(db)}) recs_k"
-            f" WHERE recs_k.recs_cat = {source}",
-            [*params, self._source_pk(db, scope)],
-        )
-
-    def pools(self, db, scope, index, limit):
+    def pool(self, db, scope, index, limit):
         a = "recs_pop"
         key = db.column(a, PopularItem, "item_key")
-        base = [self._stored_rows(db, scope, a)]
+        run_sql, run_params = db.active_run(self.algorithm)
+        base = [(
+            f"{db.column(a, PopularItem, 'run')} = {run_sql}"
+            f" AND {db.column(a, PopularItem, 'item_type')} = %s",
+            [*run_params, scope.content_type_id],
+        )]
         if self.within_category_of is not None:
             # From the category's items to their popularity (an index probe
-            # each), rather than through all popular items.
-            keys_sql, keys_params = self._category_keys(db, scope)
-            base.append((f"{key} IN ({keys_sql})", keys_params))
-        where, params = self._where(db, scope, join(base, " AND "), key)
-        score = db.column(a, PopularItem, "score")
-        limit_sql, limit_params = self._limit(db, scope, limit)
-        pools = [
-            (
-                f"SELECT {db.key_as_pk(key)} AS candidate, {order_key_sql(index, score)} AS recs_key"
-                f" FROM {db.table(PopularItem)} {a} WHERE {where}"
-                f" ORDER BY {db.column(a, PopularItem, 'rank')}{limit_sql}",
-                [*params, *limit_params],
+            # each), rather than along all popular items.
+            source, params = scope.category_of(db, "%s")
+            source_pk = scope.model._meta.pk.get_db_prep_value(self.within_category_of, db.connection)
+            keys = (
+                f"SELECT {db.pk_as_key('recs_k.recs_pk')} FROM ({scope.category_table(db)}) recs_k"
+                f" WHERE recs_k.recs_cat = {source}"
             )
-        ]
-        if self.within_category_of is None:
-            pools.append(self._computed_pool(db, scope, index, limit))
-        return pools
+            base.append((db.in_subquery(key, keys), [*params, source_pk]))
+        where = self._where(db, scope, join(base, " AND "), key)
+        return stored_pool(
+            db, PopularItem, a, where, index, limit, key="item_key", reason=db.no_reason()
+        )
 
-    def _computed_pool(self, db, scope, index, limit) -> Fragment:
-        # The latest interactions propose candidates; their score (below) is
-        # the decayed sum over all their interactions. Once a popular run
-        # exists the window is empty: its LIMIT becomes 0, which every
-        # database evaluates once, before reading a row.
-        a, w = "recs_evt", "recs_win"
+
+@dataclass(eq=False)
+class RecentPopular(Source):
+    """Popularity computed from the latest interactions, while no popular run is active.
+
+    Each of the latest RECENT_INTERACTIONS interactions counts its weight
+    times ``2 ** -age/half_life`` (HALF_LIFE_DAYS); candidates are ordered by
+    that sum. It shares the name ``popular`` with :class:`Popular`, which it
+    stands in for.
+    """
+
+    algorithm: str
+    name = "popular"
+    stand_in = True
+
+    def pool(self, db, scope, index, limit):
+        w = "recs_win"
+        # The latest interactions, newest first along the primary key; none
+        # at all once a popular run is active (a LIMIT is evaluated once,
+        # before any row is read).
         no_run, no_run_params = db.no_active_run(self.algorithm)
+        columns = ", ".join(
+            db.column("recs_evt", Interaction, name)
+            for name in ("item_type", "item_key", "weight", "timestamp")
+        )
         window = (
-            f"SELECT recs_id FROM (SELECT {db.column(w, Interaction, 'id')} AS recs_id"
-            f" FROM {db.table(Interaction)} {w} ORDER BY {db.column(w, Interaction, 'id')} DESC"
-            f" LIMIT CASE WHEN {no_run} THEN {RECENT_INTERACTIONS} ELSE 0 END) recs_window"
+            f"SELECT {columns} FROM {db.table(Interaction)} recs_evt"
+            f" ORDER BY {db.column('recs_evt', Interaction, 'id')} DESC"
+            f" LIMIT CASE WHEN {no_run} THEN {RECENT_INTERACTIONS} ELSE 0 END"
         )
-        key = db.column(a, Interaction, "item_key")
-        # The window selects the rows, read by primary key ("+ 0": not by item type).
-        base = (
-            f"{db.column(a, Interaction, 'id')} IN ({window})"
-            f" AND {db.column(a, Interaction, 'item_type')} + 0 = %s",
-            [*no_run_params, scope.content_type_id],
-        )
+        key = db.column(w, Interaction, "item_key")
+        base = (f"{db.column(w, Interaction, 'item_type')} = %s", [scope.content_type_id])
         where, params = self._where(db, scope, base, key)
-        weight, weight_params = decay_sql(db, a, half_life_days=recs_settings.HALF_LIFE_DAYS)
-        # The whole pool, not only its window, is skipped once a popular run exists.
-        limit_sql, limit_params = self._limit(db, scope, limit, db.no_active_run(self.algorithm))
+        weight, weight_params = decay_sql(db, w, half_life_days=recs_settings.HALF_LIFE_DAYS)
         return (
-            f"SELECT {db.key_as_pk(key)} AS candidate,"
-            f" {order_key_sql(index, f'SUM({weight})')} AS recs_key"
-            f" FROM {db.table(Interaction)} {a} WHERE {where} GROUP BY {key}"
-            f" ORDER BY recs_key, candidate{limit_sql}",
-            [*weight_params, *params, *limit_params],
+            f"SELECT {pool_columns(index, db.key_as_pk(key), f'SUM({weight})', db.no_reason())}"
+            f" FROM ({window}) {w} WHERE {where}"
+            f" GROUP BY {key} ORDER BY recs_score DESC, candidate LIMIT {int(limit)}",
+            [*weight_params, *no_run_params, *params],
         )
 
-    def score(self, db, scope, pk_sql):
-        a = "recs_pop_s"
-        rows, params = self._stored_rows(db, scope, a)
-        stored = (
-            f"(SELECT MAX({db.column(a, PopularItem, 'score')}) FROM {db.table(PopularItem)} {a}"
-            f" WHERE {rows} AND {db.column(a, PopularItem, 'item_key')} = {db.pk_as_key(pk_sql)})"
-        )
-        if self.within_category_of is not None:
-            same, same_params = self._same_category(db, scope, pk_sql)
-            return f"CASE WHEN {same} THEN {stored} END", [*same_params, *params]
-        e = "recs_evt_s"
-        no_run, no_run_params = db.no_active_run(self.algorithm)
-        weight, weight_params = decay_sql(db, e, half_life_days=recs_settings.HALF_LIFE_DAYS)
-        computed = (
-            f"(SELECT SUM({weight}) FROM {db.table(Interaction)} {e} WHERE {no_run}"
-            f" AND {db.column(e, Interaction, 'item_type')} = %s"
-            f" AND {db.column(e, Interaction, 'item_key')} = {db.pk_as_key(pk_sql)})"
-        )
-        return (
-            f"COALESCE({stored}, {computed})",
-            [*params, *weight_params, *no_run_params, scope.content_type_id],
-        )
-
-    def count_rows(self, db, scope):  # pragma: no cover - popular is never first
-        raise NotImplementedError("the popular source is never the first of a chain")
 
 
 def category_lookup(model: type[models.Model]) -> str | None:

@@ -6,25 +6,25 @@ model, ordered by descending score, at most ``n`` long, each object carrying
 proposed it, see :mod:`django_recs.fallbacks`) and ``recs_reason`` (the item of
 the visitor's history that led to it, or None).
 
-The queryset is one SQL statement::
+A list is read when the function is called, usually with one statement
+(see :mod:`django_recs.candidates`): the pools of its sources, each
+candidate joined to its item row and its reason's row; Python picks the
+``n`` best. A list led by stored rows reads them alone first and its
+fallbacks with a second statement only when they fall short (see
+:func:`_statements`), so a list costs one query, two at most. The pools
+read the rows of each algorithm's active run through a subquery on Run, in
+the same statement: nothing is cached, and a swap of runs is seen by the
+next list.
 
-    SELECT item.*, COALESCE(<order key from source 1>, <from source 2>, ...)
-    FROM item
-    WHERE item.id IN (                -- the n best allowed candidates
-        SELECT candidate FROM (<pool of source 1> UNION ALL <pool of source 2> ...)
-        GROUP BY candidate ORDER BY MIN(order key), candidate LIMIT n)
-    ORDER BY order key, id
-
-Pools read each source once (see :mod:`django_recs.fallbacks`); the outer
-query looks up the order key of its ``n`` rows by index. One number orders
-a list by source, then score (see :func:`~django_recs.expressions.decode_order_key`).
-Pools and lookups read the rows of each algorithm's active run through a
-subquery on Run, so nothing is cached and a swap of runs is seen at once.
-The outer query is not sliced, so the shop can keep chaining
-(``.filter(in_stock=True)``, ``.select_related(...)``); restrictions that
-must still yield ``n`` items go in ``queryset=`` instead, which restricts the
-candidates before the best ``n`` are chosen. Reasons (recommended_for) are
-loaded for the whole list with one more query when the list has any.
+The returned queryset is ``base.filter(pk__in=<the n items>)`` ordered by
+their place in the list, with the instances already loaded: iterating it
+costs nothing more, and the shop can keep chaining (``.filter(in_stock=True)``,
+``.select_related(...)``), which reads the same items again with one query by
+primary key. Restrictions that must still yield ``n`` items go in
+``queryset=`` instead, which restricts the candidates before the best ``n``
+are chosen. A ``queryset=`` that loads more than plain rows (select_related,
+only/defer, annotations, prefetch_related) is honoured the same way: the
+statement picks the items, and the queryset reads them when iterated.
 
 The result models' querysets (``SimilarItem.objects.for_item(...)`` ...)
 read one run's rows for the admin and for debugging.
@@ -32,20 +32,14 @@ read one run's rows for the admin and for debugging.
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Value
 from django.db.models.query import ModelIterable
 
 from .conf import recs_settings
 from .content.config import content_fallback_algorithm
-from .expressions import BestCandidates, ListOrder, ListReason, active_run_id, decode_order_key
-from .items import is_item_model, item_content_type, item_key, item_models, pk_for_key
+from .expressions import ListPosition, active_run_id
+from .items import is_item_model, item_content_type, item_key, item_models
 from .visitors import Visitor
-
-#: Pools are this many times ``n`` when a category cap may drop candidates.
-DIVERSITY_POOL_FACTOR = 5
-
 
 # --- results of the result tables ----------------------------------------------------
 
@@ -93,43 +87,24 @@ class PopularItemQuerySet(RunRowsQuerySet):
 class ExplainedModelIterable(ModelIterable):
     """Yields model instances with ``recs_score``, ``recs_source`` and ``recs_reason``.
 
-    Reasons are stored as (content type, key); they are loaded with one query
-    per item model among them (usually one), only when a list has reasons.
+    For a chained queryset of a list: the explanations travel in the
+    queryset's :class:`~django_recs.expressions.ListPosition` annotation
+    (so the queryset stays picklable), and each row's position finds its own.
     """
 
     def __iter__(self):
-        objects = list(super().__iter__())
-        for obj in objects:
-            key = getattr(obj, "recs_order", None)
-            if key is None:
-                continue
-            index, obj.recs_score = decode_order_key(key)
-            # The list's source names travel in the query (a constant column),
-            # so the queryset stays picklable.
-            obj.recs_source = obj.recs_sources.split(",")[index]
-        attach_reasons(objects)
-        yield from objects
+        position = self.queryset.query.annotations.get("recs_order")
+        entries = getattr(position, "entries", ())
+        for obj in super().__iter__():
+            index = getattr(obj, "recs_order", None)
+            if index is not None and 0 <= index < len(entries):
+                explain(obj, entries[index])
+            yield obj
 
 
-def attach_reasons(objects: list[models.Model]) -> None:
-    """Set ``obj.recs_reason`` from ``recs_reason_type_id`` / ``recs_reason_key``."""
-    wanted: dict[int, set[str]] = {}
-    for obj in objects:
-        type_id = getattr(obj, "recs_reason_type_id", None)
-        key = getattr(obj, "recs_reason_key", None)
-        if type_id and key:
-            wanted.setdefault(type_id, set()).add(key)
-    found: dict[tuple[int, str], models.Model] = {}
-    for type_id, keys in wanted.items():
-        model = ContentType.objects.get_for_id(type_id).model_class()
-        if model is None:  # the model was removed from the project
-            continue
-        pks = [pk_for_key(model, key) for key in keys]
-        for reason in model._default_manager.filter(pk__in=pks):
-            found[(type_id, item_key(reason))] = reason
-    for obj in objects:
-        type_id = getattr(obj, "recs_reason_type_id", None)
-        obj.recs_reason = found.get((type_id, getattr(obj, "recs_reason_key", None)))
+def explain(obj: models.Model, entry: tuple) -> None:
+    """Set ``recs_source``, ``recs_score`` and ``recs_reason`` from a list entry."""
+    _pk, obj.recs_source, obj.recs_score, obj.recs_reason = entry
 
 
 # --- the public functions --------------------------------------------------------------
@@ -191,14 +166,14 @@ def similar_to(
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    scope = _scope(model, queryset, Visitor.of(user, session_key), exclude=item)
+    scope = _scope(model, base, Visitor.of(user, session_key), exclude=item)
     sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
     content = content_fallback_algorithm(exclude=algorithm)
     if content is not None:  # items alike in text and attributes, before popular ones
         sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=content, name="content"))
     if scope.category:
         sources.append(fallbacks.Popular(popular_algorithm, within_category_of=item.pk))
-    sources.append(fallbacks.Popular(popular_algorithm))
+    sources += _popular(popular_algorithm)
     return _ranked(base, scope, sources, n, max_per_category)
 
 
@@ -261,7 +236,7 @@ def recommended_for(
     if n == 0:
         return base.none()
     visitor = Visitor.of(user, session_key)
-    scope = _scope(model, queryset, visitor)
+    scope = _scope(model, base, visitor)
     sources = []
     if visitor.user_id is not None:
         sources.append(fallbacks.StoredRecommendations(user_id=visitor.user_id, algorithm=algorithm))
@@ -270,7 +245,7 @@ def recommended_for(
         content = content_fallback_algorithm(exclude=similar_algorithm)
         if content is not None:
             sources.append(fallbacks.HistoryNeighbours(algorithm=content, name="history_content"))
-    sources.append(fallbacks.Popular(popular_algorithm))
+    sources += _popular(popular_algorithm)
     return _ranked(base, scope, sources, n, max_per_category)
 
 
@@ -278,43 +253,118 @@ def recommended_for(
 
 
 def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
-    """The one-statement queryset described in the module docstring."""
+    """Read the list, pick the ``n`` best, return them as a queryset.
+
+    At most two statements, the second only while the list is short (see
+    :func:`_statements`).
+    """
+    from .candidates import DIVERSITY_POOL_FACTOR, load_items, pick, read_candidates
+
     cap = _category_cap(max_per_category, scope.category)
-    if not cap and sources[0].cheap_to_count:
-        # The fallbacks are read only when the first source is short (with a
-        # cap, any source may lose candidates, so all are read).
-        for source in sources[1:]:
-            source.short_of = (sources[0], n)
-    pk_field = base.model._meta.pk
-    best = BestCandidates(
-        sources,
-        scope,
-        n,
-        pool_limit=n * DIVERSITY_POOL_FACTOR if cap else n,
-        cap=cap,
-        output_field=pk_field,
+    if base.query.is_empty():  # queryset=Model.objects.none()
+        return base
+    using = base.db
+    loads_rows = _plain_rows(base)
+    candidates, chosen = [], []
+    for step in _statements(sources):
+        if all(source.stand_in for _, source in step) and _has_source_named(
+            candidates, sources, {source.name for _, source in step}
+        ):
+            break  # what the stand-ins stand in for is there (a popular run is active)
+        candidates += read_candidates(
+            using,
+            scope,
+            step,
+            n * DIVERSITY_POOL_FACTOR if cap else n,
+            with_items=loads_rows,
+            with_categories=bool(cap),
+        )
+        chosen = pick(candidates, n, cap)
+        if len(chosen) >= n:
+            break
+    if not chosen:
+        result = base.none()
+        result._result_cache = []
+        return result
+    items = load_items(chosen, scope, using)
+    names = [source.name for source in sources]
+    entries = [(c.pk, names[c.source], float(c.score), c.reason) for c in chosen]
+    result = (
+        base.filter(pk__in=[c.pk for c in chosen])
+        .annotate(recs_order=ListPosition(entries))
+        .order_by("recs_order")
     )
-    annotations = {
-        "recs_order": ListOrder(sources, scope),
-        "recs_sources": Value(",".join(source.name for source in sources)),
-    }
-    if any(source.explained for source in sources):
-        annotations["recs_reason_type_id"] = ListReason(sources, scope, 0)
-        annotations["recs_reason_key"] = ListReason(sources, scope, 1)
-    result = base.filter(pk__in=best).annotate(**annotations).order_by("recs_order", "pk")
     result._iterable_class = ExplainedModelIterable
+    if loads_rows:
+        # The statement read the rows: iterating the list costs no query.
+        # A chained queryset is a new one, which reads them again.
+        for position, (item, entry) in enumerate(zip(items, entries)):
+            item.recs_order = position
+            explain(item, entry)
+        result._result_cache = items
     return result
 
 
-def _scope(model, queryset, visitor, *, exclude=None):
-    """What a list may contain: ``queryset``, minus ``exclude`` and the visitor's seen items."""
+def _statements(sources) -> list[list]:
+    """The (index, source) pairs each statement of a list reads, in order.
+
+    A leading source that is a short index range of stored rows (a user's
+    recommendations, an item's neighbours) usually fills the list: it is read
+    alone, and the rest of the chain only when it falls short. Otherwise the
+    chain is read at once, but for the stand-ins (recent popularity), which
+    are left to a second statement, read only while the list is short and
+    what they stand in for brought nothing (see :func:`_ranked`). Never more
+    than two statements, so a page with both tags costs at most four.
+    """
+    indexed = list(enumerate(sources))
+    if sources[0].read_first:
+        steps = [indexed[:1], indexed[1:]]
+    else:
+        steps = [[p for p in indexed if not p[1].stand_in], [p for p in indexed if p[1].stand_in]]
+    return [step for step in steps if step]
+
+
+def _has_source_named(candidates, sources, names: set) -> bool:
+    return any(sources[c.source].name in names for c in candidates)
+
+
+def _plain_rows(queryset: models.QuerySet) -> bool:
+    """Whether ``queryset`` loads plain rows of its model's own table.
+
+    Only then are instances built from the statement's columns identical to
+    the queryset's; otherwise the queryset reads the chosen items itself.
+    """
+    query = queryset.query
+    return (
+        queryset._iterable_class is ModelIterable
+        and not queryset._prefetch_related_lookups
+        and not queryset._known_related_objects
+        and query.select_related is False
+        and not query.annotations
+        and not query.extra
+        and query.deferred_loading == (frozenset(), True)
+        and not query.distinct
+        and not queryset.model._meta.parents
+    )
+
+
+def _popular(algorithm: str) -> list:
+    """The last link of every chain: stored popular items, else recent popularity."""
+    from . import fallbacks
+
+    return [fallbacks.Popular(algorithm), fallbacks.RecentPopular(algorithm)]
+
+
+def _scope(model, base, visitor, *, exclude=None):
+    """What a list may contain: ``base``'s items, minus ``exclude`` and the visitor's seen items."""
     from .fallbacks import ListScope, category_lookup
 
     return ListScope(
         model=model,
         content_type_id=item_content_type(model).pk,
         visitor=visitor,
-        allowed=queryset,
+        # Filters of queryset= or of a default manager restrict the candidates.
+        allowed=base if base.query.has_filters() else None,
         excluded_keys=(item_key(exclude),) if exclude is not None else (),
         category=category_lookup(model),
     )
@@ -327,12 +377,12 @@ def _check_n(n) -> int:
 
 
 def _category_cap(override, category) -> int | None:
+    from .diversity import check_cap
+
     cap = override if override is not None else recs_settings.MAX_PER_CATEGORY
     if cap is None:
         return None
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"MAX_PER_CATEGORY must be a positive integer or None, got {cap!r}")
-    return cap if category else None
+    return check_cap(cap) if category else None
 
 
 def _resolve_model(model, queryset) -> type[models.Model]:

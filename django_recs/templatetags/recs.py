@@ -14,7 +14,8 @@ project's templates)::
 ``recommended_for`` reads the visitor's session from ``request`` in the
 context (the ``request`` context processor), so anonymous visitors get
 recommendations from their session's history. The tags only call the
-queryset functions; the list is fetched when the template iterates it.
+queryset functions, which read the list when the tag runs: iterating it,
+``{% if items %}`` and ``{{ items|length }}`` cost no further query.
 """
 
 from __future__ import annotations

@@ -1,0 +1,230 @@
+"""Reading a list: one statement for its candidates, with their item rows.
+
+A statement reads the pools of some of a list's sources (see
+:mod:`django_recs.fallbacks`) at once and joins each candidate to its item
+row and, for explained sources, to the row of the item that explains it::
+
+    SELECT c.recs_source, c.candidate, c.recs_score, c.recs_reason_type,
+           c.recs_reason_key, item.*, reason.*
+    FROM (SELECT * FROM (<pool 1> UNION ALL <pool 2> ...) LIMIT <all pools>) c
+    JOIN item ON item.pk = c.candidate
+    LEFT JOIN item reason ON reason.pk = <the reason key, when of this model>
+
+Python then picks the list (:func:`pick`): by source, then descending score;
+an item proposed by several sources counts for the first; at most ``cap``
+items per category. Each pool is at most ``n`` rows (``5 n`` under a
+category cap), so a statement reads a few dozen rows at most, and instances
+are built for the ``n`` picked ones only (:func:`load_items`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models
+
+from .fallbacks import ListScope, Source, Sql, join, per_connection
+from .items import item_key, pk_for_key
+
+#: Rows (at most) a list of ``n`` may read from a pool when a category cap may
+#: drop candidates: each source then offers this many times ``n``.
+DIVERSITY_POOL_FACTOR = 5
+
+
+@dataclass
+class Candidate:
+    """One row of a pool: an item proposed by a source, with its score and reason."""
+
+    source: int
+    pk: object
+    score: float
+    reason_type: int | None = None
+    reason_key: str | None = None
+    category: object = None
+    item_row: tuple | None = None
+    reason_row: tuple | None = None
+    reason: models.Model | None = None
+
+
+def read_candidates(
+    using: str,
+    scope: ListScope,
+    sources: list[tuple[int, Source]],
+    pool_limit: int,
+    *,
+    with_items: bool,
+    with_categories: bool = False,
+) -> list[Candidate]:
+    """The candidates of ``sources`` ((index in the chain, source) pairs), in one statement.
+
+    ``with_items`` loads each candidate's item row too (the caller then
+    needs no query of its own); reasons of the list's model always come with
+    the rows, reasons of other models with one query per model.
+    """
+    connection = connections[using]
+    model = scope.model
+    db = Sql.of(connection, model)
+    reader = ItemColumns.of(model, connection)
+    explained = any(source.explained for _, source in sources)
+
+    pools = [source.pool(db, scope, index, pool_limit) for index, source in sources]
+    union_sql, pool_params = join(
+        [(f"SELECT * FROM ({sql}) recs_pool{i}", p) for i, (sql, p) in enumerate(pools)],
+        " UNION ALL ",
+    )
+    # The constant outer LIMIT (never reached) tells the planner how few rows
+    # come out, so each one is joined by primary key.
+    select = ["c.recs_source, c.candidate, c.recs_score, c.recs_reason_type, c.recs_reason_key"]
+    if with_categories:
+        category, _ = scope.category_of(db, "c.candidate")
+        select.append(category)
+    if with_items:
+        select.append(reader.select_list("recs_item"))
+    joins = [
+        f"INNER JOIN {db.table(model)} recs_item"
+        f" ON recs_item.{db.quote(model._meta.pk.column)} = c.candidate"
+    ]
+    join_params: list = []
+    if explained:
+        select.append(reader.select_list("recs_why"))
+        joins.append(
+            f"LEFT JOIN {db.table(model)} recs_why ON recs_why.{db.quote(model._meta.pk.column)}"
+            f" = CASE WHEN c.recs_reason_type = %s THEN {db.key_as_pk('c.recs_reason_key')} END"
+        )
+        join_params.append(scope.content_type_id)
+    sql = (
+        f"SELECT {', '.join(select)} FROM (SELECT * FROM ({union_sql}) recs_union"
+        f" LIMIT {len(sources) * int(pool_limit)}) c {' '.join(joins)}"
+    )
+    params = [*pool_params, *join_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+
+    width = len(reader.attnames)
+    start = 6 if with_categories else 5
+    candidates = []
+    for row in rows:
+        at = start
+        found = Candidate(
+            source=row[0],
+            pk=reader.convert_pk(row[1], connection),
+            score=row[2],
+            reason_type=row[3],
+            reason_key=row[4],
+            category=row[5] if with_categories else None,
+        )
+        # Instances are built for the picked candidates only (see load_items).
+        if with_items:
+            found.item_row = row[at:at + width]
+            at += width
+        if explained and row[at + reader.pk_index] is not None:
+            found.reason_row = row[at:at + width]
+        candidates.append(found)
+    return candidates
+
+
+def pick(candidates: list[Candidate], n: int, cap: int | None = None) -> list[Candidate]:
+    """The ``n`` best candidates: by source, descending score, then primary key.
+
+    An item proposed by several sources counts for the first; with ``cap``,
+    at most that many items of one category (items without a category are
+    never capped), the list filling from further down instead.
+    """
+    from .diversity import cap_per_category
+
+    best = sorted(candidates, key=lambda c: (c.source, -c.score, c.pk))
+    seen: set = set()
+    unique = []
+    for candidate in best:
+        if candidate.pk not in seen:
+            seen.add(candidate.pk)
+            unique.append(candidate)
+    if cap:
+        unique = cap_per_category(unique, cap, key=lambda c: c.category)
+    return unique[:n]
+
+
+def load_items(chosen: list[Candidate], scope: ListScope, using: str) -> list:
+    """The chosen candidates' items (None where the statement read no row), reasons set."""
+    connection = connections[using]
+    reader = ItemColumns.of(scope.model, connection)
+    items = []
+    for c in chosen:
+        if c.reason is None and c.reason_row is not None:
+            c.reason = reader.build(using, c.reason_row, connection)
+        items.append(None if c.item_row is None else reader.build(using, c.item_row, connection))
+    if any(c.reason_key and c.reason is None for c in chosen):
+        attach_foreign_reasons(chosen, scope.content_type_id, using)
+    return items
+
+
+def attach_foreign_reasons(candidates: list[Candidate], content_type_id: int, using: str) -> None:
+    """Load the reasons that are items of another model: one query per such model."""
+    wanted: dict[int, set[str]] = {}
+    for c in candidates:
+        if c.reason is None and c.reason_key and c.reason_type and c.reason_type != content_type_id:
+            wanted.setdefault(c.reason_type, set()).add(c.reason_key)
+    found: dict[tuple[int, str], models.Model] = {}
+    for type_id, keys in wanted.items():
+        model = ContentType.objects.db_manager(using).get_for_id(type_id).model_class()
+        if model is None:  # the model was removed from the project
+            continue
+        pks = [pk_for_key(model, key) for key in keys]
+        for reason in model._base_manager.using(using).filter(pk__in=pks):
+            found[(type_id, item_key(reason))] = reason
+    for c in candidates:
+        if c.reason is None and c.reason_key:
+            c.reason = found.get((c.reason_type, c.reason_key))
+
+
+# --- item rows ------------------------------------------------------------------------------
+
+
+class ItemColumns:
+    """An item model's columns in a hand-written SELECT, and instances built from them.
+
+    Values go through the same converters as in a queryset (the database
+    backend's, then the field's), so instances equal those the ORM loads.
+    """
+
+    @classmethod
+    def of(cls, model: type[models.Model], connection) -> ItemColumns:
+        """The (cached) columns of ``model`` for ``connection``."""
+        return per_connection(connection, (cls, model), lambda: cls(model, connection))
+
+    def __init__(self, model: type[models.Model], connection):
+        self.model = model
+        fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in fields]
+        self._columns = [connection.ops.quote_name(f.column) for f in fields]
+        self.pk_index = list(fields).index(model._meta.pk)
+        self._converters = []
+        for i, field in enumerate(fields):
+            col = field.get_col(model._meta.db_table)
+            funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if funcs:
+                self._converters.append((i, funcs, col))
+        self._pk_converters = next(
+            ((funcs, col) for i, funcs, col in self._converters if i == self.pk_index), None
+        )
+
+    def select_list(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{column}" for column in self._columns)
+
+    def convert_pk(self, value, connection):
+        if self._pk_converters is not None and value is not None:
+            funcs, col = self._pk_converters
+            for func in funcs:
+                value = func(value, col, connection)
+        return value
+
+    def build(self, using: str, values, connection) -> models.Model:
+        values = list(values)
+        for i, funcs, col in self._converters:
+            value = values[i]
+            for func in funcs:
+                value = func(value, col, connection)
+            values[i] = value
+        return self.model.from_db(using, self.attnames, values)
