@@ -99,7 +99,8 @@ def load_data(size: dict) -> bool:
     with transaction.atomic():
         with connection.cursor() as cursor:
             for table in ("django_recs_similaritem", "django_recs_recommendation",
-                          "django_recs_popularitem", "django_recs_interaction", "django_recs_run",
+                          "django_recs_popularitem", "django_recs_interaction",
+                          "django_recs_runshard", "django_recs_run",
                           "testapp_product", "auth_user"):
                 cursor.execute(f"DELETE FROM {table}")
         user_ids = np.arange(1, size["users"] + 1)
