@@ -24,10 +24,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.databases import create_postgres_database  # noqa: E402
 
 PG_DB_NAME = "recs_bench_pipeline"
 FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
@@ -42,27 +43,8 @@ ALGORITHMS = {
 }
 
 
-def database_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
-    if not url.scheme.startswith("postgres"):
-        url = urlparse("postgres://postgres@127.0.0.1:5432/x")
-    return urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunparse(urlparse(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              [PG_DB_NAME]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{PG_DB_NAME}"')
-
-
 def setup_django() -> None:
-    url = database_url()
-    create_database(url)
+    url = create_postgres_database(PG_DB_NAME)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django

@@ -36,35 +36,18 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench_pipeline  # noqa: I001  (needs ROOT on sys.path)
+from benchmarks.databases import create_postgres_database
 
 PG_DB_NAME = "recs_bench_scaleout"
 FULL = {"users": 200_000, "items": 40_000, "interactions": 2_000_000}
 QUICK = {"users": 20_000, "items": 4_000, "interactions": 200_000}
 ALGORITHM = {"class": "django_recs.algorithms.ItemKNN", "k": 50, "metric": "cosine"}
 RUN_TIMEOUT = 3600
-
-
-def database_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
-    if not url.scheme.startswith("postgres"):
-        url = urlparse("postgres://postgres@127.0.0.1:5432/x")
-    return urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    admin = urlunparse(urlparse(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            [PG_DB_NAME]).fetchone():
-            conn.execute(f'CREATE DATABASE "{PG_DB_NAME}"')
 
 
 def recs_settings(shards: int) -> dict:
@@ -74,8 +57,7 @@ def recs_settings(shards: int) -> dict:
 
 
 def setup(media: Path) -> None:
-    url = database_url()
-    create_database(url)
+    url = create_postgres_database(PG_DB_NAME)
     os.environ.update({
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "benchmarks.scaleout_settings",

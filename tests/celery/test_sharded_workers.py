@@ -11,7 +11,6 @@ delivered again to the other worker, completes the run.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,13 @@ from tests import celery_app
 from tests.celery.held_algorithm import HOLD_FILE_VARIABLE
 from tests.celery.held_shard import DELAY_VARIABLE, taken_file
 from tests.celery.shard_worker_settings import SHARD_RECS
-from tests.celery.test_worker import database_environment, finished, forget_queue, wait_for
+from tests.celery.test_worker import (
+    WorkerProcess,
+    database_environment,
+    finished,
+    forget_queue,
+    wait_for,
+)
 from tests.django.sharding_fixtures import (
     RandomShop,
     assert_same_rows,
@@ -39,13 +44,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-class ShardWorker:
+class ShardWorker(WorkerProcess):
     """``celery -A tests.celery_app worker -P solo`` with the shard worker settings."""
 
     def __init__(self, name: str, queue: str, folder: Path, extra_env: dict[str, str]):
         self.name, self.queue, self.extra_env = name, queue, extra_env
         self.log = folder / f"{name}.log"
-        self.process: subprocess.Popen | None = None
 
     @property
     def hostname(self) -> str:
@@ -78,19 +82,6 @@ class ShardWorker:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"worker {self.name} did not start:\n{self.log.read_text()}")
             time.sleep(0.2)
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

@@ -51,12 +51,30 @@ def database_environment() -> dict[str, str]:
     pytest.skip(f"no worker setup for {connection.vendor}")
 
 
-class Worker:
-    """``celery -A tests.celery_app worker`` in its own process group."""
+class WorkerProcess:
+    """A ``celery worker`` started in its own process group, killed or stopped as a whole."""
+
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Worker(WorkerProcess):
+    """``celery -A tests.celery_app worker`` with the worker test settings."""
 
     def __init__(self, queue: str, log: Path, hold_file: Path):
         self.queue, self.log, self.hold_file = queue, log, hold_file
-        self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> Worker:
         from django.conf import settings
@@ -83,19 +101,6 @@ class Worker:
                 raise AssertionError(f"the worker did not start:\n{self.log.read_text()}")
             time.sleep(0.2)
         return self
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

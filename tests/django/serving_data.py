@@ -7,11 +7,37 @@ Recommendation, PopularItem and Interaction rows and read them back.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
+import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from django_recs.items import item_content_type, item_key
 from django_recs.models import Interaction, PopularItem, Recommendation, Run, SimilarItem
+from tests.testapp.models import Category, Product
+
+BASE = {"ITEM_MODELS": ["testapp.Product", "testapp.Gadget"], "NUM_THREADS": 1}
+WITH_CATEGORY = {**BASE, "CATEGORY": {"testapp.Product": "category"}}
+
+
+@pytest.fixture
+def products():
+    """12 products, 3 categories (p0, p3, p6, p9 in "c0" ...), all in stock, at 2.50."""
+    categories = [Category.objects.create(name=f"c{i}") for i in range(3)]
+    return [
+        Product.objects.create(name=f"p{i}", category=categories[i % 3], price=Decimal("2.50"))
+        for i in range(12)
+    ]
+
+
+@pytest.fixture
+def customer():
+    return User.objects.create_user("customer", password="x")
+
+
+def names(items):
+    return [item.name for item in items]
 
 
 def active_run(algorithm: str) -> Run:

@@ -13,12 +13,16 @@ from django.test import override_settings
 
 from django_recs import recommended_for, similar_to
 from django_recs.models import PopularItem, Recommendation, SimilarItem
-from tests.testapp.models import Category, Gadget, NotAnItem, Product
+from tests.testapp.models import Gadget, NotAnItem, Product
 
+from . import serving_data
 from .serving_data import (
+    BASE,
+    WITH_CATEGORY,
     active_run,
     inactive_run,
     interact,
+    names,
     store_neighbours,
     store_popular,
     store_recommendations,
@@ -26,26 +30,8 @@ from .serving_data import (
 
 pytestmark = pytest.mark.django_db
 
-BASE = {"ITEM_MODELS": ["testapp.Product", "testapp.Gadget"], "NUM_THREADS": 1}
-WITH_CATEGORY = {**BASE, "CATEGORY": {"testapp.Product": "category"}}
-
-
-@pytest.fixture
-def products():
-    """12 products, 3 categories (p0, p3, p6, p9 in "c0" ...), all in stock."""
-    categories = [Category.objects.create(name=f"c{i}") for i in range(3)]
-    return [
-        Product.objects.create(name=f"p{i}", category=categories[i % 3]) for i in range(12)
-    ]
-
-
-@pytest.fixture
-def customer():
-    return User.objects.create_user("customer", password="x")
-
-
-def names(queryset):
-    return [item.name for item in queryset]
+products = serving_data.products  # fixture
+customer = serving_data.customer  # fixture
 
 
 # --- similar_to ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pickle
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -23,12 +23,15 @@ from django_recs.diversity import cap_per_category, check_cap
 from django_recs.expressions import ListPosition
 from django_recs.models import Run
 from django_recs.pipeline import swap_active_run
-from tests.testapp.models import Category, Gadget, Product
+from tests.testapp.models import Gadget, Product
 
+from . import serving_data
 from .serving_data import (
+    WITH_CATEGORY,
     active_run,
     inactive_run,
     interact,
+    names,
     store_neighbours,
     store_popular,
     store_recommendations,
@@ -36,27 +39,8 @@ from .serving_data import (
 
 pytestmark = pytest.mark.django_db
 
-BASE = {"ITEM_MODELS": ["testapp.Product", "testapp.Gadget"], "NUM_THREADS": 1}
-WITH_CATEGORY = {**BASE, "CATEGORY": {"testapp.Product": "category"}}
-
-
-@pytest.fixture
-def products():
-    """12 products, 3 categories (p0, p3, p6, p9 in "c0" ...)."""
-    categories = [Category.objects.create(name=f"c{i}") for i in range(3)]
-    return [
-        Product.objects.create(name=f"p{i}", category=categories[i % 3], price=Decimal("2.50"))
-        for i in range(12)
-    ]
-
-
-@pytest.fixture
-def customer():
-    return User.objects.create_user("customer", password="x")
-
-
-def names(items):
-    return [item.name for item in items]
+products = serving_data.products  # fixture
+customer = serving_data.customer  # fixture
 
 
 # --- statements per list --------------------------------------------------------------
