@@ -179,11 +179,13 @@ def load_data(size: dict) -> bool:
     from django.contrib.auth.models import User
     from django.db import connection, transaction
 
+    from django_recs.categories import ranks_within
     from django_recs.items import item_content_type
     from django_recs.models import Run
     from tests.testapp.models import Category, Product
 
-    marker = f"bench_serving {json.dumps(size, sort_keys=True)}"
+    # "v2": popular items carry their category ranks.
+    marker = f"bench_serving v2 {json.dumps(size, sort_keys=True)}"
     if Run.objects.filter(algorithm="similar", is_active=True, triggered_by=marker).exists():
         return False
 
@@ -254,10 +256,14 @@ def load_data(size: dict) -> bool:
             ),
         )
         popularity = rng.permutation(item_ids)
+        # As a popular run with CATEGORY stores them: the category, and the rank within it.
+        categories = (popularity % CATEGORIES + 1).astype(str).astype(object)
+        category_ranks = ranks_within(categories)
         _bulk(
             "django_recs_popularitem",
-            ["run_id", "item_type_id", "item_key", "score", "rank"],
-            ((runs["popular"], ct, str(i), float(n_items - r), r) for r, i in enumerate(popularity)),
+            ["run_id", "item_type_id", "item_key", "score", "rank", "category", "category_rank"],
+            ((runs["popular"], ct, str(i), float(n_items - r), r, categories[r],
+              int(category_ranks[r])) for r, i in enumerate(popularity)),
         )
         events = rng.integers(1, n_items + 1, size=(n_users, size["events"]))
         _bulk(

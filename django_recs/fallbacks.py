@@ -42,6 +42,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from .categories import category_text
 from .conf import recs_settings
 from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from .visitors import Visitor
@@ -269,7 +270,9 @@ def _category_table_sql(alias: str, model, lookup: str) -> str:
     # Compiled once per model and path; the ORM resolves any dotted path.
     from django.db import connections
 
-    query = model._base_manager.order_by().values(recs_pk=F("pk"), recs_cat=F(lookup)).query
+    query = model._base_manager.order_by().values(
+        recs_pk=F("pk"), recs_cat=category_text(lookup)
+    ).query
     sql, params = query.get_compiler(connection=connections[alias]).as_sql()
     assert not params
     return sql
@@ -300,8 +303,9 @@ class Source:
         return join([base, scope.conditions(db, key_sql)], " AND ")
 
 
-def stored_pool(db, model, alias, where: Fragment, index, limit, *, key, reason) -> Fragment:
-    """The pool of a result table's rows: the first ``limit`` by rank.
+def stored_pool(db, model, alias, where: Fragment, index, limit, *, key, reason,
+                order: str = "rank") -> Fragment:
+    """The pool of a result table's rows: the first ``limit`` by rank (or ``order``).
 
     The lookup indexes end with the rank, so the read stops after ``limit``
     rows of the index range.
@@ -311,7 +315,7 @@ def stored_pool(db, model, alias, where: Fragment, index, limit, *, key, reason)
     return (
         f"SELECT {pool_columns(index, candidate, db.column(alias, model, 'score'), reason)}"
         f" FROM {db.table(model)} {alias} WHERE {sql}"
-        f" ORDER BY {db.column(alias, model, 'rank')} LIMIT {int(limit)}",
+        f" ORDER BY {db.column(alias, model, order)} LIMIT {int(limit)}",
         params,
     )
 
@@ -496,19 +500,19 @@ class Popular(Source):
             f" AND {db.column(a, PopularItem, 'item_type')} = %s",
             [*run_params, scope.content_type_id],
         )]
+        order = "rank"
         if self.within_category_of is not None:
-            # From the category's items to their popularity (an index probe
-            # each), rather than along all popular items.
+            # The run stored each popular item's category and its rank there:
+            # one range of the (run, type, category, category rank) index.
             source, params = scope.category_of(db, "%s")
             source_pk = scope.model._meta.pk.get_db_prep_value(self.within_category_of, db.connection)
-            keys = (
-                f"SELECT {db.pk_as_key('recs_k.recs_pk')} FROM ({scope.category_table(db)}) recs_k"
-                f" WHERE recs_k.recs_cat = {source}"
-            )
-            base.append((db.in_subquery(key, keys), [*params, source_pk]))
+            base.append((f"{db.column(a, PopularItem, 'category')} = {source}",
+                         [*params, source_pk]))
+            order = "category_rank"
         where = self._where(db, scope, join(base, " AND "), key)
         return stored_pool(
-            db, PopularItem, a, where, index, limit, key="item_key", reason=db.no_reason()
+            db, PopularItem, a, where, index, limit, key="item_key", reason=db.no_reason(),
+            order=order,
         )
 
 
@@ -551,17 +555,3 @@ class RecentPopular(Source):
             f" GROUP BY {key} ORDER BY recs_score DESC, candidate LIMIT {int(limit)}",
             [*weight_params, *no_run_params, *params],
         )
-
-
-
-def category_lookup(model: type[models.Model]) -> str | None:
-    """The ORM lookup of ``model``'s category from the CATEGORY setting, or None.
-
-    CATEGORY maps ``"app_label.Model"`` to a dotted attribute path
-    (``"category"``, ``"brand.category"``).
-    """
-    wanted = {model._meta.label_lower, model._meta.concrete_model._meta.label_lower}
-    for label, path in (recs_settings.CATEGORY or {}).items():
-        if label.lower() in wanted and path:
-            return path.replace(".", "__")
-    return None

@@ -224,6 +224,11 @@ class PopularItem(models.Model):
     item_key = models.CharField(max_length=64)
     score = models.FloatField()
     rank = models.PositiveIntegerField()
+    # The item's CATEGORY as text, and its rank among the popular items of
+    # that category, as the run found them. NULL, not "", for no category:
+    # NULL never equals a category, "" could.
+    category = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    category_rank = models.PositiveIntegerField(null=True, blank=True)
 
     objects = models.Manager.from_queryset(PopularItemQuerySet)()
 
@@ -234,6 +239,9 @@ class PopularItem(models.Model):
             models.Index(fields=["run", "item_type", "rank"], name="recs_popular_lookup"),
             # Serving reads one item's popularity (the score of a fallback item).
             models.Index(fields=["run", "item_type", "item_key"], name="recs_popular_item"),
+            # An item without neighbours reads the best of its category.
+            models.Index(fields=["run", "item_type", "category", "category_rank"],
+                         name="recs_popular_category"),
         ]
 
     def __str__(self) -> str:

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from .algorithms.base import Algorithm, FitResult
 from .algorithms.registry import algorithm_config, algorithm_names, build_algorithm
+from .categories import catalog_categories
 from .conf import recs_settings
 from .kernels import limit_blas_threads, resolve_num_threads
 from .matrix import InteractionMatrix, index_keys
@@ -446,7 +447,8 @@ def write_results(
         )
         written["recommendations"] = store_rows(Recommendation, counted(chunks), using=using)
     if result.popular is not None and len(result.popular):
-        columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog)
+        columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog,
+                                       catalog_categories(catalog, using=using))
         written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
     return written
 

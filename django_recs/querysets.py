@@ -357,7 +357,8 @@ def _popular(algorithm: str) -> list:
 
 def _scope(model, base, visitor, *, exclude=None):
     """What a list may contain: ``base``'s items, minus ``exclude`` and the visitor's seen items."""
-    from .fallbacks import ListScope, category_lookup
+    from .categories import category_lookup
+    from .fallbacks import ListScope
 
     return ListScope(
         model=model,

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .algorithms.ranking import row_then_descending_key
+from .categories import ranks_within
 from .storage.read import ItemCatalog
 
 Columns = dict[str, np.ndarray]
@@ -120,14 +121,26 @@ def reason_columns(reasons: np.ndarray | None, catalog: ItemCatalog) -> Columns:
 
 
 def popular_item_columns(
-    run_id: int, popular: np.ndarray, scores: np.ndarray, catalog: ItemCatalog
+    run_id: int, popular: np.ndarray, scores: np.ndarray, catalog: ItemCatalog,
+    categories: np.ndarray | None = None,
 ) -> Columns:
-    """PopularItem rows, rank 0 = most popular."""
+    """PopularItem rows, rank 0 = most popular.
+
+    ``categories`` (text or None per catalog column, see
+    :func:`django_recs.categories.catalog_categories`) adds each item's
+    category and its rank among the popular items of that category.
+    """
     popular = np.asarray(popular, dtype=np.int64)
-    return {
+    columns = {
         "run_id": np.full(len(popular), run_id, dtype=np.int64),
         "item_type_id": catalog.content_type_ids[popular],
         "item_key": catalog.key_bytes[popular],
         "score": np.asarray(scores, dtype=np.float64),
         "rank": np.arange(len(popular), dtype=np.int64),
     }
+    if categories is not None:
+        listed = categories[popular]
+        ranks = ranks_within(listed)
+        columns["category"] = listed
+        columns["category_rank"] = np.where(ranks >= 0, ranks, None).astype(object)
+    return columns

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from django_recs.categories import ranks_within
 from django_recs.items import item_content_type, item_key
 from django_recs.models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from tests.testapp.models import Category, Product
@@ -86,8 +88,16 @@ def store_recommendations(user, recs, *, run: Run | None = None, algorithm: str 
 
 
 def store_popular(items_with_scores, *, run: Run | None = None, algorithm: str = "popular"):
-    """``items_with_scores``: [(item, score), ...] most popular first."""
+    """``items_with_scores``: [(item, score), ...] most popular first.
+
+    Each item's category is stored as a run with ``CATEGORY = "category"``
+    stores it (the foreign key's value as text), with its rank there.
+    """
     run = run or active_run(algorithm)
+    categories = np.array([None if getattr(item, "category_id", None) is None
+                           else str(item.category_id) for item, _ in items_with_scores],
+                          dtype=object)
+    category_ranks = ranks_within(categories)
     PopularItem.objects.bulk_create(
         PopularItem(
             run=run,
@@ -95,6 +105,8 @@ def store_popular(items_with_scores, *, run: Run | None = None, algorithm: str =
             item_key=item_key(item),
             score=score,
             rank=rank,
+            category=categories[rank],
+            category_rank=None if category_ranks[rank] < 0 else int(category_ranks[rank]),
         )
         for rank, (item, score) in enumerate(items_with_scores)
     )
