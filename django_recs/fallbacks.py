@@ -132,20 +132,19 @@ class Sql:
 
     def active_run(self, algorithm: str) -> Fragment:
         """The id of ``algorithm``'s active run (NULL when none)."""
-        run = "recs_run"
-        return (
-            f"(SELECT {self.column(run, Run, 'id')} FROM {self.table(Run)} {run}"
-            f" WHERE {self.column(run, Run, 'algorithm')} = %s"
-            f" AND {self.column(run, Run, 'is_active')} = %s)",
-            [algorithm, True],
-        )
+        rows, params = self._active_runs("recs_run", algorithm)
+        return f"(SELECT {self.column('recs_run', Run, 'id')} {rows})", params
 
     def no_active_run(self, algorithm: str) -> Fragment:
-        run = "recs_norun"
+        rows, params = self._active_runs("recs_norun", algorithm)
+        return f"NOT EXISTS (SELECT 1 {rows})", params
+
+    def _active_runs(self, alias: str, algorithm: str) -> Fragment:
+        """``FROM ... WHERE`` of ``algorithm``'s active run, named ``alias``."""
         return (
-            f"NOT EXISTS (SELECT 1 FROM {self.table(Run)} {run}"
-            f" WHERE {self.column(run, Run, 'algorithm')} = %s"
-            f" AND {self.column(run, Run, 'is_active')} = %s)",
+            f"FROM {self.table(Run)} {alias}"
+            f" WHERE {self.column(alias, Run, 'algorithm')} = %s"
+            f" AND {self.column(alias, Run, 'is_active')} = %s",
             [algorithm, True],
         )
 

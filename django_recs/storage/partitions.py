@@ -116,8 +116,10 @@ def create_run_partition(model: type[models.Model], run_id: int, *, using: str) 
     the first to fill and index it.
     """
     with _run_lock(model, run_id, using):
-        if run_partition_exists(model, run_id, using) or _has_default_rows(model, run_id, using):
-            return run_partition_exists(model, run_id, using)
+        if run_partition_exists(model, run_id, using):
+            return True
+        if _has_default_rows(model, run_id, using):
+            return False
         with transaction.atomic(using=using), connections[using].cursor() as cursor:
             _create_table(model, run_id, cursor)
             _index_and_attach(model, run_id, cursor)

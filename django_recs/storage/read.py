@@ -246,15 +246,14 @@ def _read_postgresql_copy(queryset, model, with_timestamps, connection, *,
     elements = ["user", "uuid_key" if _is_uuid(model) else "int_key", "weight", "seen"]
     if with_timestamps:
         elements.append("time")
-    bounds = queryset.model._base_manager.using(connection.alias).aggregate(
-        low=models.Min("pk"), high=models.Max("pk"))
-    if bounds["low"] is None:
-        parts = []
-    elif not in_parts:  # a few users' rows (fold-in): one small query
+    if not in_parts:  # a few users' rows (fold-in): one small query
         parts = [queryset]
     else:
-        edges = list(range(bounds["low"], bounds["high"] + 1, COPY_PART_IDS))
-        edges.append(bounds["high"] + 1)
+        bounds = queryset.model._base_manager.using(connection.alias).aggregate(
+            low=models.Min("pk"), high=models.Max("pk"))
+        edges = []
+        if bounds["low"] is not None:
+            edges = [*range(bounds["low"], bounds["high"] + 1, COPY_PART_IDS), bounds["high"] + 1]
         parts = [queryset.filter(pk__gte=lo, pk__lt=hi) for lo, hi in zip(edges, edges[1:])]
     alias = connection.alias
 
