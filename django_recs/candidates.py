@@ -26,6 +26,7 @@ from django.db import connections, models
 
 from .fallbacks import ListScope, Source, Sql, join, per_connection
 from .items import item_key, pk_for_key
+from .models import Run
 
 #: Rows (at most) a list of ``n`` may read from a pool when a category cap may
 #: drop candidates: each source then offers this many times ``n``.
@@ -55,16 +56,24 @@ def read_candidates(
     *,
     with_items: bool,
     with_categories: bool = False,
-) -> list[Candidate]:
+    report_runs: tuple[str, ...] = (),
+    runs: dict | None = None,
+) -> tuple[list[Candidate], dict]:
     """The candidates of ``sources`` ((index in the chain, source) pairs), in one statement.
 
     ``with_items`` loads each candidate's item row too (the caller then
     needs no query of its own); reasons of the list's model always come with
     the rows, reasons of other models with one query per model.
+
+    ``report_runs`` (algorithms) adds their active runs to the statement, as
+    rows of their own: the second value returned maps each to its run's id,
+    or None. ``runs``, such a mapping, writes those runs as constants.
     """
     connection = connections[using]
     model = scope.model
     db = Sql.of(connection, model)
+    if runs is not None:
+        db = db.knowing_runs(runs)
     reader = ItemColumns.of(model, connection)
     explained = any(source.explained for _, source in sources)
 
@@ -98,6 +107,16 @@ def read_candidates(
         f" LIMIT {len(sources) * int(pool_limit)}) c {' '.join(joins)}"
     )
     params = [*pool_params, *join_params]
+    if report_runs:
+        # Rows of their own (source -1): the run's id as the score, the
+        # algorithm as the reason key, NULL for every other column.
+        state_sql, state_params = db.active_runs("recs_state", *report_runs)
+        others = with_categories + len(reader.attnames) * (with_items + explained)
+        sql += (
+            f" UNION ALL SELECT -1, NULL, {db.column('recs_state', Run, 'id')}, NULL,"
+            f" {db.column('recs_state', Run, 'algorithm')}{', NULL' * others} {state_sql}"
+        )
+        params += state_params
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -105,7 +124,11 @@ def read_candidates(
     width = len(reader.attnames)
     start = 6 if with_categories else 5
     candidates = []
+    reported = dict.fromkeys(report_runs)
     for row in rows:
+        if row[0] == -1:
+            reported[row[4]] = int(row[2])
+            continue
         at = start
         found = Candidate(
             source=row[0],
@@ -122,7 +145,7 @@ def read_candidates(
         if explained and row[at + reader.pk_index] is not None:
             found.reason_row = row[at:at + width]
         candidates.append(found)
-    return candidates
+    return candidates, reported
 
 
 def pick(candidates: list[Candidate], n: int, cap: int | None = None) -> list[Candidate]:

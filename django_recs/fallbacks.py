@@ -34,6 +34,7 @@ databases.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -130,22 +131,44 @@ class Sql:
             return f"{value_sql} = ANY(ARRAY({subquery_sql}))"
         return f"{value_sql} IN ({subquery_sql})"
 
+    #: Active run ids (algorithm: id or None) already read by the list's
+    #: first statement; see :meth:`knowing_runs`.
+    runs: dict | None = None
+
+    def knowing_runs(self, runs: dict) -> Sql:
+        """A copy writing the runs of ``runs`` (algorithm: id or None) as constants.
+
+        A list's first statement reports the active runs of the rest of its
+        chain (see :func:`django_recs.candidates.read_candidates`); its second
+        statement then names them, so PostgreSQL prunes the other runs'
+        partitions while planning instead of planning them all.
+        """
+        known = copy.copy(self)
+        known.runs = runs
+        return known
+
     def active_run(self, algorithm: str) -> Fragment:
         """The id of ``algorithm``'s active run (NULL when none)."""
-        rows, params = self._active_runs("recs_run", algorithm)
+        if self.runs is not None and algorithm in self.runs:
+            run = self.runs[algorithm]
+            return ("NULL", []) if run is None else ("%s", [run])
+        rows, params = self.active_runs("recs_run", algorithm)
         return f"(SELECT {self.column('recs_run', Run, 'id')} {rows})", params
 
     def no_active_run(self, algorithm: str) -> Fragment:
-        rows, params = self._active_runs("recs_norun", algorithm)
+        if self.runs is not None and algorithm in self.runs:
+            return ("1 = 1" if self.runs[algorithm] is None else "1 = 0"), []
+        rows, params = self.active_runs("recs_norun", algorithm)
         return f"NOT EXISTS (SELECT 1 {rows})", params
 
-    def _active_runs(self, alias: str, algorithm: str) -> Fragment:
-        """``FROM ... WHERE`` of ``algorithm``'s active run, named ``alias``."""
+    def active_runs(self, alias: str, *algorithms: str) -> Fragment:
+        """``FROM ... WHERE`` of the active runs of ``algorithms``, named ``alias``."""
+        marks = ", ".join(["%s"] * len(algorithms))
         return (
             f"FROM {self.table(Run)} {alias}"
-            f" WHERE {self.column(alias, Run, 'algorithm')} = %s"
+            f" WHERE {self.column(alias, Run, 'algorithm')} IN ({marks})"
             f" AND {self.column(alias, Run, 'is_active')} = %s",
-            [algorithm, True],
+            [*algorithms, True],
         )
 
 
@@ -284,14 +307,11 @@ class Source:
     """One link of the chain; see the module docstring."""
 
     name = ""
+    #: The ALGORITHMS entry whose active run the source reads.
+    algorithm: str
     explained = False
-    #: Whether the pool is a short index range of stored rows that usually
-    #: fills a list alone: leading a chain, it is read first, by itself, and
-    #: the fallbacks only when it falls short.
-    read_first = False
-    #: Whether it only stands in for a source that is usually there (recent
-    #: popularity while no popular run is active): in a chain read in one
-    #: statement, it is left to a second one, read while the list is short.
+    #: Whether it only stands in for the source of its algorithm while that
+    #: algorithm has no active run (recent popularity for stored popularity).
     stand_in = False
 
     def pool(self, db: Sql, scope: ListScope, index: int, limit: int) -> Fragment:
@@ -327,8 +347,6 @@ class StoredNeighbours(Source):
     algorithm: str
     name: str = "similar"
 
-    read_first = True
-
     def _rows(self, db: Sql, scope: ListScope, alias: str) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)
         base = (
@@ -356,8 +374,6 @@ class StoredRecommendations(Source):
     algorithm: str
     name = "personal"
     explained = True
-
-    read_first = True
 
     def _rows(self, db, scope, alias) -> Fragment:
         run_sql, run_params = db.active_run(self.algorithm)

@@ -32,6 +32,8 @@ read one run's rows for the admin and for debugging.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import models
 from django.db.models.query import ModelIterable
 
@@ -255,8 +257,13 @@ def recommended_for(
 def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     """Read the list, pick the ``n`` best, return them as a queryset.
 
-    At most two statements, the second only while the list is short (see
-    :func:`_statements`).
+    The chain's first source is read alone: usually it fills the list (a
+    user's stored recommendations, an item's neighbours, the neighbours of a
+    visitor's recent items). The same statement reports which of the other
+    sources' runs are active; only when the list is short does a second
+    statement read the sources that can add to it (:func:`_served`), naming
+    their runs. So a list costs one statement, two at most, and a page with
+    both tags at most four.
     """
     from .candidates import DIVERSITY_POOL_FACTOR, load_items, pick, read_candidates
 
@@ -265,23 +272,18 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         return base
     using = base.db
     loads_rows = _plain_rows(base)
-    candidates, chosen = [], []
-    for step in _statements(sources):
-        if all(source.stand_in for _, source in step) and _has_source_named(
-            candidates, sources, {source.name for _, source in step}
-        ):
-            break  # what the stand-ins stand in for is there (a popular run is active)
-        candidates += read_candidates(
-            using,
-            scope,
-            step,
-            n * DIVERSITY_POOL_FACTOR if cap else n,
-            with_items=loads_rows,
-            with_categories=bool(cap),
-        )
-        chosen = pick(candidates, n, cap)
-        if len(chosen) >= n:
-            break
+    read = partial(
+        read_candidates, using, scope, pool_limit=n * DIVERSITY_POOL_FACTOR if cap else n,
+        with_items=loads_rows, with_categories=bool(cap),
+    )
+    indexed = list(enumerate(sources))
+    later = tuple(dict.fromkeys(source.algorithm for _, source in indexed[1:]))
+    candidates, runs = read(indexed[:1], report_runs=later)
+    chosen = pick(candidates, n, cap)
+    rest = [(i, source) for i, source in indexed[1:] if _served(source, runs)]
+    if len(chosen) < n and rest:
+        more, _ = read(rest, runs=runs)
+        chosen = pick(candidates + more, n, cap)
     if not chosen:
         result = base.none()
         result._result_cache = []
@@ -305,27 +307,14 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     return result
 
 
-def _statements(sources) -> list[list]:
-    """The (index, source) pairs each statement of a list reads, in order.
+def _served(source, runs: dict) -> bool:
+    """Whether ``source`` can add to a list, given the active runs (algorithm: id or None).
 
-    A leading source that is a short index range of stored rows (a user's
-    recommendations, an item's neighbours) usually fills the list: it is read
-    alone, and the rest of the chain only when it falls short. Otherwise the
-    chain is read at once, but for the stand-ins (recent popularity), which
-    are left to a second statement, read only while the list is short and
-    what they stand in for brought nothing (see :func:`_ranked`). Never more
-    than two statements, so a page with both tags costs at most four.
+    A source of stored rows needs its algorithm's active run; a stand-in
+    (recent popularity) is read only while there is none.
     """
-    indexed = list(enumerate(sources))
-    if sources[0].read_first:
-        steps = [indexed[:1], indexed[1:]]
-    else:
-        steps = [[p for p in indexed if not p[1].stand_in], [p for p in indexed if p[1].stand_in]]
-    return [step for step in steps if step]
-
-
-def _has_source_named(candidates, sources, names: set) -> bool:
-    return any(sources[c.source].name in names for c in candidates)
+    active = runs.get(source.algorithm) is not None
+    return not active if source.stand_in else active
 
 
 def _plain_rows(queryset: models.QuerySet) -> bool:

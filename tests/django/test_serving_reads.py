@@ -70,16 +70,47 @@ def test_the_returned_list_is_loaded_iterating_it_costs_nothing(
         assert items[0].price == Decimal("2.50") and items[0].in_stock is True
 
 
-def test_history_led_chain_is_one_query_while_a_popular_run_is_active(
+def test_history_led_chain_is_one_query_when_the_history_fills_the_list(
     products, django_assert_num_queries
 ):
     p = products
     interact(p[2], "view", session_key="anon")
-    store_neighbours(p[2], [(p[6], 0.7)])
+    store_neighbours(p[2], [(p[6], 0.7), (p[4], 0.5)])
     store_popular([(p[1], 1.0)])
-    with django_assert_num_queries(1):  # short, but the stored popular items are there
+    with django_assert_num_queries(1):
+        items = list(recommended_for(AnonymousUser(), 2, session_key="anon"))
+    assert [(i.name, i.recs_source) for i in items] == [("p6", "history"), ("p4", "history")]
+    with django_assert_num_queries(2):  # short: the stored popular items are read next
         items = list(recommended_for(AnonymousUser(), 4, session_key="anon"))
-    assert [(i.name, i.recs_source) for i in items] == [("p6", "history"), ("p1", "popular")]
+    assert [(i.name, i.recs_source) for i in items] == [
+        ("p6", "history"), ("p4", "history"), ("p1", "popular"),
+    ]
+
+
+def test_the_first_statement_reports_the_runs_the_second_names(
+    products, django_assert_num_queries
+):
+    p = products
+    store_popular([(p[1], 1.0), (p[2], 0.5)])
+    popular_run = Run.objects.get(algorithm="popular", is_active=True)
+    with CaptureQueriesContext(connection) as captured:
+        assert names(similar_to(p[0], 2)) == ["p1", "p2"]
+    first, second = (q["sql"] for q in captured.captured_queries)
+    assert "recs_state" in first and "recs_state" not in second
+    # The second statement names the popular run instead of looking it up,
+    # and leaves out recent popularity, which only stands in for it.
+    assert "recs_run" not in second and f'recs_pop."run_id" = {popular_run.pk} ' in second
+    assert "recs_win" not in second
+
+
+def test_without_an_active_popular_run_only_recent_popularity_is_read_second(products):
+    p = products
+    interact(p[5], "purchase", session_key="other")
+    store_neighbours(p[0], [(p[1], 0.9)])
+    with CaptureQueriesContext(connection) as captured:
+        assert names(similar_to(p[0], 3)) == ["p1", "p5"]
+    second = captured.captured_queries[1]["sql"]
+    assert "recs_win" in second and "recs_pop" not in second
 
 
 def test_recent_popularity_stands_in_with_a_second_query_while_no_popular_run_exists(
