@@ -11,7 +11,8 @@ database ``recs_bench_serving`` (created when missing; DATABASE_URL's host and
 user are used, its database name is ignored). Data is reloaded only when the
 stored size differs from the requested one. PostgreSQL is measured twice:
 with Django's default client-side binding, and with
-``OPTIONS["server_side_binding"]`` (prepared statements, planned once).
+``OPTIONS["prepare_threshold"]`` (the lists' statements prepared, so planned
+once per connection; see docs/serving.md).
 
     python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|all]
                                        [--renders 500] [--explain]
@@ -135,9 +136,9 @@ def run_child(args) -> None:
     from django.test.utils import override_settings
 
     if args.prepared:
-        # psycopg 3 prepares a statement after 5 executions on a connection,
-        # so PostgreSQL plans it once instead of at every request.
-        connection.settings_dict.setdefault("OPTIONS", {})["server_side_binding"] = True
+        # Django's switch for prepared statements: the lists' statements are
+        # then prepared after this many runs on a connection.
+        connection.settings_dict.setdefault("OPTIONS", {})["prepare_threshold"] = 5
 
     call_command("migrate", verbosity=0)
     size = QUICK if args.quick else FULL

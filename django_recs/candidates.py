@@ -117,7 +117,7 @@ def read_candidates(
             f" {db.column('recs_state', Run, 'algorithm')}{', NULL' * others} {state_sql}"
         )
         params += state_params
-    with connection.cursor() as cursor:
+    with statement_cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
 
@@ -146,6 +146,34 @@ def read_candidates(
             found.reason_row = row[at:at + width]
         candidates.append(found)
     return candidates, reported
+
+
+def statement_cursor(connection):
+    """The cursor a list's statement runs on: a prepared one where the connection allows it.
+
+    Django leaves prepared statements off on PostgreSQL (connection poolers
+    in transaction mode lose them) and turns them on with
+    ``OPTIONS["prepare_threshold"]``. Its default cursor binds parameters
+    on the client, which never prepares, so where the threshold is set the
+    statement runs on a cursor binding them on the server: after that many
+    runs on one connection, PostgreSQL keeps the statement parsed and
+    planned. The ORM's own queries keep their cursor.
+    """
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        raw = connection.connection
+        if getattr(raw, "prepare_threshold", None) is not None:
+            from django.db.backends.postgresql.base import ServerBindingCursor
+
+            # Django's cursor() wraps whatever the psycopg connection's
+            # factory makes (debug logging, time zone); a connection belongs
+            # to one thread, so swapping the factory for this call is safe.
+            factory, raw.cursor_factory = raw.cursor_factory, ServerBindingCursor
+            try:
+                return connection.cursor()
+            finally:
+                raw.cursor_factory = factory
+    return connection.cursor()
 
 
 def pick(candidates: list[Candidate], n: int, cap: int | None = None) -> list[Candidate]:
