@@ -1,8 +1,10 @@
 """Render time of the recommendation template tags, SQLite and PostgreSQL.
 
 Stores 50,000 products x 50 neighbours, 100,000 users x 20 recommendations
-(with reasons), a popular run and ten interactions per user (so the
-"already bought" exclusion has rows to read), then renders each tag for 10
+(with reasons), a popular run, ten interactions per user (so the "already
+bought" exclusion has rows to read) and five views in each of 20,000
+anonymous sessions, each run's rows in a partition of its own on PostgreSQL
+as a pipeline run leaves them; then renders each tag for 10
 items many times and prints median and p99 render time and the number of
 queries per render. ``--quick`` uses 5,000 products and 10,000 users.
 
@@ -11,8 +13,8 @@ database ``recs_bench_serving`` (created when missing; DATABASE_URL's host and
 user are used, its database name is ignored). Data is reloaded only when the
 stored size differs from the requested one. PostgreSQL is measured twice:
 with Django's default client-side binding, and with
-``OPTIONS["prepare_threshold"]`` (the lists' statements prepared, so planned
-once per connection; see docs/serving.md).
+the OPTIONS docs/serving.md recommends (the lists' statements prepared and
+planned once per connection).
 
     python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|all]
                                        [--renders 500] [--explain]
@@ -136,9 +138,12 @@ def run_child(args) -> None:
     from django.test.utils import override_settings
 
     if args.prepared:
-        # Django's switch for prepared statements: the lists' statements are
-        # then prepared after this many runs on a connection.
-        connection.settings_dict.setdefault("OPTIONS", {})["prepare_threshold"] = 5
+        # As docs/serving.md recommends: Django's switch for prepared
+        # statements (the lists' statements are prepared after 5 runs on a
+        # connection), and their plans kept (see the docs for why).
+        connection.settings_dict.setdefault("OPTIONS", {}).update(
+            prepare_threshold=5, options="-c plan_cache_mode=force_generic_plan"
+        )
 
     call_command("migrate", verbosity=0)
     size = QUICK if args.quick else FULL
@@ -188,8 +193,9 @@ def load_data(size: dict) -> bool:
     )
     from tests.testapp.models import Category, Product
 
-    # "v3": each run's rows in a partition of its own, as a pipeline run leaves them.
-    marker = f"bench_serving v3 {json.dumps(size, sort_keys=True)}"
+    # "v4": each run's rows in a partition of its own, as a pipeline run
+    # leaves them; many anonymous sessions.
+    marker = f"bench_serving v4 {json.dumps(size, sort_keys=True)}"
     if Run.objects.filter(algorithm="similar", is_active=True, triggered_by=marker).exists():
         return False
     result_models = (SimilarItem, Recommendation, PopularItem)
@@ -288,11 +294,15 @@ def load_data(size: dict) -> bool:
                 for e in range(size["events"])
             ),
         )
+        # Anonymous visitors: the measured session, and others as a shop has
+        # them (so the database's statistics see many sessions of a few views).
+        sessions = [(SESSION_KEY, 20)] + [(f"visitor{v:033d}", 5) for v in range(n_users // 5)]
         _bulk(
             "django_recs_interaction",
             INTERACTION_COLUMNS,
-            ((None, SESSION_KEY, ct, str(i), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00+00", "")
-             for e, i in enumerate(rng.integers(2, n_items + 1, size=20))),
+            ((None, key, ct, str(int(i)), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00+00", "")
+             for key, views in sessions
+             for e, i in enumerate(rng.integers(2, n_items + 1, size=views))),
         )
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
