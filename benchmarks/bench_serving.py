@@ -189,7 +189,9 @@ def load_data(size: dict) -> bool:
     from django_recs.items import item_content_type
     from django_recs.models import PopularItem, Recommendation, Run, SimilarItem
     from django_recs.storage.partitions import (
-        create_run_partition, drop_run_partition, is_partitioned,
+        create_run_partition,
+        drop_run_partition,
+        is_partitioned,
     )
     from tests.testapp.models import Category, Product
 

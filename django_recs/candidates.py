@@ -202,9 +202,13 @@ def load_items(chosen: list[Candidate], scope: ListScope, using: str) -> list:
     connection = connections[using]
     reader = ItemColumns.of(scope.model, connection)
     items = []
+    reasons: dict = {}  # one instance per reason: a visitor's few recent items explain many
     for c in chosen:
         if c.reason is None and c.reason_row is not None:
-            c.reason = reader.build(using, c.reason_row, connection)
+            key = c.reason_row[reader.pk_index]
+            if key not in reasons:
+                reasons[key] = reader.build(using, c.reason_row, connection)
+            c.reason = reasons[key]
         items.append(None if c.item_row is None else reader.build(using, c.item_row, connection))
     if any(c.reason_key and c.reason is None for c in chosen):
         attach_foreign_reasons(chosen, scope.content_type_id, using)
