@@ -155,12 +155,6 @@ class Sql:
         rows, params = self.active_runs("recs_run", algorithm)
         return f"(SELECT {self.column('recs_run', Run, 'id')} {rows})", params
 
-    def no_active_run(self, algorithm: str) -> Fragment:
-        if self.runs is not None and algorithm in self.runs:
-            return ("1 = 1" if self.runs[algorithm] is None else "1 = 0"), []
-        rows, params = self.active_runs("recs_norun", algorithm)
-        return f"NOT EXISTS (SELECT 1 {rows})", params
-
     def active_runs(self, alias: str, *algorithms: str) -> Fragment:
         """``FROM ... WHERE`` of the active runs of ``algorithms``, named ``alias``."""
         marks = ", ".join(["%s"] * len(algorithms))
@@ -547,10 +541,8 @@ class RecentPopular(Source):
 
     def pool(self, db, scope, index, limit):
         w = "recs_win"
-        # The latest interactions, newest first along the primary key; none
-        # at all once a popular run is active (a LIMIT is evaluated once,
-        # before any row is read).
-        no_run, no_run_params = db.no_active_run(self.algorithm)
+        # The latest interactions, newest first along the primary key. A list
+        # reads this pool only while its algorithm has no active run.
         columns = ", ".join(
             db.column("recs_evt", Interaction, name)
             for name in ("item_type", "item_key", "weight", "timestamp")
@@ -558,7 +550,7 @@ class RecentPopular(Source):
         window = (
             f"SELECT {columns} FROM {db.table(Interaction)} recs_evt"
             f" ORDER BY {db.column('recs_evt', Interaction, 'id')} DESC"
-            f" LIMIT CASE WHEN {no_run} THEN {RECENT_INTERACTIONS} ELSE 0 END"
+            f" LIMIT {RECENT_INTERACTIONS}"
         )
         key = db.column(w, Interaction, "item_key")
         base = (f"{db.column(w, Interaction, 'item_type')} = %s", [scope.content_type_id])
@@ -568,5 +560,5 @@ class RecentPopular(Source):
             f"SELECT {pool_columns(index, db.key_as_pk(key), f'SUM({weight})', db.no_reason())}"
             f" FROM ({window}) {w} WHERE {where}"
             f" GROUP BY {key} ORDER BY recs_score DESC, candidate LIMIT {int(limit)}",
-            [*weight_params, *no_run_params, *params],
+            [*weight_params, *params],
         )

@@ -9,12 +9,11 @@ the visitor's history that led to it, or None).
 A list is read when the function is called, usually with one statement
 (see :mod:`django_recs.candidates`): the pools of its sources, each
 candidate joined to its item row and its reason's row; Python picks the
-``n`` best. A list led by stored rows reads them alone first and its
-fallbacks with a second statement only when they fall short (see
-:func:`_statements`), so a list costs one query, two at most. The pools
-read the rows of each algorithm's active run through a subquery on Run, in
-the same statement: nothing is cached, and a swap of runs is seen by the
-next list.
+``n`` best. The first source of the chain is read alone, and the rest
+with a second statement only when it falls short (see :func:`_ranked`), so
+a list costs one query, two at most. The first statement reads its run
+through a subquery on Run: nothing is cached, and a swap of runs is seen by
+the next list.
 
 The returned queryset is ``base.filter(pk__in=<the n items>)`` ordered by
 their place in the list, with the instances already loaded: iterating it
