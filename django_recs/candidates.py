@@ -9,6 +9,10 @@ row and, for explained sources, to the row of the item that explains it::
     FROM (SELECT * FROM (<pool 1> UNION ALL <pool 2> ...) LIMIT <all pools>) c
     JOIN item ON item.pk = c.candidate
     LEFT JOIN item reason ON reason.pk = <the reason key, when of this model>
+    UNION ALL SELECT -1, NULL, run.id, NULL, run.algorithm, NULL ... FROM run WHERE ...
+
+(``FROM (<pool>) c`` for a single pool). The last branch, when asked for,
+reports the active runs of some algorithms.
 
 Python then picks the list (:func:`pick`): by source, then descending score;
 an item proposed by several sources counts for the first; at most ``cap``
@@ -78,12 +82,16 @@ def read_candidates(
     explained = any(source.explained for _, source in sources)
 
     pools = [source.pool(db, scope, index, pool_limit) for index, source in sources]
-    union_sql, pool_params = join(
-        [(f"SELECT * FROM ({sql}) recs_pool{i}", p) for i, (sql, p) in enumerate(pools)],
-        " UNION ALL ",
-    )
-    # The constant outer LIMIT (never reached) tells the planner how few rows
-    # come out, so each one is joined by primary key.
+    if len(pools) == 1:  # its own LIMIT bounds it
+        (pools_sql, pool_params), = pools
+    else:
+        # The constant LIMIT around the pools (never reached) tells the planner
+        # how few rows come out, so each one is joined by primary key.
+        union_sql, pool_params = join(
+            [(f"SELECT * FROM ({sql}) recs_pool{i}", p) for i, (sql, p) in enumerate(pools)],
+            " UNION ALL ",
+        )
+        pools_sql = f"SELECT * FROM ({union_sql}) recs_union LIMIT {len(pools) * int(pool_limit)}"
     select = ["c.recs_source, c.candidate, c.recs_score, c.recs_reason_type, c.recs_reason_key"]
     if with_categories:
         category, _ = scope.category_of(db, "c.candidate")
@@ -102,10 +110,7 @@ def read_candidates(
             f" = CASE WHEN c.recs_reason_type = %s THEN {db.key_as_pk('c.recs_reason_key')} END"
         )
         join_params.append(scope.content_type_id)
-    sql = (
-        f"SELECT {', '.join(select)} FROM (SELECT * FROM ({union_sql}) recs_union"
-        f" LIMIT {len(sources) * int(pool_limit)}) c {' '.join(joins)}"
-    )
+    sql = f"SELECT {', '.join(select)} FROM ({pools_sql}) c {' '.join(joins)}"
     params = [*pool_params, *join_params]
     if report_runs:
         # Rows of their own (source -1): the run's id as the score, the
