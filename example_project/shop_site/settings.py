@@ -68,6 +68,13 @@ def _database() -> dict:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
+            # As docs/serving.md recommends: persistent connections and the
+            # recommendation lists' statements prepared, with generic plans.
+            "CONN_MAX_AGE": 600,
+            "OPTIONS": {
+                "prepare_threshold": 5,
+                "options": "-c plan_cache_mode=force_generic_plan",
+            },
         }
     return {
         "ENGINE": "django.db.backends.sqlite3",
