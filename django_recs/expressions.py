@@ -36,8 +36,11 @@ class ListPosition(Expression):
     microseconds, whatever produced the list.
     """
 
+    #: One field for every instance: building a Field costs more than the rest.
+    _position = models.IntegerField()
+
     def __init__(self, entries):
-        super().__init__(output_field=models.IntegerField())
+        super().__init__(output_field=self._position)
         self.entries = tuple(entries)
         self.pk = F("pk")
 

@@ -283,3 +283,27 @@ class RunShard(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.phase} shard {self.index} [{self.start}, {self.stop})"
+
+
+class ShardStart(models.Model):
+    """How many times a shard of a sharded run has started.
+
+    Counted before the shard works, in a transaction of its own, so a start
+    that kills its worker still counts: a shard that never finishes (out of
+    memory every time) fails its run instead of being delivered forever.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="shard_starts")
+    phase = models.CharField(max_length=16, choices=RunShard.Phase.choices)
+    index = models.PositiveIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("shard start")
+        verbose_name_plural = _("shard starts")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "phase", "index"], name="recs_shard_start_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.phase} shard {self.index}: {self.count} starts"

@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -31,7 +32,7 @@ from .algorithms.base import Algorithm
 from .algorithms.itemknn import recommend_from_neighbours
 from .conf import recs_settings
 from .kernels import limit_blas_threads, resolve_num_threads
-from .models import Recommendation, Run, RunShard, SimilarItem
+from .models import Recommendation, Run, RunShard, ShardStart, SimilarItem
 from .results import recommendation_columns, similar_item_columns
 from .snapshot import (
     MatrixSnapshot,
@@ -47,10 +48,14 @@ from .snapshot import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_SHARD_STARTS",
+    "ShardGivenUp",
     "algorithm_of",
     "beating",
+    "begin_shard",
     "compute_recommend_shard",
     "compute_similarity_shard",
+    "count_start",
     "decode_items",
     "encode_items",
     "write_shard",
@@ -68,6 +73,10 @@ SHARD_FILE_PREFIX = "similar_shard_"
 
 #: Seconds between heartbeats written by a working shard.
 HEARTBEAT_INTERVAL = 2.0
+#: Starts of one shard (deliveries and retries) after which its run is given
+#: up: above the task's retries, so only a shard whose worker keeps dying
+#: (out of memory, killed) reaches it.
+MAX_SHARD_STARTS = 10
 
 
 # -- what a shard reads ---------------------------------------------------------------------
@@ -219,6 +228,48 @@ def _already_written(run_id: int, phase: str, index: int, using: str) -> RunShar
     return RunShard.objects.using(using).filter(run_id=run_id, phase=phase, index=index).first()
 
 
+class ShardGivenUp(RuntimeError):
+    """A shard started MAX_SHARD_STARTS times without finishing: its run fails."""
+
+
+def begin_shard(run_id: int, phase: str, index: int, using: str) -> tuple[Run | None, dict | None]:
+    """The run a shard works for, or instead the summary it returns at once.
+
+    A shard of a run no longer running, or one already written (a message
+    delivered again), does nothing. Otherwise this start is counted first;
+    past MAX_SHARD_STARTS it raises :class:`ShardGivenUp`, which its task
+    does not retry and which fails the run.
+    """
+    run = running_run(run_id, using=using)
+    if run is None:
+        return None, _skipped(run_id, phase, index)
+    done = _already_written(run_id, phase, index, using)
+    if done is not None:
+        return None, shard_summary(done, again=True)
+    starts = count_start(run_id, phase, index, using=using)
+    if starts > MAX_SHARD_STARTS:
+        raise ShardGivenUp(
+            f"{phase} shard {index} of run {run_id} started {starts - 1} times without "
+            "finishing (its worker stopped or it failed every time); the run is given up"
+        )
+    return run, None
+
+
+def count_start(run_id: int, phase: str, index: int, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Count one more start of a shard, committed at once; the starts so far."""
+    starts = ShardStart.objects.using(using).filter(run_id=run_id, phase=phase, index=index)
+    with transaction.atomic(using=using):
+        if not starts.update(count=F("count") + 1):
+            try:
+                with transaction.atomic(using=using):
+                    ShardStart.objects.using(using).create(
+                        run_id=run_id, phase=phase, index=index, count=1
+                    )
+            except IntegrityError:  # a copy of the shard counted first
+                starts.update(count=F("count") + 1)
+        return starts.values_list("count", flat=True).get()
+
+
 # -- similarity shards: neighbour rows of an item range --------------------------------------------
 
 
@@ -234,12 +285,9 @@ def compute_similarity_shard(
     """
     from .sharding import note_shard_done
 
-    run = running_run(run_id, using=using)
+    run, summary = begin_shard(run_id, SIMILAR, index, using)
     if run is None:
-        return _skipped(run_id, SIMILAR, index)
-    done = _already_written(run_id, SIMILAR, index, using)
-    if done is not None:
-        return shard_summary(done, again=True)
+        return summary
     threads = _threads()
     with beating(run_id, using=using), limit_blas_threads(threads):
         started = time.perf_counter()
@@ -297,12 +345,9 @@ def compute_recommend_shard(
     """
     from .sharding import note_shard_done
 
-    run = running_run(run_id, using=using)
+    run, summary = begin_shard(run_id, RECOMMEND, index, using)
     if run is None:
-        return _skipped(run_id, RECOMMEND, index)
-    done = _already_written(run_id, RECOMMEND, index, using)
-    if done is not None:
-        return shard_summary(done, again=True)
+        return summary
     threads = _threads()
     n = int(run.params.get("n_recommendations", recs_settings.RECOMMENDATIONS_PER_USER))
     with beating(run_id, using=using), limit_blas_threads(threads):

@@ -12,9 +12,9 @@ The tasks of a sharded run (``django_recs.similarity_shard``,
 ``django_recs.assemble_neighbours``, ``django_recs.recommend_shard``,
 ``django_recs.finish_sharded_run``; see :mod:`django_recs.sharding`) take
 the run's id and a row range. They are retried on any error but a corrupt
-or missing file and the time limit, requeued when their worker is lost,
-and keep their results (a chord needs a result backend); when one gives up,
-the run is failed.
+or missing file and the time limit, requeued when their worker is lost (a
+shard started MAX_SHARD_STARTS times is given up), and keep their results
+(a chord needs a result backend); when one gives up, the run is failed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from .conf import recs_settings
+from .shards import ShardGivenUp
 from .snapshot import SnapshotError
 
 __all__ = [
@@ -137,7 +138,7 @@ _SHARD_OPTIONS = {
     # A lost worker's shard goes back to the queue: shards write exactly once.
     "reject_on_worker_lost": True,
     "autoretry_for": (Exception,),
-    "dont_autoretry_for": (SnapshotError, SoftTimeLimitExceeded),
+    "dont_autoretry_for": (SnapshotError, ShardGivenUp, SoftTimeLimitExceeded),
     # The chord counts its parts' results.
     "ignore_result": False,
 }

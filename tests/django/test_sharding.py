@@ -19,7 +19,7 @@ from django.utils import timezone
 
 import django_recs
 from django_recs import pipeline, sharding, shards, tasks
-from django_recs.models import Recommendation, Run, RunShard, SimilarItem
+from django_recs.models import Recommendation, Run, RunShard, ShardStart, SimilarItem
 from django_recs.snapshot import CorruptFile, stored_artifact
 from tests.django import sharding_fixtures
 from tests.django.sharding_fixtures import (
@@ -259,6 +259,35 @@ def test_a_corrupt_snapshot_is_refused_without_retrying(random_shop, paused, mon
     assert not SimilarItem.objects.filter(run=run).exists()
 
 
+def test_a_shard_started_too_often_is_given_up_and_old_results_stay(random_shop, paused):
+    [old] = django_recs.recompute("similar", sync=True)
+    served = sorted(SimilarItem.objects.active("similar").values_list("item_key", "neighbour_key"))
+    run = run_through_celery("similar")
+    [(_, _, ranges, _)] = paused
+    # As if its worker had died every time, mid-shard: counted, never finished.
+    for _ in range(shards.MAX_SHARD_STARTS):
+        shards.count_start(run.pk, "similar", 0)
+    result = tasks.similarity_shard.apply(args=[run.pk, 0, *ranges[0]], throw=False)
+    assert result.state == "FAILURE" and isinstance(result.result, shards.ShardGivenUp)
+    assert f"started {shards.MAX_SHARD_STARTS} times without finishing" in str(result.result)
+    run.refresh_from_db()
+    assert run.status == "failed" and "the run is given up" in run.error
+    assert not SimilarItem.objects.filter(run=run).exists()
+    assert Run.objects.get(algorithm="similar", is_active=True).pk == old.pk
+    assert sorted(SimilarItem.objects.active("similar").values_list(
+        "item_key", "neighbour_key")) == served
+
+
+def test_each_start_of_a_shard_is_counted_a_written_one_no_more(random_shop, paused):
+    run = run_through_celery("similar")
+    [(_, _, ranges, _)] = paused
+    shards.compute_similarity_shard(run.pk, 0, *ranges[0])
+    shards.compute_similarity_shard(run.pk, 0, *ranges[0])  # delivered again: already written
+    assert ShardStart.objects.get(run=run, phase="similar", index=0).count == 1
+    assert [shards.count_start(run.pk, "recommend", 2) for _ in range(3)] == [1, 2, 3]
+    assert ShardStart.objects.filter(run=run).count() == 2
+
+
 def test_fail_run_fails_once(random_shop, paused):
     run = run_through_celery("similar")
     assert sharding.fail_run(run.pk, RuntimeError("first"), task="t") is True
@@ -454,3 +483,31 @@ def test_concurrent_copies_of_a_shard_write_once(transactional_db, settings, med
     assert results["second"].get("already_written") is True
     marker = RunShard.objects.get(run=run, phase="similar", index=0)
     assert SimilarItem.objects.filter(run=run).count() == marker.rows == results["first"]["rows"]
+
+
+@pytest.mark.postgres
+def test_concurrent_starts_of_a_shard_are_both_counted(transactional_db, settings, media):
+    from tests.django.sharding_fixtures import RandomShop
+
+    settings.DJANGO_RECS = SHARDED
+    RandomShop(seed=3)
+    run = Run.objects.create(algorithm="similar", status=Run.Status.RUNNING)
+    barrier = threading.Barrier(2)
+    counts = []
+
+    def start():
+        from django.db import connection
+
+        try:
+            barrier.wait(5)
+            counts.append(shards.count_start(run.pk, "similar", 0))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(counts) == [1, 2]
+    assert ShardStart.objects.get(run=run).count == 2
