@@ -28,7 +28,7 @@ from ..content.features import ItemFeatures
 from ..content.neighbours import ContentIndex
 from ..matrix import InteractionMatrix
 from .base import Algorithm, FitResult, ProgressCallback, report, require_int, require_number
-from .itemknn import recommend_from_neighbours
+from .itemknn import fit_from_neighbours
 
 
 class UsesItemFeatures:
@@ -111,23 +111,12 @@ class ContentKNN(UsesItemFeatures, Algorithm):
         features = self.features_for(matrix)
         similar = content_similarity(features, self.k, shrink=self.shrink, num_threads=num_threads)
         report(progress, 0.5)
-        recommended, scores, reasons = recommend_from_neighbours(
-            matrix, similar, n_recommendations,
-            progress=None if progress is None else lambda f: progress(0.5 + 0.5 * f),
-        )
-        report(progress, 1.0)
-        return FitResult(
-            similar=similar,
-            recommended=recommended,
-            recommended_scores=scores,
-            reasons=reasons,
+        return fit_from_neighbours(
+            matrix, similar, n_recommendations, num_threads=num_threads, progress=progress,
+            done=0.5,
             content_index=ContentIndex(features, k=int(self.k), shrink=float(self.shrink)),
             counts={
-                "items": int(matrix.n_items),
-                "users": int(matrix.n_users),
                 "features": int(features.n_features),
                 "items_without_features": int((~features.items_with_features).sum()),
-                "items_without_neighbours": int((np.diff(similar.indptr) == 0).sum()),
-                "neighbour_pairs": int(similar.nnz),
             },
         )

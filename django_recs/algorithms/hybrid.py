@@ -46,7 +46,7 @@ from .base import (
     require_number,
 )
 from .content import ContentKNN, UsesItemFeatures, content_similarity
-from .itemknn import ItemKNN, recommend_from_neighbours
+from .itemknn import ItemKNN, fit_from_neighbours
 from .ranking import sparse_top_n
 
 COLLABORATIVE = {"itemknn": ItemKNN, "als": ALS}
@@ -196,29 +196,18 @@ class Hybrid(UsesItemFeatures, Algorithm):
             shrink=float(self.shrink), k=int(self.k), support=self.support,
         )
         report(progress, 0.7)
-        recommended, scores, reasons = recommend_from_neighbours(
-            matrix, similar, n_recommendations,
-            progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
-        )
-        report(progress, 1.0)
-        return FitResult(
-            similar=similar,
-            recommended=recommended,
-            recommended_scores=scores,
-            reasons=reasons,
+        return fit_from_neighbours(
+            matrix, similar, n_recommendations, num_threads=num_threads, progress=progress,
+            done=0.7,
             content_index=ContentIndex(
                 features, k=int(self.k), shrink=float(content.shrink), blended=True
             ),
             counts={
-                "items": int(n_items),
-                "users": int(matrix.n_users),
                 "features": int(features.n_features),
                 "items_without_features": int((~features.items_with_features).sum()),
                 "items_without_interactions": int((interactions == 0).sum()),
-                "items_without_neighbours": int((np.diff(similar.indptr) == 0).sum()),
                 "collaborative_pairs": int(collaborative.nnz),
                 "content_pairs": int(content_neighbours.nnz),
-                "neighbour_pairs": int(similar.nnz),
             },
         )
 

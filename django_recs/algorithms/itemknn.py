@@ -73,20 +73,11 @@ class ItemKNN(Algorithm):
         num_threads: int = 0,
         progress: ProgressCallback | None = None,
     ) -> FitResult:
-        n_users, n_items = matrix.weights.shape
         similar = self.neighbours(matrix, num_threads=num_threads)
         report(progress, 0.5)
-        recommended, scores, reasons = recommend_from_neighbours(
-            matrix, similar, n_recommendations, num_threads=num_threads,
-            progress=None if progress is None else lambda f: progress(0.5 + 0.5 * f),
-        )
-        report(progress, 1.0)
-        return FitResult(
-            similar=similar,
-            recommended=recommended,
-            recommended_scores=scores,
-            reasons=reasons,
-            counts={"items": int(n_items), "users": int(n_users), **neighbour_counts(similar)},
+        return fit_from_neighbours(
+            matrix, similar, n_recommendations, num_threads=num_threads, progress=progress,
+            done=0.5,
         )
 
     def neighbours(
@@ -124,6 +115,39 @@ def neighbour_counts(similar: sp.csr_matrix) -> dict[str, int]:
         "items_without_neighbours": int((lengths == 0).sum()),
         "neighbour_pairs": int(similar.nnz),
     }
+
+
+def fit_from_neighbours(
+    matrix: InteractionMatrix,
+    similar: sp.csr_matrix,
+    n_recommendations: int,
+    *,
+    num_threads: int,
+    progress: ProgressCallback | None,
+    done: float,
+    counts: dict | None = None,
+    **result,
+) -> FitResult:
+    """What an item-based algorithm stores: ``similar``, and the recommendations from it.
+
+    ``done`` is the progress already reported (the rest goes to the
+    recommendations); ``counts`` are added to the items, users and
+    neighbour counts, ``result`` to the FitResult.
+    """
+    recommended, scores, reasons = recommend_from_neighbours(
+        matrix, similar, n_recommendations, num_threads=num_threads,
+        progress=None if progress is None else lambda f: progress(done + (1 - done) * f),
+    )
+    report(progress, 1.0)
+    return FitResult(
+        similar=similar,
+        recommended=recommended,
+        recommended_scores=scores,
+        reasons=reasons,
+        counts={"items": int(matrix.n_items), "users": int(matrix.n_users),
+                **neighbour_counts(similar), **(counts or {})},
+        **result,
+    )
 
 
 def recommend_from_neighbours(
