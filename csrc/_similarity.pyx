@@ -25,6 +25,8 @@ from libc.stdlib cimport free, malloc
 from libc.math cimport nextafterf
 from libc.string cimport memmove
 
+from _heap cimport replace_root, sift_down, sift_up, worse
+
 import numpy as np
 
 cdef extern from *:
@@ -135,50 +137,6 @@ cdef int _transpose_group(
     return 0
 
 
-cdef inline bint _worse(float score_a, long long item_a,
-                        float score_b, long long item_b) noexcept nogil:
-    """Entry a ranks below entry b: lower score, or equal score and higher index."""
-    return score_a < score_b or (score_a == score_b and item_a > item_b)
-
-
-cdef inline void _sift_down(float* scores, long long* items, Py_ssize_t size,
-                            Py_ssize_t position) noexcept nogil:
-    """Restore the heap (worst entry at the root) below ``position``."""
-    cdef float score = scores[position]
-    cdef long long item = items[position]
-    cdef Py_ssize_t child
-    while True:
-        child = 2 * position + 1
-        if child >= size:
-            break
-        if child + 1 < size and _worse(scores[child + 1], items[child + 1],
-                                       scores[child], items[child]):
-            child += 1
-        if not _worse(scores[child], items[child], score, item):
-            break
-        scores[position] = scores[child]
-        items[position] = items[child]
-        position = child
-    scores[position] = score
-    items[position] = item
-
-
-cdef inline void _sift_up(float* scores, long long* items,
-                          Py_ssize_t position) noexcept nogil:
-    cdef float score = scores[position]
-    cdef long long item = items[position]
-    cdef Py_ssize_t parent
-    while position > 0:
-        parent = (position - 1) // 2
-        if not _worse(score, item, scores[parent], items[parent]):
-            break
-        scores[position] = scores[parent]
-        items[position] = items[parent]
-        position = parent
-    scores[position] = score
-    items[position] = item
-
-
 cdef Py_ssize_t _accumulate(
     Py_ssize_t local,
     const long long* group_indptr, const index_t* users, const floating* weights,
@@ -275,14 +233,12 @@ cdef Py_ssize_t _select(
         elif size < k:
             heap_scores[size] = score
             heap_items[size] = j
-            _sift_up(heap_scores, heap_items, size)
+            sift_up(heap_scores, heap_items, size)
             size += 1
             if size == k:
                 reject_below = _reject_bound(heap_scores[0])
-        elif _worse(heap_scores[0], heap_items[0], score, j):
-            heap_scores[0] = score
-            heap_items[0] = j
-            _sift_down(heap_scores, heap_items, size, 0)
+        elif worse(heap_scores[0], heap_items[0], score, j):
+            replace_root(heap_scores, heap_items, size, score, j)
             reject_below = _reject_bound(heap_scores[0])
     return size if size < k else k
 
@@ -296,7 +252,7 @@ cdef void _write_sorted(float* heap_scores, long long* heap_items, Py_ssize_t si
         out_indices[end] = <out_index_t> heap_items[0]
         heap_scores[0] = heap_scores[end]
         heap_items[0] = heap_items[end]
-        _sift_down(heap_scores, heap_items, end, 0)
+        sift_down(heap_scores, heap_items, end, 0)
 
 
 cdef int _score_group(

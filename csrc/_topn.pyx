@@ -17,36 +17,12 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
 from _blas cimport gemm_nt
+from _heap cimport replace_root
 
 # Scores checked at once by the vectorised "anything better than the worst?"
 # test before looking at them one by one.
 cdef enum:
     RUN = 64
-
-
-cdef inline bint worse(float score_a, int item_a, float score_b, int item_b) noexcept nogil:
-    """Whether (score_a, item_a) ranks below (score_b, item_b)."""
-    return score_a < score_b or (score_a == score_b and item_a > item_b)
-
-
-cdef inline void sift_down(float *scores, int *items, int size, float score,
-                           int item) noexcept nogil:
-    """Put (score, item) at the root of a worst-at-root heap and restore it."""
-    cdef int position = 0, child
-    while True:
-        child = 2 * position + 1
-        if child >= size:
-            break
-        if child + 1 < size and worse(scores[child + 1], items[child + 1],
-                                      scores[child], items[child]):
-            child += 1
-        if not worse(scores[child], items[child], score, item):
-            break
-        scores[position] = scores[child]
-        items[position] = items[child]
-        position = child
-    scores[position] = score
-    items[position] = item
 
 
 cdef inline void sort_heap(float *scores, int *items, int size) noexcept nogil:
@@ -59,7 +35,7 @@ cdef inline void sort_heap(float *scores, int *items, int size) noexcept nogil:
         item = items[end]
         scores[end] = scores[0]
         items[end] = items[0]
-        sift_down(scores, items, end, score, item)
+        replace_root(scores, items, end, score, item)
 
 
 cdef inline void select_run(const float *tile, int start, int count, int tile_offset,
@@ -73,7 +49,7 @@ cdef inline void select_run(const float *tile, int start, int count, int tile_of
         return
     for k in range(start, start + count):
         if tile[k] > worst:
-            sift_down(scores, items, n, tile[k], tile_offset + k)
+            replace_root(scores, items, n, tile[k], tile_offset + k)
             worst = scores[0]
 
 
