@@ -128,3 +128,42 @@ def test_the_orms_own_queries_are_left_unprepared(products, threshold):
     statements = _prepared_statements()
     assert any("recs_source" in s for s in statements)
     assert not any("testapp_product" in s and "recs_source" not in s for s in statements)
+
+
+def test_prepared_lists_follow_a_swap_done_by_another_connection(transactional_db, threshold):
+    """The pipeline swaps and drops partitions on its own connection: plans made before are redone."""
+    import threading
+
+    from django_recs.models import Run, SimilarItem
+    from django_recs.pipeline import swap_active_run
+    from django_recs.storage.partitions import create_run_partition, drop_run_partition
+    from tests.testapp.models import Category
+
+    category = Category.objects.create(name="c")
+    p = [Product.objects.create(name=f"p{i}", category=category, price=1) for i in range(3)]
+    old = Run.objects.create(algorithm="similar", status="succeeded", is_active=True)
+    create_run_partition(SimilarItem, old.pk, using="default")
+    store_neighbours(p[0], [(p[1], 0.9)], run=old)
+    threshold(0)
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    for _ in range(2):  # prepared, then reused
+        assert [i.name for i in similar_to(p[0], 1)] == ["p1"]
+
+    def pipeline_run():
+        from django.db import connection as own
+
+        try:
+            new = Run.objects.create(algorithm="similar", status="running")
+            create_run_partition(SimilarItem, new.pk, using="default")
+            store_neighbours(p[0], [(p[2], 0.8)], run=new)
+            swap_active_run(new)
+            drop_run_partition(SimilarItem, old.pk, using="default")
+        finally:
+            own.close()
+
+    worker = threading.Thread(target=pipeline_run)
+    worker.start()
+    worker.join(30)
+    assert [i.name for i in similar_to(p[0], 1)] == ["p2"]
+    assert any("recs_source" in s for s in _prepared_statements())
