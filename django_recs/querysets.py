@@ -39,7 +39,7 @@ from django.db.models.query import ModelIterable
 from .conf import recs_settings
 from .content.config import content_fallback_algorithm
 from .expressions import ListPosition, active_run_id
-from .items import is_item_model, item_content_type, item_key, item_models
+from .items import is_item_model, item_content_type, item_key, item_models, key_for_pk
 from .visitors import Visitor
 
 # --- results of the result tables ----------------------------------------------------
@@ -121,6 +121,7 @@ def similar_to(
     user=None,
     session_key: str | None = None,
     max_per_category: int | None = None,
+    exclude=(),
 ) -> models.QuerySet:
     """Items similar to ``item`` ("customers who bought this also bought").
 
@@ -141,6 +142,9 @@ def similar_to(
         A visitor whose seen items (EXCLUDE_SEEN events) must not appear.
     max_per_category : int, optional
         Overrides MAX_PER_CATEGORY for this list.
+    exclude : iterable of items or primary keys, optional
+        Items never to propose (those another list on the page shows); the
+        list is topped up from further down instead.
 
     Returns
     -------
@@ -154,7 +158,8 @@ def similar_to(
     ------
     ValueError
         ``item`` is unsaved or not of an ITEM_MODELS model, ``n`` is not a
-        non-negative integer, or ``queryset`` is of another model.
+        non-negative integer, ``queryset`` is of another model, or
+        ``exclude`` holds an item of another model or an invalid key.
     """
     from . import fallbacks
 
@@ -167,7 +172,7 @@ def similar_to(
     base = _base_queryset(model, queryset)
     if n == 0:
         return base.none()
-    scope = _scope(model, base, Visitor.of(user, session_key), exclude=item)
+    scope = _scope(model, base, Visitor.of(user, session_key), exclude=exclude, source=item)
     sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
     content = content_fallback_algorithm(exclude=algorithm)
     if content is not None:  # items alike in text and attributes, before popular ones
@@ -189,6 +194,7 @@ def recommended_for(
     similar_algorithm: str = "similar",
     popular_algorithm: str = "popular",
     max_per_category: int | None = None,
+    exclude=(),
 ) -> models.QuerySet:
     """Items recommended to a visitor ("recommended for you").
 
@@ -212,6 +218,9 @@ def recommended_for(
         The ALGORITHMS entries of the history and popular fallbacks.
     max_per_category : int, optional
         Overrides MAX_PER_CATEGORY for this list.
+    exclude : iterable of items or primary keys, optional
+        Items never to propose (those another list on the page shows); the
+        list is topped up from further down instead.
 
     Returns
     -------
@@ -227,7 +236,8 @@ def recommended_for(
     Raises
     ------
     ValueError
-        ``n`` is not a non-negative integer, or the model is not in ITEM_MODELS.
+        ``n`` is not a non-negative integer, the model is not in ITEM_MODELS,
+        or ``exclude`` holds an item of another model or an invalid key.
     """
     from . import fallbacks
 
@@ -237,7 +247,7 @@ def recommended_for(
     if n == 0:
         return base.none()
     visitor = Visitor.of(user, session_key)
-    scope = _scope(model, base, visitor)
+    scope = _scope(model, base, visitor, exclude=exclude)
     sources = []
     if visitor.user_id is not None:
         sources.append(fallbacks.StoredRecommendations(user_id=visitor.user_id, algorithm=algorithm))
@@ -343,8 +353,8 @@ def _popular(algorithm: str) -> list:
     return [fallbacks.Popular(algorithm), fallbacks.RecentPopular(algorithm)]
 
 
-def _scope(model, base, visitor, *, exclude=None):
-    """What a list may contain: ``base``'s items, minus ``exclude`` and the visitor's seen items."""
+def _scope(model, base, visitor, *, exclude=(), source=None):
+    """What a list may contain: ``base``'s items but ``source``, ``exclude`` and the visitor's seen items."""
     from .categories import category_lookup
     from .fallbacks import ListScope
 
@@ -354,9 +364,38 @@ def _scope(model, base, visitor, *, exclude=None):
         visitor=visitor,
         # Filters of queryset= or of a default manager restrict the candidates.
         allowed=base if base.query.has_filters() else None,
-        excluded_keys=(item_key(exclude),) if exclude is not None else (),
+        excluded_keys=_excluded_keys(model, exclude, source),
         category=category_lookup(model),
     )
+
+
+def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
+    """The stored keys of ``source`` and ``exclude`` (items of ``model`` or primary keys).
+
+    Sorted and unique, so that lists excluding the same items share one
+    statement text (and, prepared, one plan).
+    """
+    if exclude is None:
+        exclude = ()
+    elif isinstance(exclude, (models.Model, str, bytes)) or not hasattr(exclude, "__iter__"):
+        exclude = [exclude]
+    keys = set() if source is None else {item_key(source)}
+    for excluded in exclude:
+        if isinstance(excluded, models.Model):
+            if excluded._meta.concrete_model is not model:
+                raise ValueError(
+                    f"exclude= holds a {excluded._meta.label}; the list is of {model._meta.label}"
+                )
+            excluded = excluded.pk
+        if excluded is None:
+            continue  # an unsaved item is in no list
+        try:
+            keys.add(key_for_pk(model, excluded))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"exclude= holds {excluded!r}, not a primary key of {model._meta.label}"
+            ) from error
+    return tuple(sorted(keys))
 
 
 def _check_n(n) -> int:

@@ -5,6 +5,12 @@ Assignment tags return the querysets of :mod:`django_recs.querysets`::
     {% similar_items product 6 as items %}
     {% recommended_for request.user 8 as items %}
 
+Each takes ``exclude=`` items not to show, so two lists on one page do not
+repeat each other::
+
+    {% similar_items product 6 as also_bought %}
+    {% recommended_for request.user 8 exclude=also_bought as items %}
+
 Inclusion tags render ``django_recs/item_list.html`` (override it in the
 project's templates)::
 
@@ -34,27 +40,39 @@ def _session_key(context) -> str | None:
     return getattr(session, "session_key", None)
 
 
+def _items(value):
+    # A variable missing from the context renders as "": nothing to exclude.
+    return value or ()
+
+
 @register.simple_tag
-def similar_items(item, n=10, algorithm="similar"):
-    """Items similar to ``item`` (an empty list when ``item`` is None or empty)."""
+def similar_items(item, n=10, algorithm="similar", exclude=None):
+    """Items similar to ``item`` (an empty list when ``item`` is None or empty).
+
+    ``exclude``: items not to show (another list on the page, say).
+    """
     if not item:
         return []
-    return querysets.similar_to(item, n, algorithm=algorithm)
+    return querysets.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude))
 
 
 @register.simple_tag(takes_context=True)
-def recommended_for(context, user, n=10, algorithm="personal", model=None):
-    """Items recommended to ``user`` and the request's session (anonymous works)."""
+def recommended_for(context, user, n=10, algorithm="personal", model=None, exclude=None):
+    """Items recommended to ``user`` and the request's session (anonymous works).
+
+    ``exclude``: items not to show (another list on the page, say).
+    """
     return querysets.recommended_for(
-        user, n, algorithm=algorithm, session_key=_session_key(context), model=model
+        user, n, algorithm=algorithm, session_key=_session_key(context), model=model,
+        exclude=_items(exclude),
     )
 
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
-def show_similar_items(context, item, n=10, algorithm="similar", title=""):
+def show_similar_items(context, item, n=10, algorithm="similar", title="", exclude=None):
     """Render ``django_recs/item_list.html`` with the items similar to ``item``."""
     return {
-        "items": similar_items(item, n, algorithm),
+        "items": similar_items(item, n, algorithm, exclude),
         "title": title,
         "kind": "similar",
         "request": context.get("request"),
@@ -62,10 +80,11 @@ def show_similar_items(context, item, n=10, algorithm="similar", title=""):
 
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
-def show_recommended_for(context, user, n=10, algorithm="personal", title="", model=None):
+def show_recommended_for(context, user, n=10, algorithm="personal", title="", model=None,
+                         exclude=None):
     """Render ``django_recs/item_list.html`` with the items recommended to ``user``."""
     return {
-        "items": recommended_for(context, user, n, algorithm, model),
+        "items": recommended_for(context, user, n, algorithm, model, exclude),
         "title": title,
         "kind": "recommended",
         "request": context.get("request"),

@@ -89,6 +89,37 @@ def test_queryset_restricts_candidates_and_tops_up_to_n(products):
     assert [item.recs_source for item in items] == ["similar", "similar", "popular", "popular"]
 
 
+def test_exclude_leaves_items_out_and_tops_up_from_further_down(products, customer):
+    p = products
+    store_neighbours(p[0], [(p[1], 0.9), (p[2], 0.8), (p[3], 0.7), (p[4], 0.6)])
+    store_recommendations(customer, [(p[5], 0.9, p[0]), (p[6], 0.8, None), (p[7], 0.7, None)])
+    assert names(similar_to(p[0], 2, exclude=[p[1]])) == ["p2", "p3"]
+    # Primary keys, an iterable of any kind, a single item; duplicates and the source are harmless.
+    assert names(similar_to(p[0], 2, exclude=(p[1].pk, p[2].pk, p[0].pk, p[1]))) == ["p3", "p4"]
+    assert names(similar_to(p[0], 2, exclude=p[1])) == ["p2", "p3"]
+    assert names(recommended_for(customer, 2, exclude=similar_to(p[0], 1))) == ["p5", "p6"]
+    assert names(recommended_for(customer, 2, exclude=Product.objects.filter(pk=p[5].pk))) == [
+        "p6", "p7",
+    ]
+
+
+def test_exclude_refuses_other_models_and_bad_keys(products):
+    gadget = Gadget.objects.create(name="g")
+    with pytest.raises(ValueError, match="exclude= holds a testapp.Gadget; the list is of testapp.Product"):
+        similar_to(products[0], 3, exclude=[gadget])
+    with pytest.raises(ValueError, match="exclude= holds 'abc', not a primary key of testapp.Product"):
+        recommended_for(None, 3, model=Product, exclude=["abc"])
+    with pytest.raises(ValueError, match="not a primary key of testapp.Gadget"):
+        similar_to(gadget, 3, exclude=[12])
+
+
+def test_exclude_works_for_uuid_keys():
+    gadgets = [Gadget.objects.create(name=f"g{i}") for i in range(3)]
+    store_neighbours(gadgets[0], [(gadgets[1], 0.9), (gadgets[2], 0.8)])
+    assert names(similar_to(gadgets[0], 1, exclude=[gadgets[1].pk])) == ["g2"]
+    assert names(similar_to(gadgets[0], 1, exclude=[str(gadgets[1].pk)])) == ["g2"]
+
+
 def test_restricted_list_is_short_only_when_fewer_items_exist(products):
     p = products
     store_neighbours(p[0], [(p[1], 0.9), (p[2], 0.8)])

@@ -116,6 +116,27 @@ def test_inclusion_tag_renders_nothing_for_an_empty_list(products):
     assert html.strip() == ""
 
 
+def test_two_lists_on_a_page_do_not_repeat_each_other(products, django_assert_max_num_queries):
+    p = products
+    # One viewed item: its neighbours are both lists' best candidates.
+    store_neighbours(p[0], [(p[i], 1 - i / 10) for i in range(1, 9)])
+    interact(p[0], "view", session_key="anonymous-session")
+    request = request_for(AnonymousUser(), "anonymous-session")
+    page = (
+        "{% similar_items product 3 as also_bought %}"
+        "<ul id=similar>{% for p in also_bought %}<li>{{ p.name }}</li>{% endfor %}</ul>"
+        "{% recommended_for request.user 3 exclude=also_bought as recommended %}"
+        "<ul id=recommended>{% for p in recommended %}<li>{{ p.name }}</li>{% endfor %}</ul>"
+        "{% show_recommended_for request.user 2 exclude=also_bought %}"
+    )
+    with django_assert_max_num_queries(3):  # similar; recommended twice (excluding costs nothing)
+        html = render(page, product=p[0], request=request)
+    assert "<ul id=similar><li>p1</li><li>p2</li><li>p3</li></ul>" in html
+    assert "<ul id=recommended><li>p4</li><li>p5</li><li>p6</li></ul>" in html
+    assert render("{% recommended_for request.user 3 exclude=missing as r %}{{ r|length }}",
+                  request=request) == "3"  # an unknown variable excludes nothing
+
+
 def test_both_tags_cost_at_most_four_queries(products, customer, django_assert_max_num_queries):
     p = products
     store_neighbours(p[0], [(p[i], 1 - i / 10) for i in range(1, 8)])
