@@ -82,6 +82,7 @@ def _lists(p, customer, gadgets):
         "unknown visitor": recommended_for(None, 3, model=Product),
         "restricted": similar_to(p[3], 4, queryset=in_stock),
         "one per category": similar_to(p[0], 4, max_per_category=1),
+        "excluding": recommended_for(customer, 3, exclude=[p[4], p[5].pk]),
         "uuid keys": similar_to(gadgets[0], 2),
     }
     return {
