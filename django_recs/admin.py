@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -176,15 +177,10 @@ class RunAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
         for run in runs:
-            # An in-process (eager) task has already finished by now.
-            run.refresh_from_db(fields=["status"])
-            self.message_user(
-                request,
-                format_html('{} run <a href="{}">#{}</a> is {}.', run.algorithm,
-                            reverse("admin:django_recs_run_change", args=[run.pk]), run.pk,
-                            run.status),
-                messages.SUCCESS,
-            )
+            # An in-process (eager) task has already finished by now; a send that
+            # failed has failed the run.
+            run.refresh_from_db(fields=["status", "error", "created_at"])
+            self.message_user(request, *_triggered_message(run))
         if len(runs) == 1:
             return HttpResponseRedirect(reverse("admin:django_recs_run_change", args=[runs[0].pk]))
         return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
@@ -196,10 +192,14 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("progress"))
     def progress_display(self, run):
-        return format_html(
+        bar = format_html(
             '<progress class="recs-progress" value="{}" max="1"></progress> {} {}%',
             f"{run.progress:.3f}", run.stage or "-", int(run.progress * 100),
         )
+        if not run.waiting_for_worker:
+            return bar
+        message, _level = _triggered_message(run)
+        return format_html('{} <strong class="recs-waiting">{}</strong>', bar, message)
 
     @admin.display(description=_("seconds per stage"))
     def timings_display(self, run):
@@ -218,6 +218,23 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description=_("error"))
     def error_display(self, run):
         return format_html('<pre class="recs-error">{}</pre>', run.error) if run.error else "-"
+
+
+def _triggered_message(run: Run) -> tuple[str, int]:
+    """What staff read after "Recompute now" for one run, and the message level."""
+    link = format_html('{} run <a href="{}">#{}</a>', run.algorithm,
+                       reverse("admin:django_recs_run_change", args=[run.pk]), run.pk)
+    if run.status == Run.Status.FAILED:
+        first_line = (run.error or "").splitlines()[0] if run.error else ""
+        return format_html("{} failed: {}", link, first_line), messages.ERROR
+    if run.waiting_for_worker:
+        return format_html(
+            "{} has been waiting {} s for a Celery worker: is one running?", link,
+            int((timezone.now() - run.created_at).total_seconds()),
+        ), messages.WARNING
+    states = {Run.Status.PENDING: "is pending", Run.Status.RUNNING: "is running",
+              Run.Status.SUCCEEDED: "succeeded"}
+    return format_html("{} {}.", link, states[run.status]), messages.SUCCESS
 
 
 def _key_value_table(values: dict, formatter=str):

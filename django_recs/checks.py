@@ -72,7 +72,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E030-E032: ALGORITHMS entries; E033-E038: the pipeline's numeric settings."""
+    """E030-E032: ALGORITHMS entries; E033-E039: the pipeline's numeric settings."""
     from .algorithms.registry import AlgorithmConfigError, build_algorithm
 
     hints = {
@@ -100,6 +100,8 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
          "Stored list length per user and per item, e.g. 50."),
         ("RUN_HEARTBEAT_TIMEOUT", 1, None, False, "E034",
          "Seconds without a heartbeat before a run is declared dead, e.g. 300."),
+        ("PENDING_TIMEOUT", 1, None, False, "E039",
+         "Seconds a run may wait for a worker before it is reported, e.g. 60."),
         ("KEEP_RUNS", 0, None, False, "E035", "Finished runs kept per algorithm, e.g. 10."),
         ("TASK_SOFT_TIME_LIMIT", 1, None, True, "E036",
          "Seconds, or None for no limit."),
@@ -187,4 +189,22 @@ def check_item_features(app_configs=None, **kwargs) -> list[checks.CheckMessage]
     return [
         checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
         for error in [*feature_config_errors(), *content_setting_errors()]
+    ]
+
+
+@checks.register("django_recs")
+def check_celery_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """W002: tasks would be sent by Celery's unconfigured default app."""
+    from .dispatch import UNCONFIGURED_APP, broker_url, unconfigured_celery_app
+
+    if not unconfigured_celery_app():
+        return []
+    return [
+        checks.Warning(
+            UNCONFIGURED_APP.format(broker=broker_url()).split("; ")[0] + ": \"Recompute now\" "
+            "and recompute() would send their runs there, not to CELERY_BROKER_URL.",
+            hint="Make the project package's __init__.py import its Celery app: "
+            "from .celery import app as celery_app (README: Celery).",
+            id="django_recs.W002",
+        )
     ]

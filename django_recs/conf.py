@@ -41,8 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "RECOMMENDATIONS_PER_USER": 50,
     # Soft time limit of the recompute task, in seconds (None = no limit).
     "TASK_SOFT_TIME_LIMIT": None,
-    # A running run whose heartbeat is older than this is declared dead.
+    # A running run whose heartbeat is older than this is declared dead (and a
+    # pending run that no worker took in this time is failed as such).
     "RUN_HEARTBEAT_TIMEOUT": 300,
+    # Seconds a run may wait for a worker before the admin and the triggers
+    # report it as waiting for one (a worker is down, or busy with other runs).
+    "PENDING_TIMEOUT": 60,
     # Finished runs kept per algorithm (their metadata, for the admin).
     "KEEP_RUNS": 10,
     # Shards of a run executed through Celery (docs/scaling.md): 1 = the whole run

@@ -159,6 +159,16 @@ class Run(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    @property
+    def waiting_for_worker(self) -> bool:
+        """Pending for longer than PENDING_TIMEOUT: no worker has taken its task yet."""
+        from .conf import recs_settings
+
+        if self.status != self.Status.PENDING or self.created_at is None:
+            return False
+        waited = (timezone.now() - self.created_at).total_seconds()
+        return waited > float(recs_settings.PENDING_TIMEOUT)
+
 
 # Result rows are written by the million with COPY and deleted with their run;
 # their foreign keys have no database constraint (a constraint trigger per row

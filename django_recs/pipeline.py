@@ -34,6 +34,7 @@ from .algorithms.base import Algorithm, FitResult
 from .algorithms.registry import algorithm_config, algorithm_names, build_algorithm
 from .categories import catalog_categories
 from .conf import recs_settings
+from .dispatch import enqueue_run
 from .kernels import limit_blas_threads, resolve_num_threads
 from .matrix import InteractionMatrix, index_keys
 from .models import PopularItem, Recommendation, Run, SimilarItem
@@ -52,6 +53,7 @@ __all__ = [
     "execute_run",
     "fail_stale_runs",
     "recompute",
+    "recompute_order",
     "start_run",
     "swap_active_run",
 ]
@@ -102,7 +104,7 @@ def recompute(
         An unknown algorithm name, or an ALGORITHMS entry that cannot be
         built (unknown class, invalid parameters).
     """
-    names = list(algorithms) or algorithm_names()
+    names = list(algorithms) or recompute_order(algorithm_names())
     for name in names:
         build_algorithm(name)  # fail before anything is written
     runs = []
@@ -120,21 +122,22 @@ def recompute(
     return runs
 
 
-def enqueue_run(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Send ``django_recs.recompute`` for a pending run once the transaction commits."""
-    from . import tasks
+def recompute_order(names: list[str]) -> list[str]:
+    """``names`` with the popular algorithms first, the others in their configured order.
 
-    def send() -> None:
-        result = tasks.recompute.apply_async(
-            args=[run.algorithm],
-            kwargs={"run_id": run.pk, "triggered_by": run.triggered_by},
-            soft_time_limit=recs_settings.TASK_SOFT_TIME_LIMIT,
-        )
-        task_id = getattr(result, "id", "") or ""
-        Run.objects.using(using).filter(pk=run.pk, task_id="").update(task_id=task_id)
-        run.task_id = task_id
+    Popular items are the last fallback of every list, and the quickest to
+    compute: a first recompute of everything serves them soonest.
+    """
+    from .algorithms import Popular
+    from .algorithms.registry import AlgorithmConfigError, algorithm_class
 
-    transaction.on_commit(send, using=using)
+    def is_popular(name: str) -> bool:
+        try:
+            return issubclass(algorithm_class(name), Popular)
+        except AlgorithmConfigError:
+            return False
+
+    return sorted(names, key=lambda name: not is_popular(name))
 
 
 def start_run(
@@ -174,9 +177,10 @@ def start_run(
 def fail_stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS) -> int:
     """Mark failed the pending or running runs whose heartbeat is too old.
 
-    A worker killed mid-run stops beating; a pending run whose task never
-    started (lost message, stopped workers) stops too. Their partial rows
-    are deleted. Returns the number of runs failed.
+    A worker killed mid-run stops beating; a pending run that no worker
+    took (no worker running, lost message) never beat. Each gets an error
+    saying which of the two happened; partial rows are deleted. Returns the
+    number of runs failed.
     """
     cutoff = timezone.now() - timedelta(seconds=float(recs_settings.RUN_HEARTBEAT_TIMEOUT))
     stale = Run.objects.using(using).filter(
@@ -187,19 +191,30 @@ def fail_stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALI
     failed = 0
     for run in stale:
         updated = Run.objects.using(using).filter(pk=run.pk, status=run.status).update(
-            status=Run.Status.FAILED,
-            finished_at=timezone.now(),
-            error=(
-                f"No heartbeat for more than {recs_settings.RUN_HEARTBEAT_TIMEOUT} s "
-                f"(last at {run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC) in stage "
-                f"{run.stage or 'pending'!r}: the worker was stopped or killed."
-            ),
+            status=Run.Status.FAILED, finished_at=timezone.now(), error=stale_run_error(run),
         )
         if updated:
             failed += 1
             delete_run_rows([run.pk], using=using)
             delete_artifacts(run)
     return failed
+
+
+def stale_run_error(run: Run) -> str:
+    """Why a run in flight is given up: its worker died, or no worker ever took it."""
+    timeout = recs_settings.RUN_HEARTBEAT_TIMEOUT
+    if run.status == Run.Status.PENDING:
+        sent = f"sent as task {run.task_id}" if run.task_id else "never sent"
+        return (
+            f"No worker started this run within {timeout} s of its creation "
+            f"({run.created_at:%Y-%m-%d %H:%M:%S} UTC; its task was {sent}): is a Celery "
+            "worker running, consuming the queue django_recs's tasks are sent to?"
+        )
+    return (
+        f"No heartbeat for more than {timeout} s "
+        f"(last at {run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC) in stage "
+        f"{run.stage!r}: the worker was stopped or killed."
+    )
 
 
 # -- executing --------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "content_neighbours",
     "finish_sharded_run",
     "recommend_shard",
+    "RunsFailed",
     "recompute",
     "refresh_user",
     "similarity_shard",
@@ -62,7 +63,8 @@ _RETRY_OPTIONS = {
 
 
 @shared_task(name="django_recs.recompute", **_RETRY_OPTIONS)
-def recompute(self, algorithm: str, run_id: int | None = None, triggered_by: str = "celery"):
+def recompute(self, algorithm: str | None = None, run_id: int | None = None,
+              triggered_by: str = "celery"):
     """Run ``algorithm``: the given pending run, or a new one (single flight).
 
     Without ``run_id`` (a beat schedule) a run is started unless one is in
@@ -70,7 +72,14 @@ def recompute(self, algorithm: str, run_id: int | None = None, triggered_by: str
     (already done, or taken by another worker) is left alone, so a
     redelivered message is harmless; after a database error the retry
     starts a fresh run. Returns ``{"run": id, "status": ...}``.
+
+    Without ``algorithm`` (the README's nightly schedule) every configured
+    algorithm is recomputed in turn, popular ones first, and a list of those
+    dicts is returned; in a worker, :class:`RunsFailed` is raised at the end
+    when any of them failed, so the failure shows in Celery's log and monitors.
     """
+    if algorithm is None:
+        return _recompute_all(self, triggered_by)
     from . import pipeline, sharding
     from .models import Run
 
@@ -93,6 +102,31 @@ def recompute(self, algorithm: str, run_id: int | None = None, triggered_by: str
     run = sharding.execute_run(run.pk, raise_errors=not self.request.is_eager,
                                queue=_queue_of(self.request))
     return {"run": run.pk, "status": run.status}
+
+
+class RunsFailed(Exception):
+    """Some runs of a recompute of every algorithm failed (each run holds its error)."""
+
+
+def _recompute_all(task, triggered_by: str) -> list[dict]:
+    """Every configured algorithm in turn, in this worker; one failure does not stop the rest."""
+    from . import pipeline, sharding
+    from .algorithms.registry import algorithm_names
+
+    outcomes = []
+    for name in pipeline.recompute_order(algorithm_names()):
+        run, created = pipeline.start_run(name, triggered_by=triggered_by)
+        if created:
+            run = sharding.execute_run(run.pk, queue=_queue_of(task.request))
+        outcomes.append({"algorithm": name, "run": run.pk, "status": run.status,
+                         "error": run.error.splitlines()[0] if run.error else ""})
+    failed = [outcome for outcome in outcomes if outcome["status"] == "failed"]
+    if failed and not task.request.is_eager:
+        raise RunsFailed("; ".join(
+            f"{outcome['algorithm']} run #{outcome['run']} failed: {outcome['error']}"
+            for outcome in failed
+        ))
+    return outcomes
 
 
 def _queue_of(request) -> str | None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from django_recs.pipeline import recompute
 
@@ -27,13 +30,21 @@ class Command(BaseCommand):
         self._last_drawn = None
         show_bar = sync and options["verbosity"] >= 1
         try:
-            runs = recompute(*algorithms, sync=sync, triggered_by="command",
-                             on_progress=self._draw if show_bar else None)
+            with _unsent_runs_reported_here():
+                runs = recompute(*algorithms, sync=sync, triggered_by="command",
+                                 on_progress=self._draw if show_bar else None)
         except ValueError as error:
             raise CommandError(str(error)) from error
         if self._last_drawn is not None:
             self.stdout.write("")
         self._summary(runs)
+        for run in runs:
+            if run.waiting_for_worker:
+                waited = (timezone.now() - run.created_at).total_seconds()
+                self.stderr.write(
+                    f"{run.algorithm}: run #{run.pk} has waited {waited:.0f} s for a Celery "
+                    "worker; is one running? (--sync computes here instead)"
+                )
         if any(run.status == "failed" for run in runs):
             for run in runs:
                 if run.status == "failed":
@@ -64,3 +75,18 @@ class Command(BaseCommand):
         widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
         for line in (header, *rows):
             self.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))
+
+
+@contextmanager
+def _unsent_runs_reported_here():
+    """Leave out the log line of a run whose task could not be sent: the command says it."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not hasattr(record, "recs_unsent_run")
+
+    logger = logging.getLogger("django_recs.dispatch")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

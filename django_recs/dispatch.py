@@ -1,0 +1,113 @@
+"""Sending a pending run to the Celery workers, and saying so when it cannot go.
+
+:func:`enqueue_run` sends ``django_recs.recompute`` for a pending run once the
+current transaction commits. A send that fails (broker down, bad URL, missing
+transport library) fails the run at once with the real cause, naming the
+broker without its password, so the next trigger can start afresh; it never
+raises into the view or command that triggered it.
+
+django_recs binds its tasks with ``shared_task`` and so sends through
+Celery's *current* app. In a process where the project never imported its
+own app (the ``from .celery import app as celery_app`` line of the project's
+``__init__.py``), that is Celery's unconfigured default app, which ignores
+CELERY_* settings and sends to amqp on localhost: :func:`unconfigured_celery_app`
+detects it for the system check (django_recs.W002) and the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils import timezone
+
+from .conf import recs_settings
+from .models import Run
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["broker_url", "enqueue_run", "unconfigured_celery_app"]
+
+UNCONFIGURED_APP = (
+    "Celery's current app in this process is its unconfigured default, which ignores "
+    "CELERY_* settings and sends tasks to {broker}; import the project's Celery app in the "
+    "project package's __init__.py (from .celery import app as celery_app)."
+)
+
+
+def current_celery_app():
+    """The Celery app that ``shared_task`` tasks send through in this thread."""
+    from celery import current_app
+
+    return current_app._get_current_object()
+
+
+def unconfigured_celery_app() -> bool:
+    """Whether tasks would be sent by Celery's fallback app, which no project configured.
+
+    Celery creates that app (named "default", no fix-ups) on first use when
+    no app of the project's was created; a project app made by the README's
+    ``celery.py`` replaces it as the default for every thread.
+    """
+    from celery import _state
+
+    app = current_celery_app()
+    return app is _state.default_app and app.main == "default" and not app.fixups
+
+
+def broker_url(app=None) -> str:
+    """The URL tasks are sent to, with any password masked."""
+    app = app or current_celery_app()
+    try:
+        return app.connection_for_write().as_uri()
+    except Exception as error:  # an unknown transport in the URL: say what it was
+        return f"{app.conf.broker_url!r} ({error})"
+
+
+def enqueue_run(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Send ``django_recs.recompute`` for a pending run once the transaction commits.
+
+    The run gets the task's id. When the message cannot be sent, the run is
+    marked failed with the cause (and ``run`` updated in place) and the
+    failure is logged; nothing is raised to the caller.
+    """
+    from . import tasks
+
+    def send() -> None:
+        app = current_celery_app()
+        eager = bool(app.conf.task_always_eager)
+        if not eager and unconfigured_celery_app():
+            logger.warning("django_recs: %s", UNCONFIGURED_APP.format(broker=broker_url(app)))
+        try:
+            result = tasks.recompute.apply_async(
+                args=[run.algorithm],
+                kwargs={"run_id": run.pk, "triggered_by": run.triggered_by},
+                soft_time_limit=recs_settings.TASK_SOFT_TIME_LIMIT,
+            )
+        except Exception as error:
+            if eager:  # the task itself ran here and raised: not a sending problem
+                raise
+            fail_unsent_run(run, error, broker=broker_url(app), using=using)
+            return
+        task_id = getattr(result, "id", "") or ""
+        Run.objects.using(using).filter(pk=run.pk, task_id="").update(task_id=task_id)
+        run.task_id = task_id
+
+    transaction.on_commit(send, using=using)
+
+
+def fail_unsent_run(run: Run, error: BaseException, *, broker: str,
+                    using: str = DEFAULT_DB_ALIAS) -> None:
+    """Mark a pending run failed because its task could not be sent to ``broker``."""
+    cause = f"{type(error).__name__}: {error}".strip().rstrip(".")
+    message = (
+        f"The task could not be sent to the Celery broker at {broker}: {cause}. "
+        "Is the broker running and CELERY_BROKER_URL right? The next trigger starts a new run."
+    )
+    updated = Run.objects.using(using).filter(pk=run.pk, status=Run.Status.PENDING).update(
+        status=Run.Status.FAILED, finished_at=timezone.now(), error=message,
+    )
+    if updated:
+        run.status, run.error = Run.Status.FAILED, message
+    logger.error("django_recs: %s run #%s failed: %s", run.algorithm, run.pk, message,
+                 extra={"recs_unsent_run": run.pk})
