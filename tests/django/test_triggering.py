@@ -122,7 +122,7 @@ def test_recompute_now_with_the_broker_down_shows_the_cause_not_a_500(transactio
     assert response.status_code == 200
     run = Run.objects.get()
     assert run.status == "failed"
-    [message] = [m for m in response.context["messages"]]
+    [message] = list(response.context["messages"])
     assert message.level_tag == "error"
     _cause_is_named(str(message), broker_down)
 
