@@ -273,3 +273,19 @@ def check_item_features(app_configs=None, **kwargs) -> list[checks.CheckMessage]
         checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
         for error in [*feature_config_errors(), *content_setting_errors()]
     ]
+
+
+@checks.register("django_recs")
+def check_categories(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E064-E066: the CATEGORY setting.
+
+    E064 not a dict, or a model that is not installed or not in ITEM_MODELS;
+    E065 a path that does not resolve to fields; E066 a to-many path (a
+    ManyToManyField or reverse relation), which serving ignores.
+    """
+    from .categories import category_errors
+
+    return [
+        checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
+        for error in category_errors()
+    ]
