@@ -219,8 +219,10 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E010-E017: SOURCES entries; E020-E021: EVENTS.
 
     E010 malformed entry, E011 unknown model, E012 unresolvable path, E013
-    unknown event, E014 negative or non-numeric weight, E015 bad ``when``,
-    E016 weight function not importable, E017 item path outside ITEM_MODELS;
+    unknown event, E014 negative or non-numeric weight, E015 bad ``when``
+    (or "user_set" without a user ForeignKey on the row), E016 weight
+    function not importable, E017 item path outside ITEM_MODELS, E018 item
+    function not importable;
     E020 an EVENTS weight that is negative or not a number, E021 a bad event name.
     """
     import math
