@@ -28,13 +28,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core.signals import setting_changed
 from django.db import connections, models, router, transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
 
 from .conf import recs_settings
 from .items import is_item_model, item_content_type, item_models, key_for_pk
-from .sources import register_source, unregister_source
+from .sources import SAVED_USER_IDS, register_source, remember_user_ids, unregister_source
 
 __all__ = [
     "connect_sources",
@@ -382,6 +382,8 @@ def _on_item_deleted(sender, instance, using, **kwargs) -> None:
 
 # Model class -> its sources, as connected by the last connect_sources().
 _sources_by_model: dict[type[models.Model], list[Any]] = {}
+# Model class -> the user *_id attributes its "user_set" sources watch.
+_watched_users: dict[type[models.Model], tuple[str, ...]] = {}
 _item_models_connected: list[type[models.Model]] = []
 
 
@@ -397,14 +399,27 @@ def connect_sources() -> None:
     for model in list(_sources_by_model):
         post_save.disconnect(sender=model, dispatch_uid=_uid("source", model))
         m2m_changed.disconnect(sender=model, dispatch_uid=_uid("through", model))
+    for model in list(_watched_users):
+        post_init.disconnect(sender=model, dispatch_uid=_uid("user_loaded", model))
+        pre_save.disconnect(sender=model, dispatch_uid=_uid("user_saving", model))
     _sources_by_model.clear()
+    _watched_users.clear()
     for source in active_sources():
         _sources_by_model.setdefault(source.model, []).append(source)
+        if source.user_attname:
+            watched = _watched_users.get(source.model, ())
+            _watched_users[source.model] = tuple(dict.fromkeys((*watched, source.user_attname)))
     for model in _sources_by_model:
         post_save.connect(_on_source_saved, sender=model, dispatch_uid=_uid("source", model))
         # ManyToMany .add() creates through rows with bulk_create: no post_save.
         m2m_changed.connect(_on_through_rows_added, sender=model,
                             dispatch_uid=_uid("through", model))
+    for model in _watched_users:
+        # "user_set" compares the user with the one of the previous save.
+        post_init.connect(_on_watched_row_loaded, sender=model,
+                          dispatch_uid=_uid("user_loaded", model))
+        pre_save.connect(_on_watched_row_saving, sender=model,
+                         dispatch_uid=_uid("user_saving", model))
 
     for model in _item_models_connected:
         post_delete.disconnect(sender=model, dispatch_uid=_uid("item", model))
@@ -431,11 +446,37 @@ def _reconnect_on_setting_changed(*, setting: str, **kwargs) -> None:
         connect_sources()
 
 
-def _on_source_saved(sender, instance, created, raw=False, using=None, **kwargs) -> None:
+def _on_source_saved(sender, instance, created, raw=False, using=None, update_fields=None,
+                     **kwargs) -> None:
     if raw:  # fixtures: `manage.py recs_import --from-sources` records them
         return
     for source in _sources_by_model.get(sender, ()):
-        record_from_source(source, instance, created, using=using)
+        record_from_source(source, instance, created, using=using, update_fields=update_fields)
+    if sender in _watched_users:
+        remember_user_ids(instance, _watched_users[sender], update_fields)
+
+
+def _on_watched_row_loaded(sender, instance, **kwargs) -> None:
+    """The user ids a row is loaded (or built) with: a dict read, no query."""
+    remember_user_ids(instance, _watched_users.get(sender, ()))
+
+
+def _on_watched_row_saving(sender, instance, raw=False, using=None, **kwargs) -> None:
+    """Read the stored user ids the instance does not know (loaded deferred): one query."""
+    if raw or instance._state.adding or instance.pk is None:
+        return
+    known = instance.__dict__.get(SAVED_USER_IDS, {})
+    missing = [name for name in _watched_users.get(sender, ()) if name not in known]
+    if not missing:
+        return
+    try:
+        stored = sender._base_manager.using(using).filter(pk=instance.pk).values(*missing).first()
+    except Exception:  # never break the shop's save
+        logger.exception("django_recs: could not read the user of %s #%s",
+                         sender._meta.label, instance.pk)
+        return
+    if stored is not None:
+        instance.__dict__[SAVED_USER_IDS] = {**known, **stored}
 
 
 def _on_through_rows_added(sender, instance, action, reverse, model, pk_set, using=None,
@@ -461,15 +502,17 @@ def _on_through_rows_added(sender, instance, action, reverse, model, pk_set, usi
             record_from_source(source, row, True, using=using)
 
 
-def record_from_source(source, instance, created: bool, *, using: str | None = None):
+def record_from_source(source, instance, created: bool, *, using: str | None = None,
+                       update_fields=None):
     """Record the interaction ``source`` derives from a saved ``instance``.
 
-    Never raises: a failure is logged with its traceback, and inside a
-    transaction the insert runs in a savepoint so the shop's own
-    transaction stays usable. Returns the Interaction or None.
+    Never raises: a failure (a weight or item function raising or returning
+    a bad value...) is logged with its traceback, and inside a transaction
+    the insert runs in a savepoint so the shop's own transaction stays
+    usable. Returns the Interaction or None.
     """
     try:
-        if not source.should_record(instance, created):
+        if not source.should_record(instance, created, update_fields):
             return None
         values = source_values(source, instance)
         if values is None:
@@ -491,8 +534,9 @@ def source_values(source, instance, *, now: datetime.datetime | None = None) -> 
     """The Interaction field values ``source`` gives ``instance``; None when skipped.
 
     A row without a user or session key (a guest checkout), or without an
-    item, records nothing and is counted in a debug log. ValueError for a
-    bad weight or an item outside ITEM_MODELS.
+    item (an item function returning None), records nothing and is counted
+    in a debug log. ValueError for a bad weight or an item outside
+    ITEM_MODELS (an item function returning anything else).
     """
     user_id = source.user_id_of(instance)
     session_key = checked_session_key(source.session_key_of(instance))

@@ -5,9 +5,94 @@ Ids are stable; each error carries a hint. E0NN are errors, W0NN warnings.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
+
 from django.core import checks
 
 from .conf import recs_settings
+
+
+def did_you_mean(word: str, known: Iterable[str], *, case_insensitive: bool = False) -> str:
+    """'Did you mean "X"?' naming the closest of ``known`` to ``word``, or "" if none is close."""
+    known = [name for name in known if isinstance(name, str)]
+    if case_insensitive:
+        by_upper = {name.upper(): name for name in known}
+        matches = difflib.get_close_matches(word.upper(), by_upper, n=1)
+        matches = [by_upper[match] for match in matches]
+    else:
+        matches = difflib.get_close_matches(word, known, n=1)
+    return f"Did you mean {matches[0]!r}? " if matches else ""
+
+
+@checks.register("django_recs")
+def check_settings_namespace(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E060: DJANGO_RECS is not a dict; E061: a key of it that is no django_recs setting.
+
+    Known keys are those of ``conf.DEFAULTS``, read when the check runs. An
+    unknown key is an error, not a warning: it is silently ignored, so a
+    typo (EXCLUDE_SEEM) leaves the shop on a default it meant to change.
+    """
+    from django.conf import settings
+
+    if not hasattr(settings, "DJANGO_RECS"):
+        return []
+    configured = settings.DJANGO_RECS
+    if not isinstance(configured, Mapping):
+        return [checks.Error(
+            f"DJANGO_RECS must be a dict of setting name -> value, got "
+            f"{type(configured).__name__}; every django_recs setting has its default.",
+            hint='e.g. DJANGO_RECS = {"ITEM_MODELS": ["shop.Product"], '
+                 '"EXCLUDE_SEEN": ["purchase"]}',
+            id="django_recs.E060",
+        )]
+    known = recs_settings.defaults
+    errors = []
+    for key in configured:
+        if key in known:
+            continue
+        close = did_you_mean(key, known, case_insensitive=True) if isinstance(key, str) else ""
+        errors.append(checks.Error(
+            f"DJANGO_RECS has the key {key!r}, which is not a django_recs setting: "
+            "it is ignored.",
+            hint=close + f"The settings are {', '.join(sorted(known))}.",
+            id="django_recs.E061",
+        ))
+    return errors
+
+
+@checks.register("django_recs")
+def check_exclude_seen(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E062: EXCLUDE_SEEN is not a list of names; E063: it names an event not in EVENTS.
+
+    Both leave items the visitor bought recommended again, with no error anywhere else.
+    """
+    value = recs_settings.EXCLUDE_SEEN
+    if not isinstance(value, (list, tuple)):
+        example = [value] if isinstance(value, str) else ["purchase"]
+        return [checks.Error(
+            f"DJANGO_RECS['EXCLUDE_SEEN'] must be a list of event names, got "
+            f"{type(value).__name__} {value!r}.",
+            hint=f'e.g. "EXCLUDE_SEEN": {example!r} (an empty list excludes nothing).',
+            id="django_recs.E062",
+        )]
+    events = recs_settings.EVENTS
+    if not isinstance(events, Mapping):
+        return []  # E020
+    errors = []
+    for name in value:
+        if isinstance(name, str) and name in events:
+            continue
+        close = did_you_mean(name, events) if isinstance(name, str) else ""
+        errors.append(checks.Error(
+            f"DJANGO_RECS['EXCLUDE_SEEN'] names the event {name!r}, which is not in "
+            f"DJANGO_RECS['EVENTS'] ({', '.join(map(str, events))}): no item is "
+            "excluded for it, so items of that event are recommended again.",
+            hint=close + "Name events of EVENTS whose items are not to be recommended "
+            "again to the same visitor.",
+            id="django_recs.E063",
+        ))
+    return errors
 
 
 @checks.register("django_recs")
@@ -136,8 +221,10 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E010-E017: SOURCES entries; E020-E021: EVENTS.
 
     E010 malformed entry, E011 unknown model, E012 unresolvable path, E013
-    unknown event, E014 negative or non-numeric weight, E015 bad ``when``,
-    E016 weight function not importable, E017 item path outside ITEM_MODELS;
+    unknown event, E014 negative or non-numeric weight, E015 bad ``when``
+    (or "user_set" without a user ForeignKey on the row), E016 weight
+    function not importable, E017 item path outside ITEM_MODELS, E018 item
+    function not importable;
     E020 an EVENTS weight that is negative or not a number, E021 a bad event name.
     """
     import math
@@ -207,4 +294,20 @@ def check_celery_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             "from .celery import app as celery_app (README: Celery).",
             id="django_recs.W002",
         )
+    ]
+
+
+@checks.register("django_recs")
+def check_categories(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E064-E066: the CATEGORY setting.
+
+    E064 not a dict, or a model that is not installed or not in ITEM_MODELS;
+    E065 a path that does not resolve to fields; E066 a to-many path (a
+    ManyToManyField or reverse relation), which serving ignores.
+    """
+    from .categories import category_errors
+
+    return [
+        checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
+        for error in category_errors()
     ]

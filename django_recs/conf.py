@@ -7,6 +7,7 @@ so ``override_settings(DJANGO_RECS={...})`` works in tests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -79,16 +80,19 @@ class RecsSettings:
         if name not in self.defaults:
             raise AttributeError(f"Unknown django_recs setting: {name!r}")
         if name not in self._cache:
-            from django.conf import settings
-
-            user = getattr(settings, "DJANGO_RECS", None) or {}
-            self._cache[name] = user.get(name, self.defaults[name])
+            self._cache[name] = self.user_settings().get(name, self.defaults[name])
         return self._cache[name]
 
     def user_settings(self) -> dict[str, Any]:
+        """The project's DJANGO_RECS as a dict.
+
+        {} when it is unset or not a mapping: the defaults then apply, so the
+        other checks and the shop keep working while check E060 reports it.
+        """
         from django.conf import settings
 
-        return dict(getattr(settings, "DJANGO_RECS", None) or {})
+        user = getattr(settings, "DJANGO_RECS", None)
+        return dict(user) if isinstance(user, Mapping) else {}
 
     def reload(self) -> None:
         self._cache.clear()

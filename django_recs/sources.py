@@ -5,16 +5,32 @@ call) names a model whose saves become interactions::
 
     {"model": "shop.OrderLine", "event": "purchase",
      "user": "order.customer",       # attribute path to the user (None = guest: skipped)
-     "item": "product",              # attribute path to an item of ITEM_MODELS
+     "item": "product",              # attribute path | "module.func"(instance) -> item or None
      "weight": "quantity",           # number | attribute path | "module.func"(instance)
-     "when": "created",              # "created" | "saved" | "module.func"(instance, created)
+     "when": "created",              # "created" | "saved" | "user_set"
+                                     #  | "module.func"(instance, created)
      "timestamp": "order.created",   # optional attribute path (default: now)
-     "session_key": "cart.session"}  # optional attribute path, for anonymous rows
+     "session_key": "cart.session",  # optional attribute path, for anonymous rows
+     "select_related": ["variant__product"]}  # optional: loaded with each row (backfill)
 
-A string ``weight`` is an attribute path when its first part is a field or
-attribute of the model, otherwise it is imported as a function. This module
-parses and validates entries (for the system checks) and turns a saved
-instance into the values of one interaction; :mod:`django_recs.capture`
+A string ``weight`` or ``item`` is an attribute path when its first part is a
+field or attribute of the model, otherwise it is imported as a function (an
+``item`` without a dot is always a path). An item function returns an
+instance of an ITEM_MODELS model, or None to skip the row; anything else is a
+``ValueError`` at record time, handled like an item path leading outside
+ITEM_MODELS (logged, the shop's save goes on; a bad row in the backfill).
+
+``when="user_set"`` records the save on which the row's user becomes known:
+the row is created with a user, or saved with one after a save without (an
+anonymous basket line that gains its owner at login). The user path must be a
+ForeignKey of the model itself; its ``*_id`` is remembered when an instance
+is loaded (``post_init``, no query) and after each save, so a second save
+with the same user records nothing. A user field deferred at load is read
+with one query before the save. ``QuerySet.update()`` sends no signal and is
+not seen.
+
+This module parses and validates entries (for the system checks) and turns a
+saved instance into the values of one interaction; :mod:`django_recs.capture`
 connects the receivers.
 """
 
@@ -22,7 +38,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,11 +51,23 @@ from django.utils.module_loading import import_string
 
 from .conf import recs_settings
 
-WHEN_CHOICES = ("created", "saved")
-KNOWN_KEYS = {"model", "event", "user", "item", "weight", "when", "timestamp", "session_key"}
+WHEN_CHOICES = ("created", "saved", "user_set")
+KNOWN_KEYS = {"model", "event", "user", "item", "weight", "when", "timestamp", "session_key",
+              "select_related"}
 REQUIRED_KEYS = ("model", "event", "user", "item")
 
 NUMERIC_FIELD_TYPES = (models.IntegerField, models.FloatField, models.DecimalField)
+
+#: Where an instance of a "user_set" source keeps its user ``*_id`` values as
+#: loaded or last saved: {attname: value}.
+SAVED_USER_IDS = "_django_recs_saved_user_ids"
+_UNKNOWN = object()
+
+CALLABLE_HINTS = {
+    "weight": "Use a field or property of the model, or 'package.module.function'.",
+    "item": "Use a path to the item (\"product\", \"variant.product\"), or "
+            "'package.module.function' returning an item of ITEM_MODELS or None.",
+}
 
 
 class SourceError(ValueError):
@@ -166,24 +194,48 @@ class Source:
     model: type[models.Model]
     event: str
     user: AttributePath
-    item: AttributePath
+    item: AttributePath | Callable
     weight: float | AttributePath | Callable | None = None
     when: str | Callable = "created"
     timestamp: AttributePath | None = None
     session_key: AttributePath | None = None
     origin: str = ""
+    extra_select_related: tuple[str, ...] = ()
     skipped_without_visitor: int = field(default=0, compare=False)
 
     @property
     def label(self) -> str:
         return self.origin or f"{self.model._meta.label} -> {self.event}"
 
-    def should_record(self, instance, created: bool) -> bool:
+    def should_record(self, instance, created: bool, update_fields=None) -> bool:
+        """Whether this save of ``instance`` records (``update_fields`` as post_save gives it)."""
         if self.when == "created":
             return created
         if self.when == "saved":
             return True
+        if self.when == "user_set":
+            return self.user_was_set(instance, created, update_fields)
         return bool(self.when(instance, created))
+
+    @property
+    def user_attname(self) -> str | None:
+        """The ``*_id`` attribute a "user_set" source watches (None for other sources)."""
+        return self.user.steps[0].field.attname if self.when == "user_set" else None
+
+    def user_was_set(self, instance, created: bool, update_fields=None) -> bool:
+        """True when this save gave the row a user it did not have at its previous save.
+
+        A row whose previous user is unknown (never loaded with the field)
+        does not record: better one interaction missed than one recorded twice.
+        """
+        attname = self.user_attname
+        if instance.__dict__.get(attname) is None:
+            return False
+        if created:
+            return True
+        if update_fields is not None and not {attname, self.user.steps[0].name} & set(update_fields):
+            return False  # the user was not written by this save
+        return saved_user_ids(instance).get(attname, _UNKNOWN) is None
 
     def weight_of(self, instance) -> float | None:
         """This row's weight (None: the event's default weight)."""
@@ -208,7 +260,13 @@ class Source:
         return user.pk
 
     def item_of(self, instance) -> tuple[type[models.Model], Any] | None:
-        """(item model, primary key) of the row's item, or None."""
+        """(item model, primary key) of the row's item, or None.
+
+        ValueError when an item function returns something other than a
+        saved instance of an ITEM_MODELS model (or None).
+        """
+        if not isinstance(self.item, AttributePath):
+            return self._item_from_function(instance)
         if self.item.ends_in_relation:
             pk = self.item.related_pk(instance)
             return None if pk is None else (self.item.target_model, pk)
@@ -222,6 +280,24 @@ class Source:
             )
         return type(item), item.pk
 
+    def _item_from_function(self, instance) -> tuple[type[models.Model], Any] | None:
+        from .items import is_item_model
+
+        item = self.item(instance)
+        if item is None:
+            return None
+        name = callable_name(self.item)
+        if not isinstance(item, models.Model) or not is_item_model(type(item)):
+            got = item._meta.label if isinstance(item, models.Model) else type(item).__name__
+            raise ValueError(
+                f"{self.label}: item function {name} returned a {got} ({item!r}), not an "
+                "instance of a model in DJANGO_RECS['ITEM_MODELS'] (or None to skip the row)"
+            )
+        if item.pk is None or item._state.adding:
+            raise ValueError(f"{self.label}: item function {name} returned an unsaved "
+                             f"{item._meta.label} ({item!r})")
+        return type(item), item.pk
+
     def session_key_of(self, instance) -> str:
         if self.session_key is None:
             return ""
@@ -232,11 +308,12 @@ class Source:
 
     def select_related(self) -> list[str]:
         """Relations to load with each row when many rows are read (the backfill)."""
-        paths = [self.user, self.item, self.timestamp, self.session_key]
-        if isinstance(self.weight, AttributePath):
-            paths.append(self.weight)
-        lookups = {p.select_related for p in paths if p is not None}
+        paths = [self.user, self.item, self.timestamp, self.session_key, self.weight]
+        lookups = {p.select_related for p in paths if isinstance(p, AttributePath)}
         lookups.discard(None)
+        # What the entry's select_related adds for its functions (an item
+        # function reading line.variant.product): not a query per row.
+        lookups.update(self.extra_select_related)
         return sorted(lookups)
 
 
@@ -270,29 +347,20 @@ def parse_source(entry: dict, *, origin: str = "") -> Source:
             f"{where}: user path {user.text!r} leads to {user.target_model._meta.label}, "
             f"not the user model {user_model._meta.label}", "E012",
             hint="Point the path at a ForeignKey to AUTH_USER_MODEL.")
-    item = _path(model, entry["item"], where, "item")
-    if item.target_model is not None:
-        from .items import is_item_model
-
-        try:
-            ok = is_item_model(item.target_model)
-        except (LookupError, ValueError):
-            ok = False  # ITEM_MODELS itself is broken: reported by E001/E002
-        if not ok:
-            raise SourceError(
-                f"{where}: item path {item.text!r} leads to {item.target_model._meta.label}, "
-                "which is not in DJANGO_RECS['ITEM_MODELS']", "E017",
-                hint=f'Add "{item.target_model._meta.label}" to ITEM_MODELS or fix the path.')
+    when = _when(entry.get("when", "created"), where)
+    if when == "user_set":
+        _check_user_set(model, user, where)
     return Source(
         model=model,
         event=event,
         user=user,
-        item=item,
+        item=_item(model, entry["item"], where),
         weight=_weight(model, entry.get("weight"), where),
-        when=_when(entry.get("when", "created"), where),
+        when=when,
         timestamp=_optional_path(model, entry.get("timestamp"), where, "timestamp"),
         session_key=_optional_path(model, entry.get("session_key"), where, "session_key"),
         origin=origin,
+        extra_select_related=_select_related(model, entry.get("select_related"), where),
     )
 
 
@@ -316,6 +384,59 @@ def _path(model, text, where: str, key: str) -> AttributePath:
 
 def _optional_path(model, text, where: str, key: str) -> AttributePath | None:
     return None if text in (None, "") else _path(model, text, where, key)
+
+
+def _item(model, value, where: str) -> AttributePath | Callable:
+    """The item path or function of an entry; SourceError E012/E017/E018 naming the problem."""
+    if callable(value):
+        return value
+    if isinstance(value, str) and "." in value and not _has_attribute(model, value.split(".")[0]):
+        return _import_callable(value, where, "item", "E018")
+    item = _path(model, value, where, "item")
+    if item.target_model is not None:
+        from .items import is_item_model
+
+        try:
+            ok = is_item_model(item.target_model)
+        except (LookupError, ValueError):
+            ok = False  # ITEM_MODELS itself is broken: reported by E001/E002
+        if not ok:
+            raise SourceError(
+                f"{where}: item path {item.text!r} leads to {item.target_model._meta.label}, "
+                "which is not in DJANGO_RECS['ITEM_MODELS']", "E017",
+                hint=f'Add "{item.target_model._meta.label}" to ITEM_MODELS or fix the path.')
+    return item
+
+
+def _check_user_set(model, user: AttributePath, where: str) -> None:
+    """"user_set" watches a ForeignKey of the row itself (E015 otherwise)."""
+    if len(user.steps) == 1 and user.ends_in_relation:
+        return
+    raise SourceError(
+        f"{where}: when 'user_set' needs a user path that is a ForeignKey of "
+        f"{model._meta.label} itself, got {user.text!r}", "E015",
+        hint="The row's own *_id is watched from save to save; a user reached through "
+        "another model changes without a save of this row. Use 'created' or 'saved' there.")
+
+
+def _select_related(model, value, where: str) -> tuple[str, ...]:
+    """The extra select_related() lookups of an entry (E010 malformed, E012 unresolvable)."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise SourceError(f"{where}: select_related {value!r} must be a list of lookups",
+                          "E010", hint='e.g. "select_related": ["variant__product"]')
+    for lookup in value:
+        path = _path(model, lookup.replace("__", "."), where, "select_related")
+        step = next((s for s in path.steps if s.related_model is None or s.field is None), None)
+        if step is not None:
+            raise SourceError(
+                f"{where}: select_related {lookup!r} goes through {step.name!r}, which is not "
+                "a ForeignKey or OneToOneField", "E012",
+                hint="select_related() follows relations to one object only.")
+    return tuple(lookup.replace(".", "__") for lookup in value)
 
 
 def _weight(model, value, where: str):
@@ -351,7 +472,8 @@ def _when(value, where: str):
         return value
     if isinstance(value, str) and "." in value:
         return _import_callable(value, where, "when", "E015")
-    raise SourceError(f"{where}: when {value!r} must be 'created', 'saved' or 'module.func'",
+    raise SourceError(f"{where}: when {value!r} must be 'created', 'saved', 'user_set' or "
+                      "'module.func'",
                       "E015", hint="A predicate is called as func(instance, created) -> bool.")
 
 
@@ -370,16 +492,49 @@ def _import_callable(path: str, where: str, key: str, code: str):
         if key == "when":
             raise SourceError(
                 f"{where}: when {path!r} is not an importable function ({error})", code,
-                hint="Use 'created', 'saved' or 'package.module.predicate'.",
+                hint="Use 'created', 'saved', 'user_set' or 'package.module.predicate'.",
             ) from None
         raise SourceError(
             f"{where}: {key} {path!r} is neither an attribute path on the model nor an "
-            f"importable function ({error})", code,
-            hint="Use a field or property of the model, or 'package.module.function'.",
+            f"importable function ({error})", code, hint=CALLABLE_HINTS[key],
         ) from None
     if not callable(function):
-        raise SourceError(f"{where}: {key} {path!r} is not callable", code)
+        raise SourceError(f"{where}: {key} {path!r} is not callable", code,
+                          hint=CALLABLE_HINTS.get(key, ""))
     return function
+
+
+def callable_name(function) -> str:
+    """"module.qualname" of a function, for messages."""
+    qualname = getattr(function, "__qualname__", None)
+    return f"{function.__module__}.{qualname}" if qualname else repr(function)
+
+
+# --- user_set: the row's user as it was at its previous save ---------------------------
+
+
+def saved_user_ids(instance) -> dict[str, Any]:
+    """{attname: user id} of ``instance`` as loaded or last saved (what is known of it)."""
+    return instance.__dict__.get(SAVED_USER_IDS, {})
+
+
+def remember_user_ids(instance, attnames: Iterable[str],
+                      update_fields: Iterable[str] | None = None) -> None:
+    """Note the user ``*_id`` values of ``instance`` now, as its previous ones for the next save.
+
+    A deferred field (not in the instance's __dict__) is not read: that would
+    be a query per loaded row. After a save with ``update_fields`` (field
+    names or attnames) only the fields it wrote are noted.
+    """
+    values = instance.__dict__
+    written = None if update_fields is None else set(update_fields)
+    noted = {
+        attname: values[attname] for attname in attnames
+        if attname in values and (
+            written is None or attname in written or attname.removesuffix("_id") in written)
+    }
+    # A new dict rather than an update: a copy.copy() of the instance must not share it.
+    values[SAVED_USER_IDS] = {**values.get(SAVED_USER_IDS, {}), **noted}
 
 
 # --- Registry: SOURCES from settings plus register_source() calls --------------
@@ -388,15 +543,18 @@ _registered: list[dict] = []
 
 
 def register_source(model, *, event: str, user, item, weight=None, when="created",
-                    timestamp=None, session_key=None) -> None:
+                    timestamp=None, session_key=None, select_related=None) -> None:
     """Record ``event`` whenever ``model`` is saved, as an entry of SOURCES would.
 
-    ``model`` is a model class or "app_label.ModelName"; ``weight`` and
-    ``when`` may also be callables. Call it from an AppConfig.ready(); the
-    entry is validated by ``manage.py check`` like a SOURCES entry.
+    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``
+    and ``when`` may also be callables (``item(instance)`` returns an item of
+    ITEM_MODELS or None). Call it from an AppConfig.ready(); nothing is
+    raised here: the entry is validated by ``manage.py check`` like a
+    SOURCES entry, and a broken one records nothing.
     """
     entry = {"model": model, "event": event, "user": user, "item": item, "weight": weight,
-             "when": when, "timestamp": timestamp, "session_key": session_key}
+             "when": when, "timestamp": timestamp, "session_key": session_key,
+             "select_related": select_related}
     _registered.append({key: value for key, value in entry.items() if value is not None})
     if apps.ready:
         from .capture import connect_sources

@@ -14,7 +14,9 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 import django_recs
+from django_recs.capture import source_values
 from django_recs.models import Interaction
+from django_recs.sources import parse_source
 from tests.testapp.models import (
     CartLine,
     Gadget,
@@ -22,6 +24,8 @@ from tests.testapp.models import (
     OrderLine,
     Product,
     Review,
+    Variant,
+    VariantLine,
     Wishlist,
     WishlistEntry,
 )
@@ -39,6 +43,11 @@ WISHLISTS = {"model": "testapp.WishlistEntry", "event": "wishlist", "user": "wis
              "item": "gadget", "timestamp": "added"}
 CARTS = {"model": "testapp.CartLine", "event": "cart", "user": "user", "item": "product",
          "weight": "quantity", "session_key": "session_key"}
+VARIANT_PURCHASES = {"model": "testapp.VariantLine", "event": "purchase",
+                     "user": "order.customer", "item": "tests.testapp.sources.parent_product",
+                     "weight": "quantity"}
+OWNED_CARTS = {"model": "testapp.CartLine", "event": "cart", "user": "user", "item": "product",
+               "when": "user_set"}
 
 
 def sources(*entries, **extra):
@@ -190,6 +199,130 @@ def test_sources_follow_setting_changes(alice, teapot):
     assert Interaction.objects.count() == 0  # disconnected again
 
 
+# --- An item function: the parent product of a variant -----------------------------------------
+
+
+@pytest.fixture
+def teapot_in_two_sizes(teapot):
+    return Variant.objects.create(product=teapot, name="0.5 l"), \
+        Variant.objects.create(product=teapot, name="1 l")
+
+
+def test_an_item_function_records_the_parent_product_of_a_variant(alice, teapot,
+                                                                   teapot_in_two_sizes):
+    small, large = teapot_in_two_sizes
+    with sources(VARIANT_PURCHASES):
+        order = Order.objects.create(customer=alice)
+        VariantLine.objects.create(order=order, variant=small, quantity=2)
+        VariantLine.objects.create(order=order, variant=large)
+        VariantLine.objects.create(order=order, variant=None)  # None: skipped
+    assert rows() == [(alice.pk, str(teapot.pk), "purchase", 2.0),
+                      (alice.pk, str(teapot.pk), "purchase", 1.0)]
+    assert {i.item_type.model_class() for i in Interaction.objects.all()} == {Product}
+
+
+def test_register_source_with_an_item_callable(alice, teapot, teapot_in_two_sizes):
+    from django_recs.capture import unregister_source
+
+    django_recs.register_source(VariantLine, event="purchase", user="order.customer",
+                                item=lambda line: line.variant.product)
+    try:
+        VariantLine.objects.create(order=Order.objects.create(customer=alice),
+                                   variant=teapot_in_two_sizes[0])
+        assert not [m for m in checks.run_checks() if m.id.startswith("django_recs.E")]
+    finally:
+        unregister_source(VariantLine, event="purchase")
+    assert rows() == [(alice.pk, str(teapot.pk), "purchase", 5.0)]  # the event's weight
+
+
+@pytest.mark.parametrize(("function", "problem"), [
+    ("tests.testapp.sources.line_order",
+     r"item function tests\.testapp\.sources\.line_order returned a testapp\.Order \(.*\), not "
+     r"an instance of a model in DJANGO_RECS\['ITEM_MODELS'\] \(or None to skip the row\)"),
+    ("tests.testapp.sources.draft_product",
+     r"item function tests\.testapp\.sources\.draft_product returned an unsaved testapp\.Product"),
+])
+def test_an_item_function_returning_no_item_is_a_clear_error_that_never_breaks_the_save(
+        alice, teapot_in_two_sizes, caplog, function, problem):
+    entry = {**VARIANT_PURCHASES, "item": function}
+    with sources(entry):
+        line = VariantLine.objects.create(order=Order.objects.create(customer=alice),
+                                          variant=teapot_in_two_sizes[0])
+        with pytest.raises(ValueError, match=problem):
+            source_values(parse_source(entry), line)
+    assert Interaction.objects.count() == 0
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "could not record testapp.VariantLine" in error.getMessage()
+    assert re.search(problem, str(error.exc_info[1]))
+
+
+# --- when="user_set": the save that gives a row its user ----------------------------------------
+
+
+def test_user_set_records_the_save_that_gives_an_anonymous_line_its_owner(alice, teapot):
+    with sources(OWNED_CARTS):
+        line = CartLine.objects.create(session_key="visitor-session-1", product=teapot)
+        assert Interaction.objects.count() == 0  # anonymous: not yet
+        line = CartLine.objects.get(pk=line.pk)  # after login, in another request
+        line.user = alice
+        line.save()
+        assert rows() == [(alice.pk, str(teapot.pk), "cart", 3.0)]
+        line.quantity = 2
+        line.save()  # the same user again: nothing
+        again = CartLine.objects.get(pk=line.pk)
+        again.save()
+    assert Interaction.objects.count() == 1
+
+
+def test_user_set_records_a_row_created_with_its_user_once(alice, teapot):
+    with sources(OWNED_CARTS):
+        line = CartLine.objects.create(user=alice, product=teapot)
+        line.save()
+        CartLine.objects.get(pk=line.pk).save()
+    assert rows() == [(alice.pk, str(teapot.pk), "cart", 3.0)]
+
+
+def test_user_set_ignores_a_change_of_user_and_a_save_that_does_not_write_it(alice, teapot):
+    bob = User.objects.create_user("bob")
+    with sources(OWNED_CARTS):
+        line = CartLine.objects.create(user=alice, product=teapot)
+        line.user = bob
+        line.save()  # one user for another: not "set"
+        anonymous = CartLine.objects.create(session_key="s", product=teapot)
+        anonymous.user = bob
+        anonymous.save(update_fields=["quantity"])  # the user is not written
+        assert Interaction.objects.count() == 1
+        anonymous.save(update_fields=["user"])
+    assert rows() == [(alice.pk, str(teapot.pk), "cart", 3.0),
+                      (bob.pk, str(teapot.pk), "cart", 3.0)]
+
+
+def test_user_set_reads_a_deferred_user_with_one_query_at_save_only(alice, teapot,
+                                                                    django_assert_num_queries):
+    with sources(OWNED_CARTS):
+        anonymous = CartLine.objects.create(session_key="s", product=teapot)
+        owned = CartLine.objects.create(user=alice, product=teapot)
+        with django_assert_num_queries(1):  # loading costs no query per row
+            lines = list(CartLine.objects.only("quantity").order_by("pk"))
+        assert [line.pk for line in lines] == [anonymous.pk, owned.pk]
+        for line in lines:
+            line.user = alice
+            line.save()
+    # The stored user was read: only the line that had none records.
+    assert rows()[1:] == [(alice.pk, str(teapot.pk), "cart", 3.0)]
+    assert Interaction.objects.count() == 2
+
+
+def test_user_set_needs_the_user_field_of_the_row_itself():
+    entry = {**PURCHASES, "when": "user_set"}
+    with sources(entry):
+        [error] = [m for m in checks.run_checks() if m.id.startswith("django_recs.E")]
+    assert error.id == "django_recs.E015"
+    assert error.msg == ("DJANGO_RECS['SOURCES'][0]: when 'user_set' needs a user path that is "
+                         "a ForeignKey of testapp.OrderLine itself, got 'order.customer'.")
+    assert "Use 'created' or 'saved' there" in error.hint
+
+
 # --- System checks ------------------------------------------------------------------------------
 
 BROKEN = [
@@ -203,9 +336,19 @@ BROKEN = [
     ({**PURCHASES, "weight": [1]}, "E014", "not a number"),
     ({**PURCHASES, "weight": "order"}, "E014", "not a number"),
     ({**PURCHASES, "weight": "shop.weights.missing"}, "E016", "neither an attribute path"),
-    ({**PURCHASES, "when": "sometimes"}, "E015", "'created', 'saved'"),
+    ({**PURCHASES, "when": "sometimes"}, "E015", "'created', 'saved', 'user_set'"),
     ({**PURCHASES, "when": "tests.testapp.sources.missing"}, "E015", "not an importable"),
     ({**PURCHASES, "item": "order"}, "E017", "not in DJANGO_RECS\\['ITEM_MODELS'\\]"),
+    ({**PURCHASES, "item": "shop.recs.parent_product"}, "E018",
+     "item 'shop.recs.parent_product' is neither an attribute path on the model nor an "
+     "importable function \\(No module named 'shop'\\)"),
+    ({**PURCHASES, "item": "tests.testapp.sources.NOT_CALLABLE"}, "E018", "is not callable"),
+    ({**PURCHASES, "item": "prodct"}, "E012", "has no field or attribute 'prodct'"),
+    ({**VARIANT_PURCHASES, "select_related": "variant__prodct"}, "E012",
+     "select_related .*'prodct'"),
+    ({**VARIANT_PURCHASES, "select_related": ["quantity"]}, "E012",
+     "select_related 'quantity' goes through 'quantity', which is not a ForeignKey"),
+    ({**VARIANT_PURCHASES, "select_related": [1]}, "E010", "must be a list of lookups"),
     ({**PURCHASES, "colour": "red"}, "E010", "unknown key"),
     ({"model": "testapp.OrderLine", "event": "purchase"}, "E010", "missing 'user', 'item'"),
     ("testapp.OrderLine", "E010", "must be a dict"),
@@ -231,7 +374,9 @@ def test_checks_report_bad_event_weights(events, code):
 
 
 def test_checks_pass_for_every_example_source():
-    with sources(PURCHASES, RATINGS, GOOD_RATINGS, WISHLISTS, CARTS):
+    with sources(PURCHASES, RATINGS, GOOD_RATINGS, WISHLISTS, CARTS, VARIANT_PURCHASES,
+                 {**VARIANT_PURCHASES, "select_related": ["variant__product", "order"]},
+                 OWNED_CARTS):
         errors = [m for m in checks.run_checks() if m.id.startswith("django_recs.E")]
     assert errors == []
 

@@ -9,13 +9,24 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import django_recs
 from django_recs.importing import InvalidRows, backfill_sources
 from django_recs.models import Interaction
-from tests.testapp.models import Gadget, Order, OrderLine, Product, Review
+from tests.testapp.models import (
+    CartLine,
+    Gadget,
+    Order,
+    OrderLine,
+    Product,
+    Review,
+    Variant,
+    VariantLine,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -270,6 +281,73 @@ def test_backfill_with_a_bad_row_writes_nothing(shop):
         result = backfill_sources(skip_invalid=True)
     assert (result.written, result.bad_rows) == (1, 4)
     assert Interaction.objects.count() == 1
+
+
+VARIANT_PURCHASES = {"model": "testapp.VariantLine", "event": "purchase",
+                     "user": "order.customer", "item": "tests.testapp.sources.parent_product",
+                     "weight": "quantity", "select_related": ["variant__product"]}
+
+
+def variant_orders(shop, lines):
+    """``lines`` order lines of variants of the first two products, and one without variant."""
+    (ann, ben, _), (p0, p1, *_), _ = shop
+    variants = [Variant.objects.create(product=p, name=size) for p in (p0, p1)
+                for size in ("S", "L")]
+    order = Order.objects.create(customer=ann)
+    for i in range(lines):
+        VariantLine.objects.create(order=order, variant=variants[i % 4], quantity=1 + i % 4)
+    VariantLine.objects.create(order=Order.objects.create(customer=ben), variant=None)
+
+
+def test_backfill_calls_an_item_function_per_row(shop):
+    (ann, _, _), (p0, p1, *_), _ = shop
+    variant_orders(shop, 4)
+    with recs(SOURCES=[VARIANT_PURCHASES]):
+        result = backfill_sources()
+        assert (result.written, result.not_recorded) == (4, 1)  # no variant: skipped
+        assert sorted(Interaction.objects.values_list("user_id", "item_key", "weight")) == [
+            (ann.pk, str(p0.pk), 1.0), (ann.pk, str(p0.pk), 2.0),
+            (ann.pk, str(p1.pk), 3.0), (ann.pk, str(p1.pk), 4.0)]
+        assert backfill_sources().written == 0  # once
+
+
+def backfill_queries(shop, lines, source) -> int:
+    VariantLine.objects.all().delete()
+    Interaction.objects.all().delete()
+    variant_orders(shop, lines)
+    with recs(SOURCES=[source]), CaptureQueriesContext(connection) as captured:
+        assert backfill_sources().written == lines
+    return len(captured)
+
+
+def test_backfill_loads_the_select_related_of_an_item_function_with_each_row(shop):
+    # Declared: no query per row. Without it: the function's two per row.
+    assert backfill_queries(shop, 2, VARIANT_PURCHASES) == \
+        backfill_queries(shop, 8, VARIANT_PURCHASES)
+    undeclared = {**VARIANT_PURCHASES, "select_related": None}
+    assert backfill_queries(shop, 8, undeclared) - backfill_queries(shop, 2, undeclared) == 12
+
+
+def test_backfill_reports_an_item_function_that_returns_no_item(shop):
+    variant_orders(shop, 2)
+    broken = {**VARIANT_PURCHASES, "item": "tests.testapp.sources.line_order"}
+    with recs(SOURCES=[broken]), pytest.raises(
+        CommandError, match=r"testapp.VariantLine #\d+: .*item function "
+                            r"tests.testapp.sources.line_order returned a testapp.Order"):
+        call_command("recs_import", "--from-sources", verbosity=0)
+    assert Interaction.objects.count() == 0
+
+
+def test_backfill_of_a_user_set_source_records_the_rows_that_have_a_user(shop):
+    (ann, _, _), (p0, p1, *_), _ = shop
+    CartLine.objects.create(user=ann, product=p0)
+    CartLine.objects.create(session_key="anonymous", product=p1)
+    owned = {"model": "testapp.CartLine", "event": "cart", "user": "user", "item": "product",
+             "when": "user_set"}
+    with recs(SOURCES=[owned]):
+        result = backfill_sources()
+    assert (result.written, result.not_recorded) == (1, 1)
+    assert list(Interaction.objects.values_list("user_id", "item_key")) == [(ann.pk, str(p0.pk))]
 
 
 def test_record_many_reads_a_queryset_between_writes(shop):

@@ -79,3 +79,18 @@ class CartLine(models.Model):
                              on_delete=models.CASCADE)
     product = models.ForeignKey(Product, on_delete=models.CASCADE)
     quantity = models.PositiveIntegerField(default=1)
+
+
+class Variant(models.Model):
+    """A size or colour of a product: order lines name it, recommendations its product."""
+
+    product = models.ForeignKey(Product, related_name="variants", on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
+
+
+class VariantLine(models.Model):
+    """An order line of a shop selling variants (a source whose item is a function)."""
+
+    order = models.ForeignKey(Order, related_name="variant_lines", on_delete=models.CASCADE)
+    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.SET_NULL)
+    quantity = models.PositiveIntegerField(default=1)

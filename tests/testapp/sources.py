@@ -23,3 +23,20 @@ def broken_weight(instance) -> float:
 
 
 NOT_CALLABLE = 3
+
+
+def parent_product(line):
+    """The product of the variant a line names; None (skip) when the variant is gone."""
+    return None if line.variant is None else line.variant.product
+
+
+def line_order(line):
+    """Not an item: a source whose item function is wrong."""
+    return line.order
+
+
+def draft_product(line):
+    """An unsaved product."""
+    from .models import Product
+
+    return Product(name="draft")
