@@ -48,10 +48,10 @@ def test_a_key_like_no_setting_lists_the_settings():
 
 
 def test_keys_are_read_from_the_defaults_when_the_check_runs(monkeypatch):
-    with recs(PENDING_TIMEOUT=60):
+    with recs(FUTURE_SETTING=60):
         assert [m.id for m in messages(check_settings_namespace)] == ["django_recs.E061"]
         # A setting added to conf.DEFAULTS (as another part of the app may) is known.
-        monkeypatch.setitem(DEFAULTS, "PENDING_TIMEOUT", 30)
+        monkeypatch.setitem(DEFAULTS, "FUTURE_SETTING", 30)
         assert messages(check_settings_namespace) == []
 
 
