@@ -254,3 +254,20 @@ def test_the_run_page_says_a_pending_run_waits_for_a_worker(db, recs, admin_clie
     text = page.content.decode()
     assert "has been waiting 1" in text and "for a Celery worker: is one running?" in text
     assert "data-recs-refresh" in text  # and it keeps following the run
+
+
+def test_the_per_algorithm_beat_schedule_of_docs_pipeline_runs_each_entry(db, recs):
+    """docs/pipeline.md's settings snippet, executed; each of its entries applied as beat would."""
+    text = (ROOT / "docs" / "pipeline.md").read_text()
+    [snippet] = [block for block in text.split("```python\n")[1:]
+                 if block.startswith("# settings.py")]
+    namespace: dict = {}
+    exec(snippet.split("```")[0], namespace)  # noqa: S102 - the documented settings, as written
+    schedule = namespace["CELERY_BEAT_SCHEDULE"]
+    Shop()
+    for entry in schedule.values():
+        assert entry["task"] == tasks.recompute.name
+        result = tasks.recompute.apply(args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))
+        run = Run.objects.get(pk=result.get()["run"])
+        assert run.status == "succeeded" and run.triggered_by == "beat"
+    assert {run.algorithm for run in Run.objects.all()} == {"similar", "personal", "popular"}
