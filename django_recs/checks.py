@@ -188,3 +188,19 @@ def check_item_features(app_configs=None, **kwargs) -> list[checks.CheckMessage]
         checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
         for error in [*feature_config_errors(), *content_setting_errors()]
     ]
+
+
+@checks.register("django_recs")
+def check_item_querysets(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E060-E063: ITEM_QUERYSETS, the items a shop shows.
+
+    E060 not a dict, E061 a model not in ITEM_MODELS, E062 a path that does
+    not resolve to a callable, E063 a callable that raises or returns
+    something else than an unsliced QuerySet of its model.
+    """
+    from .items import item_queryset_errors
+
+    return [
+        checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
+        for error in item_queryset_errors()
+    ]

@@ -79,3 +79,21 @@ class CartLine(models.Model):
                              on_delete=models.CASCADE)
     product = models.ForeignKey(Product, on_delete=models.CASCADE)
     quantity = models.PositiveIntegerField(default=1)
+
+
+class PosterQuerySet(models.QuerySet):
+    def browsable(self):
+        """What the shop shows: published posters."""
+        return self.filter(published=True)
+
+
+class Poster(models.Model):
+    """An item model whose shop hides unpublished items (ITEM_QUERYSETS)."""
+
+    name = models.CharField(max_length=200)
+    published = models.BooleanField(default=True)
+
+    objects = PosterQuerySet.as_manager()
+
+    def __str__(self):
+        return self.name
