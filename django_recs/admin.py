@@ -188,7 +188,7 @@ class RunAdmin(admin.ModelAdmin):
         for run in runs:
             # An in-process (eager) task has already finished by now.
             run.refresh_from_db(fields=["status", "error"])
-            self.message_user(request, *run_status_message(run))
+            self.message_user(request, *_triggered_message(run))
         if len(runs) == 1:
             return HttpResponseRedirect(reverse("admin:django_recs_run_change", args=[runs[0].pk]))
         return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
@@ -247,20 +247,20 @@ class RunAdmin(admin.ModelAdmin):
         return format_html('<pre class="recs-error">{}</pre>', run.error) if run.error else "-"
 
 
-def run_status_message(run: Run) -> tuple[str, int]:
-    """The admin message for a run just enqueued (or run in-process), and its level.
+def _triggered_message(run: Run) -> tuple[str, int]:
+    """What staff read after "Recompute now" for one run, and the message level.
 
     "similar run #4 succeeded.", "… is pending.", "… is running.",
     "… failed: <the error's first line>".
     """
     link = format_html('{} run <a href="{}">#{}</a>', run.algorithm,
                        reverse("admin:django_recs_run_change", args=[run.pk]), run.pk)
-    if run.status == Run.Status.SUCCEEDED:
-        return format_html("{} succeeded.", link), messages.SUCCESS
     if run.status == Run.Status.FAILED:
-        first_line = (run.error or "").strip().partition("\n")[0] or _("no error recorded")
+        first_line = (run.error or "").splitlines()[0] if run.error else ""
         return format_html("{} failed: {}", link, first_line), messages.ERROR
-    return format_html("{} is {}.", link, run.get_status_display()), messages.INFO
+    states = {Run.Status.PENDING: "is pending", Run.Status.RUNNING: "is running",
+              Run.Status.SUCCEEDED: "succeeded"}
+    return format_html("{} {}.", link, states[run.status]), messages.SUCCESS
 
 
 def _active_icon():

@@ -192,10 +192,10 @@ def check_item_features(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 
 @checks.register("django_recs")
 def check_item_querysets(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E060-E063: ITEM_QUERYSETS, the items a shop shows.
+    """E070-E073: ITEM_QUERYSETS, the items a shop shows.
 
-    E060 not a dict, E061 a model not in ITEM_MODELS, E062 a path that does
-    not resolve to a callable, E063 a callable that raises or returns
+    E070 not a dict, E071 a model not in ITEM_MODELS, E072 a path that does
+    not resolve to a callable, E073 a callable that raises or returns
     something else than an unsliced QuerySet of its model.
     """
     from .items import item_queryset_errors

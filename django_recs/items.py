@@ -77,7 +77,7 @@ def key_as_pk(model: type[models.Model], expression):
 
 
 class ItemQuerysetError(ValueError):
-    """An ITEM_QUERYSETS entry that cannot work; ``code`` is the check id suffix (E060...)."""
+    """An ITEM_QUERYSETS entry that cannot work; ``code`` is the check id suffix (E070...)."""
 
     def __init__(self, message: str, code: str, hint: str = ""):
         super().__init__(message)
@@ -109,7 +109,7 @@ def default_item_queryset(model: type[models.Model]) -> models.QuerySet:
     ItemQuerysetError
         The entry does not import, or its callable returns something else
         than an unsliced QuerySet of ``model`` (``manage.py check`` reports
-        the same as django_recs.E060-E063).
+        the same as django_recs.E070-E073).
     """
     model = model._meta.concrete_model
     if model not in _resolved:
@@ -135,7 +135,7 @@ def _entries() -> list[tuple[object, object]]:
         raise ItemQuerysetError(
             "DJANGO_RECS['ITEM_QUERYSETS'] must be a dict of \"app_label.Model\" -> dotted "
             f"path, got {type(configured).__name__}",
-            "E060", 'e.g. "ITEM_QUERYSETS": {"shop.Product": "shop.queries.visible"}',
+            "E070", 'e.g. "ITEM_QUERYSETS": {"shop.Product": "shop.queries.visible"}',
         )
     return list(configured.items())
 
@@ -156,20 +156,20 @@ def resolve_queryset_path(label: str, path) -> Callable[[], models.QuerySet]:
     Raises
     ------
     ItemQuerysetError
-        ``path`` is not a string, does not import or is not callable (E062).
+        ``path`` is not a string, does not import or is not callable (E072).
     """
     where = f"DJANGO_RECS['ITEM_QUERYSETS'][{label!r}]"
     if not isinstance(path, str) or not path:
-        raise ItemQuerysetError(f"{where} is {path!r}, not a dotted path", "E062", _PATH_HINT)
+        raise ItemQuerysetError(f"{where} is {path!r}, not a dotted path", "E072", _PATH_HINT)
     try:
         target = _model_attribute(path)
         if target is None:
             target = import_string(path)
     except (ImportError, AttributeError) as error:
-        raise ItemQuerysetError(f"{where}: cannot resolve {path!r} ({error})", "E062",
+        raise ItemQuerysetError(f"{where}: cannot resolve {path!r} ({error})", "E072",
                                 _PATH_HINT) from error
     if not callable(target):
-        raise ItemQuerysetError(f"{where}: {path!r} is not callable", "E062", _PATH_HINT)
+        raise ItemQuerysetError(f"{where}: {path!r} is not callable", "E072", _PATH_HINT)
     return target
 
 
@@ -193,30 +193,30 @@ def _model_attribute(path: str):
 
 
 def _checked_result(model, label: str, function: Callable[[], models.QuerySet]) -> models.QuerySet:
-    """``function()``, which must be an unsliced QuerySet of ``model`` (E063 otherwise)."""
+    """``function()``, which must be an unsliced QuerySet of ``model`` (E073 otherwise)."""
     where = f"DJANGO_RECS['ITEM_QUERYSETS'][{label!r}]"
     result = function()
     if not isinstance(result, models.QuerySet):
         raise ItemQuerysetError(
             f"{where} returned a {type(result).__name__}, not a QuerySet of {model._meta.label}",
-            "E063", "Return a queryset, e.g. Product.objects.filter(published=True)"
+            "E073", "Return a queryset, e.g. Product.objects.filter(published=True)"
             + (" (a manager is not one: .all() is)." if isinstance(result, models.Manager) else "."),
         )
     if result.model._meta.concrete_model is not model:
         raise ItemQuerysetError(
             f"{where} returned a QuerySet of {result.model._meta.label}, not of {model._meta.label}",
-            "E063", "Map each model to a callable returning a queryset of that model.",
+            "E073", "Map each model to a callable returning a queryset of that model.",
         )
     if result.query.is_sliced:
         raise ItemQuerysetError(
             f"{where} returned a sliced QuerySet; lists need to filter it",
-            "E063", "Leave out the slice ([:n]); the lists choose their own length.",
+            "E073", "Leave out the slice ([:n]); the lists choose their own length.",
         )
     return result
 
 
 def item_queryset_errors() -> Iterator[ItemQuerysetError]:
-    """What is wrong with ITEM_QUERYSETS, for the system checks (E060-E063).
+    """What is wrong with ITEM_QUERYSETS, for the system checks (E070-E073).
 
     Calls each entry's callable once: building a queryset runs no query.
     """
@@ -232,7 +232,7 @@ def item_queryset_errors() -> Iterator[ItemQuerysetError]:
             yield ItemQuerysetError(
                 f"DJANGO_RECS['ITEM_QUERYSETS'] names {label!r}, which is not a model "
                 "in ITEM_MODELS",
-                "E061", 'Use "app_label.ModelName" of a model listed in ITEM_MODELS.',
+                "E071", 'Use "app_label.ModelName" of a model listed in ITEM_MODELS.',
             )
             continue
         try:
@@ -242,5 +242,5 @@ def item_queryset_errors() -> Iterator[ItemQuerysetError]:
         except Exception as error:  # the shop's callable failed: report, don't crash check
             yield ItemQuerysetError(
                 f"DJANGO_RECS['ITEM_QUERYSETS'][{label!r}] raised {type(error).__name__}: {error}",
-                "E063", "The callable is called with no arguments and must return a queryset.",
+                "E073", "The callable is called with no arguments and must return a queryset.",
             )

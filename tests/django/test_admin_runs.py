@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 import django_recs
-from django_recs.admin import run_status_message
+from django_recs.admin import _triggered_message
 from django_recs.models import Interaction, Run
 
 from . import pipeline_fixtures
@@ -69,18 +69,16 @@ def test_recompute_now_says_how_an_in_process_run_ended(algorithm, message, tran
 
 
 @pytest.mark.parametrize(("status", "error", "text", "level"), [
-    ("pending", "", "similar run <a href=\"{url}\">#{pk}</a> is pending.", messages.INFO),
-    ("running", "", "similar run <a href=\"{url}\">#{pk}</a> is running.", messages.INFO),
+    ("pending", "", "similar run <a href=\"{url}\">#{pk}</a> is pending.", messages.SUCCESS),
+    ("running", "", "similar run <a href=\"{url}\">#{pk}</a> is running.", messages.SUCCESS),
     ("succeeded", "", "similar run <a href=\"{url}\">#{pk}</a> succeeded.", messages.SUCCESS),
     ("failed", "ValueError: no data\n\nStage: load\n\nTraceback ...",
      "similar run <a href=\"{url}\">#{pk}</a> failed: ValueError: no data", messages.ERROR),
-    ("failed", "", "similar run <a href=\"{url}\">#{pk}</a> failed: no error recorded",
-     messages.ERROR),
 ])
-def test_run_status_messages_read_naturally(db, status, error, text, level):
+def test_run_messages_read_naturally(db, status, error, text, level):
     run = Run.objects.create(algorithm="similar", status=status, error=error)
     url = reverse("admin:django_recs_run_change", args=[run.pk])
-    assert run_status_message(run) == (text.format(url=url, pk=run.pk), level)
+    assert _triggered_message(run) == (text.format(url=url, pk=run.pk), level)
 
 
 def test_recompute_now_enqueues_the_task_on_commit(shop, django_capture_on_commit_callbacks):

@@ -171,7 +171,7 @@ def test_a_broken_entry_is_a_clear_error_at_list_time(posters, path, message):
 
 
 def recs_errors() -> list[checks.CheckMessage]:
-    return [m for m in checks.run_checks() if m.id.startswith("django_recs.E06")]
+    return [m for m in checks.run_checks() if m.id.startswith("django_recs.E07")]
 
 
 @pytest.mark.parametrize("setting", [BY_FUNCTION, BY_MANAGER_METHOD],
@@ -182,19 +182,19 @@ def test_check_accepts_both_forms(setting, django_assert_num_queries):
 
 
 @pytest.mark.parametrize(("queries", "check_id", "message"), [
-    (["testapp.Poster"], "E060", "must be a dict"),
+    (["testapp.Poster"], "E070", "must be a dict"),
     ({"testapp.Gadget": "tests.testapp.queries.gadgets",
-      "testapp.Poster": "tests.testapp.queries.visible_posters"}, "E061",
+      "testapp.Poster": "tests.testapp.queries.visible_posters"}, "E071",
      "names 'testapp.Gadget', which is not a model in ITEM_MODELS"),
-    ({"testapp.Nope": "tests.testapp.queries.gadgets"}, "E061", "names 'testapp.Nope'"),
-    ({"testapp.Poster": "tests.testapp.queries.missing"}, "E062", "cannot resolve"),
-    ({"testapp.Poster": "testapp.Poster.objects.nope"}, "E062", "cannot resolve"),
-    ({"testapp.Poster": 42}, "E062", "is 42, not a dotted path"),
-    ({"testapp.Poster": "tests.testapp.queries.NOT_CALLABLE"}, "E062", "is not callable"),
-    ({"testapp.Poster": "tests.testapp.queries.poster_manager"}, "E063", "not a QuerySet"),
-    ({"testapp.Poster": "tests.testapp.queries.gadgets"}, "E063", "QuerySet of testapp.Gadget"),
-    ({"testapp.Poster": "tests.testapp.queries.first_posters"}, "E063", "sliced"),
-    ({"testapp.Poster": "tests.testapp.queries.broken"}, "E063",
+    ({"testapp.Nope": "tests.testapp.queries.gadgets"}, "E071", "names 'testapp.Nope'"),
+    ({"testapp.Poster": "tests.testapp.queries.missing"}, "E072", "cannot resolve"),
+    ({"testapp.Poster": "testapp.Poster.objects.nope"}, "E072", "cannot resolve"),
+    ({"testapp.Poster": 42}, "E072", "is 42, not a dotted path"),
+    ({"testapp.Poster": "tests.testapp.queries.NOT_CALLABLE"}, "E072", "is not callable"),
+    ({"testapp.Poster": "tests.testapp.queries.poster_manager"}, "E073", "not a QuerySet"),
+    ({"testapp.Poster": "tests.testapp.queries.gadgets"}, "E073", "QuerySet of testapp.Gadget"),
+    ({"testapp.Poster": "tests.testapp.queries.first_posters"}, "E073", "sliced"),
+    ({"testapp.Poster": "tests.testapp.queries.broken"}, "E073",
      "raised RuntimeError: no catalogue today"),
 ])
 def test_check_reports_a_broken_setting(queries, check_id, message):
