@@ -125,7 +125,7 @@ def _configured_callable(model: type[models.Model]):
     """(key, callable) of ``model``'s ITEM_QUERYSETS entry, or None when it has none."""
     for label, path in _entries():
         if _installed_model(label) is model:
-            return label, resolve_queryset_path(label, path)
+            return label, _resolve_path(label, path)
     return None
 
 
@@ -150,7 +150,7 @@ def _installed_model(label) -> type[models.Model] | None:
         return None
 
 
-def resolve_queryset_path(label: str, path) -> Callable[[], models.QuerySet]:
+def _resolve_path(label: str, path) -> Callable[[], models.QuerySet]:
     """The callable at ``path``: ``"module.function"`` or ``"app_label.Model.manager.method"``.
 
     Raises
@@ -236,7 +236,7 @@ def item_queryset_errors() -> Iterator[ItemQuerysetError]:
             )
             continue
         try:
-            _checked_result(model, label, resolve_queryset_path(label, path))
+            _checked_result(model, label, _resolve_path(label, path))
         except ItemQuerysetError as error:
             yield error
         except Exception as error:  # the shop's callable failed: report, don't crash check

@@ -71,7 +71,7 @@ def _items(value) -> list | models.Model | tuple:
 
 
 def _as_list(value) -> list:
-    if not value:
+    if value is None or isinstance(value, str) and not value:  # "": a missing variable
         return []
     if isinstance(value, models.Model | str | int) or not hasattr(value, "__iter__"):
         return [value]

@@ -225,6 +225,9 @@ def test_a_product_page_excludes_its_product_and_the_list_above(products, custom
     assert one == "p1,p2,p3,"  # a single item
     assert both == "p3,p4,p5,"  # exclude= more than once: all are left out
     assert re.findall(r"\bp\d+\b", shown) == ["p3", "p4", "p5"]
+    missing = "{% recommended_for request.user 3 exclude=missing exclude=product as r %}"
+    assert render(missing + "{% for i in r %}{{ i.name }},{% endfor %}",
+                  product=p[0], request=request) == "p1,p2,p3,"
 
 
 def test_every_tag_takes_queryset(products, customer):
