@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 KERNEL_SOURCES := $(wildcard csrc/*.pyx csrc/*.pxd csrc/*.h)
 KERNELS_STAMP := build/.kernels
 PYTEST_ARGS ?=
+# Port of `make demo` (make demo PORT=8011).
+PORT ?= 8000
 
 .PHONY: test demo install kernels lint bench dist clean
 
@@ -30,7 +32,7 @@ test: $(KERNELS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(KERNELS_STAMP)
-	$(PY) example_project/manage.py demo
+	$(PY) example_project/manage.py demo --addrport 127.0.0.1:$(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -75,14 +77,19 @@ class _ReadOnlyItemsAdmin(admin.ModelAdmin):
 class InteractionAdmin(_ReadOnlyItemsAdmin):
     """Captured interactions, read-only, with item names and links (no query per row)."""
 
-    list_display = ("timestamp", "user", "session_display", "event", "weight", "item_display",
-                    "source_display")
+    # Short formats and headers: the table fits beside the admin's two sidebars at 1280 px.
+    list_display = ("timestamp_display", "user", "session_display", "event", "weight",
+                    "item_display", "source_display")
     list_filter = (_EventFilter, "timestamp")
     search_fields = ("user__username", "user__email", "=session_key")
     list_select_related = ("user",)
     ordering = ("-pk",)  # the primary key index: no sort of the whole table
     show_full_result_count = False
     list_per_page = 50
+
+    @admin.display(description=_("time"), ordering="timestamp")
+    def timestamp_display(self, row):
+        return _short_datetime(row.timestamp)
 
     @admin.display(description=_("session"))
     def session_display(self, row):
@@ -93,7 +100,7 @@ class InteractionAdmin(_ReadOnlyItemsAdmin):
         if row.source_type_id is None:
             return "-"
         model = ContentType.objects.get_for_id(row.source_type_id).model_class()
-        label = model._meta.label if model is not None else f"type {row.source_type_id}"
+        label = model._meta.verbose_name if model is not None else f"type {row.source_type_id}"
         return f"{label} #{row.source_key}"
 
 
@@ -107,14 +114,16 @@ RUN_PAGE_REFRESH_SECONDS = 2
 class RunAdmin(admin.ModelAdmin):
     """Runs, read-only, with "Recompute now" (POST, permission django_recs.run_recompute)."""
 
-    list_display = ("__str__", "algorithm", "status", "is_active", "started_at", "duration_display",
-                    "rows_read", "rows_written", "triggered_by")
+    # Short formats and headers: the table fits beside the admin's two sidebars at 1280 px
+    # (the algorithm is in the run's name; rows read are on the run's page).
+    list_display = ("run_display", "status", "active_display", "started_display",
+                    "duration_display", "rows_written_display", "triggered_by")
     list_filter = ("algorithm", "status", "is_active")
     date_hierarchy = "created_at"
     change_list_template = "admin/django_recs/run/change_list.html"
     change_form_template = "admin/django_recs/run/change_form.html"
     fieldsets = (
-        (None, {"fields": ("algorithm", "status", "is_active", "progress_display",
+        (None, {"fields": ("algorithm", "status", "served_display", "progress_display",
                            "triggered_by", "task_id")}),
         (_("Times"), {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at",
                                  "duration_display", "timings_display")}),
@@ -185,6 +194,29 @@ class RunAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:django_recs_run_change", args=[runs[0].pk]))
         return HttpResponseRedirect(reverse("admin:django_recs_run_changelist"))
 
+    @admin.display(description=_("run"), ordering="pk")
+    def run_display(self, run):
+        return f"{run.algorithm} #{run.pk}"
+
+    @admin.display(description=_("active"), ordering="is_active")
+    def active_display(self, run):
+        # A tick for the served run only: an inactive run is no error (None shows "-").
+        return _active_icon() if run.is_active else None
+
+    @admin.display(description=_("served"))
+    def served_display(self, run):
+        if run.is_active:
+            return format_html("{} {}", _active_icon(), _("yes: its rows are the ones served"))
+        return _("no")
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started_display(self, run):
+        return _short_datetime(run.started_at)
+
+    @admin.display(description=_("rows"), ordering="rows_written")
+    def rows_written_display(self, run):
+        return number_format(run.rows_written, force_grouping=True)
+
     @admin.display(description=_("duration"))
     def duration_display(self, run):
         duration = run.duration
@@ -221,7 +253,12 @@ class RunAdmin(admin.ModelAdmin):
 
 
 def _triggered_message(run: Run) -> tuple[str, int]:
-    """What staff read after "Recompute now" for one run, and the message level."""
+    """What staff read after "Recompute now" for one run, and the message level.
+
+    "similar run #4 succeeded.", "… is pending.", "… is running.",
+    "… failed: <the error's first line>", "… has been waiting 75 s for a
+    Celery worker: is one running?".
+    """
     link = format_html('{} run <a href="{}">#{}</a>', run.algorithm,
                        reverse("admin:django_recs_run_change", args=[run.pk]), run.pk)
     if run.status == Run.Status.FAILED:
@@ -235,6 +272,22 @@ def _triggered_message(run: Run) -> tuple[str, int]:
     states = {Run.Status.PENDING: "is pending", Run.Status.RUNNING: "is running",
               Run.Status.SUCCEEDED: "succeeded"}
     return format_html("{} {}.", link, states[run.status]), messages.SUCCESS
+
+
+def _active_icon():
+    return format_html('<img src="{}" alt="{}">', static("admin/img/icon-yes.svg"), _("active"))
+
+
+def _short_datetime(value) -> str:
+    """``value`` as the locale's short date and time ("05/12/2026 6:35 a.m."), "-" for None.
+
+    The line may break between the date and the time, nowhere else.
+    """
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html('<span class="nowrap">{}</span> <span class="nowrap">{}</span>',
+                       date_format(local, "SHORT_DATE_FORMAT"), date_format(local, "TIME_FORMAT"))
 
 
 def _key_value_table(values: dict, formatter=str):

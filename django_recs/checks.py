@@ -311,3 +311,19 @@ def check_categories(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
         for error in category_errors()
     ]
+
+
+@checks.register("django_recs")
+def check_item_querysets(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E070-E073: ITEM_QUERYSETS, the items a shop shows.
+
+    E070 not a dict, E071 a model not in ITEM_MODELS, E072 a path that does
+    not resolve to a callable, E073 a callable that raises or returns
+    something else than an unsliced QuerySet of its model.
+    """
+    from .items import item_queryset_errors
+
+    return [
+        checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
+        for error in item_queryset_errors()
+    ]

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # in one worker; N > 1 = ItemKNN and ALS runs split into N shards spread over
     # the workers; 0 = automatic, one shard per 250,000 stored pairs (at most 64).
     "SHARDS": 1,
+    # The items a shop shows, per item model: the default candidates of every list.
+    # "app_label.Model" -> dotted path to a callable returning a queryset of that model
+    # ("shop.queries.visible") or to a manager method ("shop.Product.objects.browsable").
+    "ITEM_QUERYSETS": {},
     # Attribute path to an item's category, per item model (serving fallbacks).
     "CATEGORY": {},
     # At most this many items of one category in one list; None = no cap.

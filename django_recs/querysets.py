@@ -39,7 +39,14 @@ from django.db.models.query import ModelIterable
 from .conf import recs_settings
 from .content.config import content_fallback_algorithm
 from .expressions import ListPosition, active_run_id
-from .items import is_item_model, item_content_type, item_key, item_models, key_for_pk
+from .items import (
+    default_item_queryset,
+    is_item_model,
+    item_content_type,
+    item_key,
+    item_models,
+    key_for_pk,
+)
 from .visitors import Visitor
 
 # --- results of the result tables ----------------------------------------------------
@@ -135,7 +142,9 @@ def similar_to(
         The ALGORITHMS entry whose stored neighbours are served.
     queryset : QuerySet of ``item``'s model, optional
         Restricts the candidates (``Product.objects.filter(in_stock=True)``);
-        the list is still topped up to ``n`` from the fallbacks.
+        the list is still topped up to ``n`` from the fallbacks. Default: the
+        model's ITEM_QUERYSETS entry (called now), else every item; an
+        explicit ``queryset`` replaces that entry.
     popular_algorithm : str
         The ALGORITHMS entry of the popular fallback.
     user, session_key : optional
@@ -160,6 +169,8 @@ def similar_to(
         ``item`` is unsaved or not of an ITEM_MODELS model, ``n`` is not a
         non-negative integer, ``queryset`` is of another model, or
         ``exclude`` holds an item of another model or an invalid key.
+    ItemQuerysetError (a ValueError)
+        The model's ITEM_QUERYSETS entry cannot be used (see ``manage.py check``).
     """
     from . import fallbacks
 
@@ -208,6 +219,8 @@ def recommended_for(
         The ALGORITHMS entry whose stored recommendations are served.
     queryset : QuerySet, optional
         Restricts the candidates; its model is the item model of the list.
+        Default: the model's ITEM_QUERYSETS entry (called now), else every
+        item; an explicit ``queryset`` replaces that entry.
     session_key : str, optional
         The visitor's session: its history counts, for anonymous visitors and
         for recent activity of a logged-in one.
@@ -238,6 +251,8 @@ def recommended_for(
     ValueError
         ``n`` is not a non-negative integer, the model is not in ITEM_MODELS,
         or ``exclude`` holds an item of another model or an invalid key.
+    ItemQuerysetError (a ValueError)
+        The model's ITEM_QUERYSETS entry cannot be used (see ``manage.py check``).
     """
     from . import fallbacks
 
@@ -441,8 +456,9 @@ def _item_model(model: type[models.Model]) -> type[models.Model]:
 
 
 def _base_queryset(model, queryset) -> models.QuerySet:
+    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces)."""
     if queryset is None:
-        return model._default_manager.all()
+        return default_item_queryset(model)
     if queryset.model._meta.concrete_model is not model:
         raise ValueError(
             f"queryset= is of {queryset.model._meta.label}, the list is of {model._meta.label}"

@@ -5,11 +5,17 @@ Assignment tags return the querysets of :mod:`django_recs.querysets`::
     {% similar_items product 6 as items %}
     {% recommended_for request.user 8 as items %}
 
-Each takes ``exclude=`` items not to show, so two lists on one page do not
-repeat each other::
+Each takes ``exclude=`` items not to show — an item, a list, given more than
+once for several — so a product page never lists its own product and two
+lists on one page do not repeat each other::
 
     {% similar_items product 6 as also_bought %}
-    {% recommended_for request.user 8 exclude=also_bought as items %}
+    {% recommended_for request.user 8 exclude=product exclude=also_bought as items %}
+
+and ``queryset=`` to restrict the candidates (default: the model's
+ITEM_QUERYSETS entry)::
+
+    {% similar_items product 6 queryset=in_stock as items %}
 
 Inclusion tags render ``django_recs/item_list.html`` (override it in the
 project's templates)::
@@ -27,6 +33,8 @@ queryset functions, which read the list when the tag runs: iterating it,
 from __future__ import annotations
 
 from django import template
+from django.db import models
+from django.template.base import Token
 
 from .. import querysets
 
@@ -40,39 +48,107 @@ def _session_key(context) -> str | None:
     return getattr(session, "session_key", None)
 
 
-def _items(value):
+class _Exclusions(tuple):
+    """The values of an ``exclude=`` given more than once."""
+
+
+class _AllExcluded:
+    """Resolves every ``exclude=`` of a tag (a stand-in for its one filter expression)."""
+
+    def __init__(self, expressions):
+        self.expressions = expressions
+
+    def resolve(self, context) -> _Exclusions:
+        return _Exclusions(expression.resolve(context) for expression in self.expressions)
+
+
+def _items(value) -> list | models.Model | tuple:
+    """What ``exclude=`` leaves out: an item, items, or several ``exclude=`` values together."""
+    if isinstance(value, _Exclusions):
+        return [item for part in value for item in _as_list(part)]
     # A variable missing from the context renders as "": nothing to exclude.
     return value or ()
 
 
+def _as_list(value) -> list:
+    if value is None or isinstance(value, str) and not value:  # "": a missing variable
+        return []
+    if isinstance(value, models.Model | str | int) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def _candidates(value) -> models.QuerySet | None:
+    """``queryset=``: a QuerySet, or None for a variable missing from the context.
+
+    Raises ValueError for anything else, such as a list of items.
+    """
+    if value is None or isinstance(value, str) and not value:
+        return None
+    if not isinstance(value, models.QuerySet):
+        raise ValueError(f"queryset= must be a QuerySet, got {type(value).__name__}")
+    return value
+
+
+def _exclude_repeatable(name: str) -> None:
+    """Let tag ``name`` take ``exclude=`` more than once; every value is left out.
+
+    Django's tag parser refuses a repeated keyword, so the extra ``exclude=``
+    are taken out before it runs and resolved together into that argument.
+    """
+    compile_tag = register.tags[name]
+
+    def compile_func(parser, token):
+        bits = token.split_contents()
+        excluded = [bit for bit in bits[1:] if bit.startswith("exclude=")]
+        if len(excluded) < 2:
+            return compile_tag(parser, token)
+        first = bits.index(excluded[0])
+        kept = [bit for i, bit in enumerate(bits) if i == first or not bit.startswith("exclude=")]
+        node = compile_tag(parser, Token(token.token_type, " ".join(kept), token.position,
+                                         token.lineno))
+        node.kwargs["exclude"] = _AllExcluded(
+            [parser.compile_filter(bit.removeprefix("exclude=")) for bit in excluded]
+        )
+        return node
+
+    register.tag(name, compile_func)
+
+
 @register.simple_tag
-def similar_items(item, n=10, algorithm="similar", exclude=None):
+def similar_items(item, n=10, algorithm="similar", exclude=None, queryset=None):
     """Items similar to ``item`` (an empty list when ``item`` is None or empty).
 
-    ``exclude``: items not to show (another list on the page, say).
+    ``exclude``: items not to show (another list on the page, say);
+    ``queryset``: the candidates (default: ITEM_QUERYSETS, else every item).
     """
     if not item:
         return []
-    return querysets.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude))
+    return querysets.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude),
+                                queryset=_candidates(queryset))
 
 
 @register.simple_tag(takes_context=True)
-def recommended_for(context, user, n=10, algorithm="personal", model=None, exclude=None):
+def recommended_for(context, user, n=10, algorithm="personal", model=None, exclude=None,
+                    queryset=None):
     """Items recommended to ``user`` and the request's session (anonymous works).
 
-    ``exclude``: items not to show (another list on the page, say).
+    ``exclude``: items not to show (the page's product, another list on the
+    page); ``queryset``: the candidates (default: ITEM_QUERYSETS, else every
+    item; its model is the list's).
     """
     return querysets.recommended_for(
         user, n, algorithm=algorithm, session_key=_session_key(context), model=model,
-        exclude=_items(exclude),
+        exclude=_items(exclude), queryset=_candidates(queryset),
     )
 
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
-def show_similar_items(context, item, n=10, algorithm="similar", title="", exclude=None):
+def show_similar_items(context, item, n=10, algorithm="similar", title="", exclude=None,
+                       queryset=None):
     """Render ``django_recs/item_list.html`` with the items similar to ``item``."""
     return {
-        "items": similar_items(item, n, algorithm, exclude),
+        "items": similar_items(item, n, algorithm, exclude, queryset),
         "title": title,
         "kind": "similar",
         "request": context.get("request"),
@@ -81,11 +157,15 @@ def show_similar_items(context, item, n=10, algorithm="similar", title="", exclu
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
 def show_recommended_for(context, user, n=10, algorithm="personal", title="", model=None,
-                         exclude=None):
+                         exclude=None, queryset=None):
     """Render ``django_recs/item_list.html`` with the items recommended to ``user``."""
     return {
-        "items": recommended_for(context, user, n, algorithm, model, exclude),
+        "items": recommended_for(context, user, n, algorithm, model, exclude, queryset),
         "title": title,
         "kind": "recommended",
         "request": context.get("request"),
     }
+
+
+for _name in ("similar_items", "recommended_for", "show_similar_items", "show_recommended_for"):
+    _exclude_repeatable(_name)

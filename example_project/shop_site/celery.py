@@ -1,6 +1,8 @@
 """Celery: a Redis worker when CELERY_BROKER_URL is set, else tasks run in-process.
 
-    CELERY_BROKER_URL=redis://127.0.0.1:6379/0 celery -A shop_site worker -l info
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/0 .venv/bin/celery -A shop_site --workdir example_project worker -l info
+
+(from the repository root; see example_project/README.md).
 """
 
 import os

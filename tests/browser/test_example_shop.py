@@ -7,8 +7,11 @@ Playwright drives Debian's chromium (/usr/bin/chromium; CHROMIUM overrides):
 1. a product page shows its similar items;
 2. a demo customer logs in and sees personal recommendations with reasons;
 3. the customer buys the first recommended item;
-4. staff press "Recompute now" in the admin and wait for the run;
-5. the bought item is no longer among that customer's recommendations.
+4. staff press "Recompute now" in the admin and wait for the run; the runs
+   and interactions changelists fit a 1280 px window;
+5. the bought item is no longer among that customer's recommendations;
+6. on the pages of the products recommended to them, no list shows the
+   page's own product.
 
 Screenshots of the product page and the admin run page go to
 test-artifacts/ (beside the repository's README).
@@ -135,6 +138,22 @@ def _recommended(page) -> list[tuple[str, str]]:
     ]
 
 
+def _changelist_fits(page) -> bool:
+    """Whether the changelist's table shows whole: not cut by its box nor the window."""
+    return page.evaluate("""() => {
+        const table = document.querySelector('#result_list');
+        const box = table.closest('.results') || document.body;
+        const visible = Math.min(window.innerWidth, box.getBoundingClientRect().right);
+        return table.getBoundingClientRect().right <= visible + 1;
+    }""")
+
+
+def _list_links(page, kind: str) -> list[str]:
+    """The paths the items of a list (#recs-similar, #recs-recommended) link to."""
+    links = page.locator(f"#recs-{kind} .recs-item a")
+    return [links.nth(i).get_attribute("href") for i in range(links.count())]
+
+
 def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
     base, customer = shop
     ARTIFACTS.mkdir(exist_ok=True)
@@ -183,6 +202,11 @@ def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
         page.reload()
     assert status == "succeeded", page.locator(".field-error_display").inner_text()
     page.screenshot(path=str(ARTIFACTS / "admin_run_page.png"), full_page=True)
+    assert page.viewport_size["width"] == 1280
+    for changelist in ("run", "interaction"):
+        page.goto(f"{base}/admin/django_recs/{changelist}/")
+        page.screenshot(path=str(ARTIFACTS / f"admin_{changelist}_changelist.png"))
+        assert _changelist_fits(page), f"the {changelist} changelist is cut at 1280 px"
     _log_out(page)
 
     # 5. The bought item is gone from the customer's recommendations.
@@ -191,3 +215,13 @@ def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
     after = [name for name, _ in _recommended(page)]
     assert len(after) == 8
     assert bought not in after
+
+    # 6. Their recommended products' pages: the customer's stored recommendations
+    # hold each page's product, yet no list on that page shows it.
+    for path in _list_links(page, "recommended"):
+        page.goto(base + path)
+        page.wait_for_selector("#product")
+        similar, recommended = _list_links(page, "similar"), _list_links(page, "recommended")
+        assert len(similar) >= 3 and len(recommended) == 6, (path, similar, recommended)
+        assert path not in similar + recommended, (path, similar, recommended)
+        assert not set(similar) & set(recommended)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
 import django_recs
+from django_recs.admin import _triggered_message
 from django_recs.models import Interaction, Run
 
 from . import pipeline_fixtures
@@ -47,6 +51,34 @@ def test_staff_with_permission_recomputes_and_sees_the_pending_run(shop):
     # A second click while it is pending returns the same run.
     client.post(reverse(RECOMPUTE_URL), {"algorithm": "similar"})
     assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize(("algorithm", "message"), [
+    # The admin's message list capitalises the first letter.
+    ("popular", '<li class="success">Popular run <a href="{url}">#{pk}</a> succeeded.</li>'),
+    ("broken", '<li class="error">Broken run <a href="{url}">#{pk}</a> failed: '
+               "ZeroDivisionError: boom in fit</li>"),
+])
+def test_recompute_now_says_how_an_in_process_run_ended(algorithm, message, transactional_db,
+                                                         shop):
+    client = staff("manager", can_recompute=True)
+    response = client.post(reverse(RECOMPUTE_URL), {"algorithm": algorithm}, follow=True)
+    run = Run.objects.get()
+    url = reverse("admin:django_recs_run_change", args=[run.pk])
+    assert message.format(url=url, pk=run.pk) in response.content.decode()
+
+
+@pytest.mark.parametrize(("status", "error", "text", "level"), [
+    ("pending", "", "similar run <a href=\"{url}\">#{pk}</a> is pending.", messages.SUCCESS),
+    ("running", "", "similar run <a href=\"{url}\">#{pk}</a> is running.", messages.SUCCESS),
+    ("succeeded", "", "similar run <a href=\"{url}\">#{pk}</a> succeeded.", messages.SUCCESS),
+    ("failed", "ValueError: no data\n\nStage: load\n\nTraceback ...",
+     "similar run <a href=\"{url}\">#{pk}</a> failed: ValueError: no data", messages.ERROR),
+])
+def test_run_messages_read_naturally(db, status, error, text, level):
+    run = Run.objects.create(algorithm="similar", status=status, error=error)
+    url = reverse("admin:django_recs_run_change", args=[run.pk])
+    assert _triggered_message(run) == (text.format(url=url, pk=run.pk), level)
 
 
 def test_recompute_now_enqueues_the_task_on_commit(shop, django_capture_on_commit_callbacks):
@@ -153,3 +185,23 @@ def test_results_list_only_active_runs_by_default(shop):
     client = staff("manager", can_recompute=False)
     content = client.get(reverse("admin:django_recs_popularitem_changelist")).content.decode()
     assert f"popular #{second.pk}" in content and f"popular #{first.pk}<" not in content
+
+
+def test_an_inactive_run_does_not_look_like_an_error(shop):
+    [old] = django_recs.recompute("popular", sync=True)
+    [new] = django_recs.recompute("popular", sync=True)
+    client = staff("manager", can_recompute=False)
+    changelist = client.get(reverse("admin:django_recs_run_changelist")).content.decode()
+    assert "icon-no.svg" not in changelist
+    assert changelist.count('src="/static/admin/img/icon-yes.svg" alt="active"') == 1
+    for run, served in ((old, "no"), (new, "yes: its rows are the ones served")):
+        page = client.get(reverse("admin:django_recs_run_change", args=[run.pk])).content.decode()
+        assert "icon-no.svg" not in page
+        field = re.search(r'field-served_display.*?<div class="readonly">(.*?)</div>', page, re.S)
+        assert field.group(1).strip().endswith(served)
+    # Still sortable and filterable by activity.
+    by_active = client.get(reverse("admin:django_recs_run_changelist") + "?o=-3").content.decode()
+    assert by_active.index(f"popular #{new.pk}<") < by_active.index(f"popular #{old.pk}<")
+    active_only = client.get(reverse("admin:django_recs_run_changelist") + "?is_active__exact=0")
+    assert f"popular #{old.pk}<" in active_only.content.decode()
+    assert f"popular #{new.pk}<" not in active_only.content.decode()

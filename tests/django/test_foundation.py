@@ -1,6 +1,7 @@
 """The package as a shop installs it: imports, checks, migrations, kernels."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,17 @@ def test_import_django_recs_does_not_touch_the_app_registry():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == django_recs.__version__
+
+
+@pytest.mark.parametrize(("arguments", "address"), [((), "127.0.0.1:8000"),
+                                                      (("PORT=8011",), "127.0.0.1:8011")])
+def test_make_demo_serves_on_the_chosen_port(arguments, address):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    # -n prints the commands without running them.
+    result = subprocess.run(["make", "-n", "demo", *arguments], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert f"example_project/manage.py demo --addrport {address}" in result.stdout
 
 
 def test_ruff_is_clean():

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template import Context, RequestContext, Template
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from django.urls import path
 
 from django_recs.items import item_content_type
-from tests.testapp.models import Category, Product
+from tests.testapp.models import Category, Poster, Product
 
 from .serving_data import interact, store_neighbours, store_popular, store_recommendations
 
@@ -186,3 +188,73 @@ def test_whole_product_page_for_an_anonymous_visitor(
     html = response.content.decode()
     assert "<ul id=similar><li>p1</li><li>p2</li><li>p5</li>" in html
     assert "<li>p9 because of p1</li>" in html
+
+
+# --- the page's product, queryset= and ITEM_QUERYSETS in every tag --------------------
+
+EVERY_TAG = (
+    "{% similar_items product 3 SIMILAR as s %}{% for i in s %}{{ i.name }},{% endfor %}|"
+    "{% recommended_for user 3 RECOMMENDED as r %}{% for i in r %}{{ i.name }},{% endfor %}|"
+    "{% show_similar_items product 3 SIMILAR %}|{% show_recommended_for user 3 RECOMMENDED %}"
+)
+
+
+def every_tag(similar_args: str, recommended_args: str, **context) -> list[list[str]]:
+    """The item names each of the four tags shows, given those arguments."""
+    source = EVERY_TAG.replace("SIMILAR", similar_args).replace("RECOMMENDED", recommended_args)
+    return [re.findall(r"\bp\d+\b", part) for part in render(source, **context).split("|")]
+
+
+def test_a_product_page_excludes_its_product_and_the_list_above(products, customer):
+    p = products
+    store_neighbours(p[0], [(p[i], 1 - i / 10) for i in range(1, 9)])
+    # The customer's stored recommendations start with the product of the page.
+    store_recommendations(customer, [(p[i], 1 - i / 20, None) for i in range(0, 9)])
+    request = request_for(customer)
+    page = (
+        "{% similar_items product 2 as also_bought %}"
+        "{% for i in also_bought %}{{ i.name }},{% endfor %}|"
+        "{% recommended_for request.user 3 exclude=product as one %}"
+        "{% for i in one %}{{ i.name }},{% endfor %}|"
+        "{% recommended_for request.user 3 exclude=product exclude=also_bought as both %}"
+        "{% for i in both %}{{ i.name }},{% endfor %}|"
+        "{% show_recommended_for request.user 3 exclude=also_bought exclude=product %}"
+    )
+    similar, one, both, shown = render(page, product=p[0], request=request).split("|")
+    assert similar == "p1,p2,"
+    assert one == "p1,p2,p3,"  # a single item
+    assert both == "p3,p4,p5,"  # exclude= more than once: all are left out
+    assert re.findall(r"\bp\d+\b", shown) == ["p3", "p4", "p5"]
+    missing = "{% recommended_for request.user 3 exclude=missing exclude=product as r %}"
+    assert render(missing + "{% for i in r %}{{ i.name }},{% endfor %}",
+                  product=p[0], request=request) == "p1,p2,p3,"
+
+
+def test_every_tag_takes_queryset(products, customer):
+    p = products
+    store_neighbours(p[0], [(p[i], 1 - i / 10) for i in range(1, 9)])
+    store_recommendations(customer, [(p[i], 1 - i / 10, None) for i in range(1, 9)])
+    Product.objects.filter(pk__in=[p[1].pk, p[3].pk]).update(in_stock=False)
+    lists = every_tag("queryset=in_stock", "queryset=in_stock", product=p[0], user=customer,
+                      in_stock=Product.objects.filter(in_stock=True))
+    assert lists == [["p2", "p4", "p5"]] * 4
+
+
+def test_queryset_of_something_else_is_a_clear_error(products):
+    with pytest.raises(ValueError, match="queryset= must be a QuerySet, got list"):
+        render("{% similar_items product 3 queryset=items as s %}", product=products[0],
+               items=[products[1]])
+
+
+def test_hidden_items_never_appear_in_any_tag(customer):
+    posters = [Poster.objects.create(name=f"p{i}", published=i % 2 == 0) for i in range(10)]
+    store_neighbours(posters[0], [(posters[i], 1 - i / 10) for i in range(1, 9)])
+    store_recommendations(customer, [(posters[i], 1 - i / 10, None) for i in range(1, 9)])
+    store_popular([(poster, 1.0) for poster in posters])
+    setting = {
+        "ITEM_MODELS": ["testapp.Product", "testapp.Poster"],
+        "ITEM_QUERYSETS": {"testapp.Poster": "testapp.Poster.objects.browsable"},
+    }
+    with override_settings(DJANGO_RECS=setting):
+        lists = every_tag("", 'model="testapp.Poster"', product=posters[0], user=customer)
+    assert lists == [["p2", "p4", "p6"]] * 4

@@ -94,3 +94,21 @@ class VariantLine(models.Model):
     order = models.ForeignKey(Order, related_name="variant_lines", on_delete=models.CASCADE)
     variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.SET_NULL)
     quantity = models.PositiveIntegerField(default=1)
+
+
+class PosterQuerySet(models.QuerySet):
+    def browsable(self):
+        """What the shop shows: published posters."""
+        return self.filter(published=True)
+
+
+class Poster(models.Model):
+    """An item model whose shop hides unpublished items (ITEM_QUERYSETS)."""
+
+    name = models.CharField(max_length=200)
+    published = models.BooleanField(default=True)
+
+    objects = PosterQuerySet.as_manager()
+
+    def __str__(self):
+        return self.name
