@@ -62,6 +62,7 @@ def test_a_new_project_follows_the_readme_to_nightly_recommendations(tmp_path, s
     assert len(also_bought) == 6 and all(name.startswith("Garden ") for name in also_bought)
     assert len(for_you) == 8  # an anonymous visitor: popular products
     assert "Garden 0" not in also_bought + for_you
+    assert not set(also_bought) & set(for_you)  # the two lists do not repeat each other
 
     done = readme_project.nightly_runs(project, tmp_path)
     assert {entry.split("#")[0] for entry in done.split()} == {"similar", "personal", "popular"}
