@@ -229,7 +229,7 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """
     import math
 
-    from .sources import source_errors
+    from .capture.sources import source_errors
 
     errors = []
     events = recs_settings.EVENTS

@@ -111,3 +111,20 @@ def fail_unsent_run(run: Run, error: BaseException, *, broker: str,
         run.status, run.error = Run.Status.FAILED, message
     logger.error("django_recs: %s run #%s failed: %s", run.algorithm, run.pk, message,
                  extra={"recs_unsent_run": run.pk})
+
+
+# -- what capture and content ask for once their transaction commits -------------------------
+
+
+def enqueue_refresh(sender, *, user_id, **kwargs) -> None:
+    """``django_recs.refresh_user`` for a user whose history changed (REFRESH_ON_RECORD)."""
+    from . import tasks
+
+    tasks.refresh_user.delay(user_id)
+
+
+def connect() -> None:
+    """Connect the enqueuing receivers to capture's signal (from ``AppConfig.ready()``)."""
+    from .capture import user_history_changed
+
+    user_history_changed.connect(enqueue_refresh, dispatch_uid="django_recs.dispatch.refresh")

@@ -14,9 +14,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 import django_recs
-from django_recs.capture import source_values
+from django_recs.capture.sources import parse_source, source_values
 from django_recs.models import Interaction
-from django_recs.sources import parse_source
 from tests.testapp.models import (
     CartLine,
     Gadget,

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import django_recs
-from django_recs.importing import InvalidRows, backfill_sources
+from django_recs.capture.importing import InvalidRows, backfill_sources
 from django_recs.models import Interaction
 from tests.testapp.models import (
     CartLine,

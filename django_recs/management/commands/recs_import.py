@@ -6,7 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_recs.importing import InvalidRows, backfill_sources, import_csv
+from django_recs.capture.importing import InvalidRows, backfill_sources, import_csv
 
 BAR_WIDTH = 30
 REDRAW_SECONDS = 0.2

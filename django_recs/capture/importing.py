@@ -40,18 +40,17 @@ from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .capture import (
+from ..conf import recs_settings
+from ..items import item_content_type, item_models, key_for_pk
+from ..storage import bulk_insert, bulk_insert_chunks
+from .sources import active_sources, source_key, source_values
+from .validation import (
     SESSION_KEY_MAX_LENGTH,
     checked_weight,
     event_weight,
     item_reference,
-    source_key,
-    source_values,
     user_pk,
 )
-from .conf import recs_settings
-from .items import item_content_type, item_models, key_for_pk
-from .storage import bulk_insert, bulk_insert_chunks
 
 __all__ = [
     "CSV_COLUMNS",
@@ -504,7 +503,7 @@ def write_interactions(
     Returns an :class:`ImportResult`; raises :class:`InvalidRows` (nothing
     written) when a row is bad and ``skip_invalid`` is False.
     """
-    from .models import Interaction
+    from ..models import Interaction
 
     using = using or router.db_for_write(Interaction)
     parser = _RowParser(using)
@@ -580,7 +579,7 @@ def _write_batches(batches: Iterable[_Batch], *, skip_invalid, using, progress, 
     Each batch is produced (which may query the database: existence checks,
     source rows) before its COPY starts, so no query runs inside a COPY.
     """
-    from .models import Interaction
+    from ..models import Interaction
 
     result = ImportResult()
     account = _Accountant(result, skip_invalid, progress, total)
@@ -719,8 +718,7 @@ def backfill_sources(
     primary-key order with the relations of the paths loaded alongside. The
     ``when`` predicate of a source is called as ``when(instance, True)``.
     """
-    from .models import Interaction
-    from .sources import active_sources
+    from ..models import Interaction
 
     using = using or router.db_for_write(Interaction)
     sources = active_sources()
@@ -736,7 +734,7 @@ def backfill_sources(
 
 
 def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
-    from .models import Interaction
+    from ..models import Interaction
 
     model = source.model
     source_type_id = item_content_type(model).pk

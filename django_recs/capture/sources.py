@@ -36,8 +36,11 @@ connects the receivers.
 
 from __future__ import annotations
 
+import datetime
+import logging
 import math
 import numbers
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,9 +50,14 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .conf import recs_settings
+from ..conf import recs_settings
+from ..items import is_item_model, item_content_type, key_for_pk
+from .validation import checked_session_key, checked_timestamp, checked_weight
+
+logger = logging.getLogger("django_recs.capture")
 
 WHEN_CHOICES = ("created", "saved", "user_set")
 KNOWN_KEYS = {"model", "event", "user", "item", "weight", "when", "timestamp", "session_key",
@@ -281,7 +289,6 @@ class Source:
         return type(item), item.pk
 
     def _item_from_function(self, instance) -> tuple[type[models.Model], Any] | None:
-        from .items import is_item_model
 
         item = self.item(instance)
         if item is None:
@@ -394,7 +401,6 @@ def _item(model, value, where: str) -> AttributePath | Callable:
         return _import_callable(value, where, "item", "E018")
     item = _path(model, value, where, "item")
     if item.target_model is not None:
-        from .items import is_item_model
 
         try:
             ok = is_item_model(item.target_model)
@@ -542,28 +548,17 @@ def remember_user_ids(instance, attnames: Iterable[str],
 _registered: list[dict] = []
 
 
-def register_source(model, *, event: str, user, item, weight=None, when="created",
-                    timestamp=None, session_key=None, select_related=None) -> None:
-    """Record ``event`` whenever ``model`` is saved, as an entry of SOURCES would.
-
-    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``
-    and ``when`` may also be callables (``item(instance)`` returns an item of
-    ITEM_MODELS or None). Call it from an AppConfig.ready(); nothing is
-    raised here: the entry is validated by ``manage.py check`` like a
-    SOURCES entry, and a broken one records nothing.
-    """
+def add_registered_source(model, *, event: str, user, item, weight=None, when="created",
+                          timestamp=None, session_key=None, select_related=None) -> None:
+    """Keep a register_source() entry (:func:`django_recs.capture.register_source` connects it)."""
     entry = {"model": model, "event": event, "user": user, "item": item, "weight": weight,
              "when": when, "timestamp": timestamp, "session_key": session_key,
              "select_related": select_related}
     _registered.append({key: value for key, value in entry.items() if value is not None})
-    if apps.ready:
-        from .capture import connect_sources
-
-        connect_sources()
 
 
-def unregister_source(model, *, event: str) -> None:
-    """Forget register_source() entries of ``model`` and ``event`` (mainly for tests)."""
+def remove_registered_source(model, *, event: str) -> None:
+    """Forget the register_source() entries of ``model`` and ``event``."""
     label = model if isinstance(model, str) else model._meta.label
     _registered[:] = [
         entry for entry in _registered
@@ -571,10 +566,6 @@ def unregister_source(model, *, event: str) -> None:
             entry["model"] if isinstance(entry["model"], str) else entry["model"]._meta.label
         ).lower() == label.lower())
     ]
-    if apps.ready:
-        from .capture import connect_sources
-
-        connect_sources()
 
 
 def configured_entries() -> list[tuple[str, Any]]:
@@ -618,3 +609,50 @@ def source_errors() -> list[SourceError]:
         except SourceError as error:
             errors.append(error)
     return errors
+
+
+def source_values(source, instance, *, now: datetime.datetime | None = None) -> dict | None:
+    """The Interaction field values ``source`` gives ``instance``; None when skipped.
+
+    A row without a user or session key (a guest checkout), or without an
+    item (an item function returning None), records nothing and is counted
+    in a debug log. ValueError for a bad weight or an item outside
+    ITEM_MODELS (an item function returning anything else).
+    """
+    user_id = source.user_id_of(instance)
+    session_key = checked_session_key(source.session_key_of(instance))
+    if user_id is None and not session_key:
+        source.skipped_without_visitor += 1
+        logger.debug(
+            "django_recs: %s: %s #%s has no user (%d such rows so far); not recorded",
+            source.label, instance._meta.label, instance.pk, source.skipped_without_visitor,
+        )
+        return None
+    item = source.item_of(instance)
+    if item is None:
+        logger.debug("django_recs: %s: %s #%s has no item; not recorded",
+                     source.label, instance._meta.label, instance.pk)
+        return None
+    item_model, item_pk = item
+    if not is_item_model(item_model):
+        raise ValueError(f"{item_model._meta.label} is not in DJANGO_RECS['ITEM_MODELS']")
+    timestamp = source.timestamp_of(instance)
+    if isinstance(timestamp, datetime.date) and not isinstance(timestamp, datetime.datetime):
+        timestamp = datetime.datetime.combine(timestamp, datetime.time())
+    return {
+        "user_id": user_id,
+        "session_key": session_key,
+        "item_type_id": item_content_type(item_model).pk,
+        "item_key": key_for_pk(item_model, item_pk),
+        "event": source.event,
+        "weight": checked_weight(source.weight_of(instance), source.event),
+        "timestamp": checked_timestamp(timestamp) if timestamp is not None
+        else (now or timezone.now()),
+        "source_type_id": item_content_type(type(instance)).pk,
+        "source_key": source_key(instance.pk),
+    }
+
+
+def source_key(pk) -> str:
+    """How a source row's primary key is stored (UUIDs as hex, like item keys)."""
+    return pk.hex if isinstance(pk, uuid.UUID) else str(pk)

@@ -1,0 +1,34 @@
+"""Capture: the shop's events written as interactions.
+
+- :mod:`.recording` — ``record()`` (one INSERT in the caller's transaction)
+  and ``record_many()`` (validated, in bulk);
+- :mod:`.validation` — the checks every written value goes through;
+- :mod:`.sources` and :mod:`.signals` — SOURCES / ``register_source()``:
+  model saves recorded as interactions;
+- :mod:`.importing` — the CSV import and the backfill of existing rows;
+- :mod:`.sessions` — an anonymous visitor's history joins the account on login;
+- :mod:`.forgetting` — ``forget_user()``, and an item's deletion.
+
+Capture writes interactions only: it never imports the pipeline, serving or
+Celery tasks.
+"""
+
+from __future__ import annotations
+
+from .forgetting import forget_item, forget_user, forget_user_details
+from .recording import record, record_many, user_history_changed
+from .sessions import join_session
+from .signals import connect_sources, register_source, unregister_source
+
+__all__ = [
+    "connect_sources",
+    "forget_item",
+    "forget_user",
+    "forget_user_details",
+    "join_session",
+    "record",
+    "record_many",
+    "register_source",
+    "unregister_source",
+    "user_history_changed",
+]

@@ -1,0 +1,57 @@
+"""A visitor's anonymous history joins their account on login."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
+
+from .validation import SESSION_KEY_MAX_LENGTH, user_pk
+
+__all__ = ["join_session"]
+
+logger = logging.getLogger("django_recs.capture")
+
+
+def join_session(session_keys: str | Iterable[str], user) -> int:
+    """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE)."""
+    from ..models import Interaction
+
+    keys = [session_keys] if isinstance(session_keys, str) else list(session_keys)
+    keys = [key for key in keys if key and len(key) <= SESSION_KEY_MAX_LENGTH]
+    user_id = user_pk(user)
+    if not keys or user_id is None:
+        return 0
+    return Interaction.objects.filter(user__isnull=True, session_key__in=keys).update(
+        user_id=user_id
+    )
+
+
+@receiver(user_logged_in, dispatch_uid="django_recs.capture.join_session_on_login")
+def _join_session_on_login(sender, request, user, **kwargs) -> None:
+    """On login, the history of the visitor's anonymous session joins the account.
+
+    login() cycles the session key before this signal, so the pre-login key
+    is read from the session cookie the browser sent with the login request
+    (the current key is included for history recorded earlier in this request).
+    """
+    if request is None:
+        return
+    keys = set()
+    cookie = getattr(request, "COOKIES", {}).get(settings.SESSION_COOKIE_NAME)
+    if cookie:
+        keys.add(cookie)
+    session = getattr(request, "session", None)
+    current = getattr(session, "session_key", None)
+    if current:
+        keys.add(current)
+    try:
+        joined = join_session(keys, user)
+    except Exception:  # never break a login
+        logger.exception("django_recs: could not join the session history of user %s", user.pk)
+        return
+    if joined:
+        logger.debug("django_recs: %d anonymous interactions joined user %s", joined, user.pk)
