@@ -17,8 +17,8 @@ _PUBLIC = {
     "record_many": "django_recs.capture",
     "register_source": "django_recs.capture",
     "forget_user": "django_recs.capture",
-    "similar_to": "django_recs.querysets",
-    "recommended_for": "django_recs.querysets",
+    "similar_to": "django_recs.serving",
+    "recommended_for": "django_recs.serving",
     "recompute": "django_recs.pipeline",
 }
 
@@ -35,7 +35,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from .capture import forget_user, record, record_many, register_source
     from .pipeline import recompute
-    from .querysets import recommended_for, similar_to
+    from .serving import recommended_for, similar_to
 
 
 def __getattr__(name: str):

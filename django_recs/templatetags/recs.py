@@ -1,6 +1,6 @@
 """Template tags: ``{% load recs %}``.
 
-Assignment tags return the querysets of :mod:`django_recs.querysets`::
+Assignment tags return the querysets of :mod:`django_recs.serving`::
 
     {% similar_items product 6 as items %}
     {% recommended_for request.user 8 as items %}
@@ -36,7 +36,7 @@ from django import template
 from django.db import models
 from django.template.base import Token
 
-from .. import querysets
+from .. import serving
 
 register = template.Library()
 
@@ -124,7 +124,7 @@ def similar_items(item, n=10, algorithm="similar", exclude=None, queryset=None):
     """
     if not item:
         return []
-    return querysets.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude),
+    return serving.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude),
                                 queryset=_candidates(queryset))
 
 
@@ -137,7 +137,7 @@ def recommended_for(context, user, n=10, algorithm="personal", model=None, exclu
     page); ``queryset``: the candidates (default: ITEM_QUERYSETS, else every
     item; its model is the list's).
     """
-    return querysets.recommended_for(
+    return serving.recommended_for(
         user, n, algorithm=algorithm, session_key=_session_key(context), model=model,
         exclude=_items(exclude), queryset=_candidates(queryset),
     )

@@ -2,7 +2,7 @@
 
 Django turns prepared statements on with ``OPTIONS["prepare_threshold"]``;
 the lists' statements then run on a cursor binding parameters on the server
-(see :func:`django_recs.candidates.statement_cursor`). Here the threshold is
+(see :func:`django_recs.serving.candidates.statement_cursor`). Here the threshold is
 set on the test connection itself (0: prepare at the first run), and every
 kind of list is read unprepared, prepared, and prepared with the generic
 plans docs/serving.md recommends: the lists must be the same.

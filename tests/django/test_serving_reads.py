@@ -18,11 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_recs import recommended_for, similar_to
-from django_recs.candidates import Candidate, ItemColumns, pick
-from django_recs.diversity import cap_per_category, check_cap
-from django_recs.expressions import ListPosition
 from django_recs.models import Run
 from django_recs.pipeline import swap_active_run
+from django_recs.serving.candidates import Candidate, ItemColumns, pick
+from django_recs.serving.diversity import cap_per_category, check_cap
+from django_recs.serving.ordering import ListPosition
 from tests.testapp.models import Gadget, Product
 
 from . import serving_data

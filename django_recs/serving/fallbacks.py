@@ -43,9 +43,9 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
-from .categories import category_text
-from .conf import recs_settings
-from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
+from ..categories import category_text
+from ..conf import recs_settings
+from ..models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from .visitors import Visitor
 
 #: Half-life of the request-time popularity when HALF_LIFE_DAYS is unset.

@@ -1,29 +1,13 @@
-"""SQL expressions of the serving layer.
+"""The order of a list returned as a queryset: :class:`ListPosition`.
 
-- :func:`active_run_id`: the id of an algorithm's active run, as a subquery,
-  so a swap of runs is seen by the very next query without any cache.
-- :class:`ListPosition`: an item row's position in a list already chosen,
-  which orders the queryset a list is returned as.
+An item row's position in a list already chosen, which orders the queryset
+a list is returned as.
 """
 
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Expression, F, Subquery
-
-
-def active_run_id(algorithm: str) -> Subquery:
-    """``SELECT id FROM run WHERE algorithm = ... AND is_active LIMIT 1``.
-
-    At most one run per algorithm is active (a database constraint), so the
-    subquery yields one id or NULL; NULL matches no result row.
-    """
-    from .models import Run
-
-    return Subquery(
-        Run.objects.filter(algorithm=algorithm, is_active=True).order_by().values("pk")[:1],
-        output_field=models.BigIntegerField(),
-    )
+from django.db.models import Expression, F
 
 
 class ListPosition(Expression):
@@ -31,7 +15,7 @@ class ListPosition(Expression):
 
     ``entries`` are the list's entries, best first; each is a tuple whose
     first element is the item's primary key (the rest, the explanation, is
-    read back by :class:`~django_recs.querysets.ExplainedModelIterable`).
+    read back by :class:`~django_recs.serving.lists.ExplainedModelIterable`).
     One parameter per item, so a chained queryset of the list compiles in
     microseconds, whatever produced the list.
     """

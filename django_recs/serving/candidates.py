@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
 
+from ..items import item_key, pk_for_key
+from ..models import Run
 from .fallbacks import ListScope, Source, Sql, join, per_connection
-from .items import item_key, pk_for_key
-from .models import Run
 
 #: Rows (at most) a list of ``n`` may read from a pool when a category cap may
 #: drop candidates: each source then offers this many times ``n``.

@@ -1,0 +1,422 @@
+"""Reading: recommendations as chainable querysets of the shop's own items.
+
+:func:`similar_to` and :func:`recommended_for` return a QuerySet of the item
+model, ordered by descending score, at most ``n`` long, each object carrying
+``recs_score`` (float), ``recs_source`` (which source of the cold-start chain
+proposed it, see :mod:`django_recs.serving.fallbacks`) and ``recs_reason`` (the item of
+the visitor's history that led to it, or None).
+
+A list is read when the function is called, usually with one statement
+(see :mod:`django_recs.serving.candidates`): the pools of its sources, each
+candidate joined to its item row and its reason's row; Python picks the
+``n`` best. The first source of the chain is read alone, and the rest
+with a second statement only when it falls short (see :func:`_ranked`), so
+a list costs one query, two at most. The first statement reads its run
+through a subquery on Run: nothing is cached, and a swap of runs is seen by
+the next list.
+
+The returned queryset is ``base.filter(pk__in=<the n items>)`` ordered by
+their place in the list, with the instances already loaded: iterating it
+costs nothing more, and the shop can keep chaining (``.filter(in_stock=True)``,
+``.select_related(...)``), which reads the same items again with one query by
+primary key. Restrictions that must still yield ``n`` items go in
+``queryset=`` instead, which restricts the candidates before the best ``n``
+are chosen. A ``queryset=`` that loads more than plain rows (select_related,
+only/defer, annotations, prefetch_related) is honoured the same way: the
+statement picks the items, and the queryset reads them when iterated.
+
+The result models' querysets (``SimilarItem.objects.for_item(...)`` ...),
+which read one run's rows for the admin and for debugging, are in
+:mod:`django_recs.querysets`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import models
+from django.db.models.query import ModelIterable
+
+from ..conf import recs_settings
+from ..content.config import content_fallback_algorithm
+from ..items import (
+    default_item_queryset,
+    is_item_model,
+    item_content_type,
+    item_key,
+    item_models,
+    key_for_pk,
+)
+from ..querysets import check_n
+from .ordering import ListPosition
+from .visitors import Visitor
+
+# --- explained items ------------------------------------------------------------------
+
+
+class ExplainedModelIterable(ModelIterable):
+    """Yields model instances with ``recs_score``, ``recs_source`` and ``recs_reason``.
+
+    For a chained queryset of a list: the explanations travel in the
+    queryset's :class:`~django_recs.expressions.ListPosition` annotation
+    (so the queryset stays picklable), and each row's position finds its own.
+    """
+
+    def __iter__(self):
+        position = self.queryset.query.annotations.get("recs_order")
+        entries = getattr(position, "entries", ())
+        for obj in super().__iter__():
+            index = getattr(obj, "recs_order", None)
+            if index is not None and 0 <= index < len(entries):
+                explain(obj, entries[index])
+            yield obj
+
+
+def explain(obj: models.Model, entry: tuple) -> None:
+    """Set ``recs_source``, ``recs_score`` and ``recs_reason`` from a list entry."""
+    _pk, obj.recs_source, obj.recs_score, obj.recs_reason = entry
+
+
+# --- the public functions --------------------------------------------------------------
+
+
+def similar_to(
+    item: models.Model,
+    n: int = 10,
+    *,
+    algorithm: str = "similar",
+    queryset: models.QuerySet | None = None,
+    popular_algorithm: str = "popular",
+    user=None,
+    session_key: str | None = None,
+    max_per_category: int | None = None,
+    exclude=(),
+) -> models.QuerySet:
+    """Items similar to ``item`` ("customers who bought this also bought").
+
+    Parameters
+    ----------
+    item : Model instance
+        A saved instance of a model in ITEM_MODELS.
+    n : int
+        Length of the list, >= 0.
+    algorithm : str
+        The ALGORITHMS entry whose stored neighbours are served.
+    queryset : QuerySet of ``item``'s model, optional
+        Restricts the candidates (``Product.objects.filter(in_stock=True)``);
+        the list is still topped up to ``n`` from the fallbacks. Default: the
+        model's ITEM_QUERYSETS entry (called now), else every item; an
+        explicit ``queryset`` replaces that entry.
+    popular_algorithm : str
+        The ALGORITHMS entry of the popular fallback.
+    user, session_key : optional
+        A visitor whose seen items (EXCLUDE_SEEN events) must not appear.
+    max_per_category : int, optional
+        Overrides MAX_PER_CATEGORY for this list.
+    exclude : iterable of items or primary keys, optional
+        Items never to propose (those another list on the page shows); the
+        list is topped up from further down instead.
+
+    Returns
+    -------
+    QuerySet of ``item``'s model
+        Ordered by source (neighbours, content neighbours (CONTENT_FALLBACK),
+        popular items of the item's category, popular items) then descending score; at most ``n`` objects, never
+        ``item`` itself; each with ``recs_score``, ``recs_source`` and
+        ``recs_reason`` (None). An item without neighbours gets the fallbacks.
+
+    Raises
+    ------
+    ValueError
+        ``item`` is unsaved or not of an ITEM_MODELS model, ``n`` is not a
+        non-negative integer, ``queryset`` is of another model, or
+        ``exclude`` holds an item of another model or an invalid key.
+    ItemQuerysetError (a ValueError)
+        The model's ITEM_QUERYSETS entry cannot be used (see ``manage.py check``).
+    """
+    from . import fallbacks
+
+    if not isinstance(item, models.Model):
+        raise ValueError(f"similar_to() needs a model instance, got {type(item).__name__}")
+    model = _item_model(type(item))
+    if item.pk is None:
+        raise ValueError(f"similar_to() needs a saved {model.__name__}: this one has no primary key")
+    n = check_n(n)
+    base = _base_queryset(model, queryset)
+    if n == 0:
+        return base.none()
+    scope = _scope(model, base, Visitor.of(user, session_key), exclude=exclude, source=item)
+    sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
+    content = content_fallback_algorithm(exclude=algorithm)
+    if content is not None:  # items alike in text and attributes, before popular ones
+        sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=content, name="content"))
+    if scope.category:
+        sources.append(fallbacks.Popular(popular_algorithm, within_category_of=item.pk))
+    sources += _popular(popular_algorithm)
+    return _ranked(base, scope, sources, n, max_per_category)
+
+
+def recommended_for(
+    user,
+    n: int = 10,
+    *,
+    algorithm: str = "personal",
+    queryset: models.QuerySet | None = None,
+    session_key: str | None = None,
+    model: type[models.Model] | str | None = None,
+    similar_algorithm: str = "similar",
+    popular_algorithm: str = "popular",
+    max_per_category: int | None = None,
+    exclude=(),
+) -> models.QuerySet:
+    """Items recommended to a visitor ("recommended for you").
+
+    Parameters
+    ----------
+    user : user, AnonymousUser or None
+        Anything but a saved, authenticated user is an anonymous visitor.
+    n : int
+        Length of the list, >= 0.
+    algorithm : str
+        The ALGORITHMS entry whose stored recommendations are served.
+    queryset : QuerySet, optional
+        Restricts the candidates; its model is the item model of the list.
+        Default: the model's ITEM_QUERYSETS entry (called now), else every
+        item; an explicit ``queryset`` replaces that entry.
+    session_key : str, optional
+        The visitor's session: its history counts, for anonymous visitors and
+        for recent activity of a logged-in one.
+    model : model class or "app_label.Model", optional
+        The item model when ``queryset`` is not given; default the first of
+        ITEM_MODELS.
+    similar_algorithm, popular_algorithm : str
+        The ALGORITHMS entries of the history and popular fallbacks.
+    max_per_category : int, optional
+        Overrides MAX_PER_CATEGORY for this list.
+    exclude : iterable of items or primary keys, optional
+        Items never to propose (those another list on the page shows); the
+        list is topped up from further down instead.
+
+    Returns
+    -------
+    QuerySet of the item model
+        Ordered by source (stored recommendations, neighbours of recent
+        history, their content neighbours (CONTENT_FALLBACK), popular items)
+        then descending score; at most ``n`` objects,
+        never an item of the visitor's EXCLUDE_SEEN events; each with
+        ``recs_score``, ``recs_source`` and ``recs_reason`` (the item of the
+        visitor's history that led to it, or None). An unknown or anonymous
+        visitor gets the fallbacks; nothing raises for them.
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not a non-negative integer, the model is not in ITEM_MODELS,
+        or ``exclude`` holds an item of another model or an invalid key.
+    ItemQuerysetError (a ValueError)
+        The model's ITEM_QUERYSETS entry cannot be used (see ``manage.py check``).
+    """
+    from . import fallbacks
+
+    model = _item_model(_resolve_model(model, queryset))
+    n = check_n(n)
+    base = _base_queryset(model, queryset)
+    if n == 0:
+        return base.none()
+    visitor = Visitor.of(user, session_key)
+    scope = _scope(model, base, visitor, exclude=exclude)
+    sources = []
+    if visitor.user_id is not None:
+        sources.append(fallbacks.StoredRecommendations(user_id=visitor.user_id, algorithm=algorithm))
+    if visitor.is_known:
+        sources.append(fallbacks.HistoryNeighbours(algorithm=similar_algorithm))
+        content = content_fallback_algorithm(exclude=similar_algorithm)
+        if content is not None:
+            sources.append(fallbacks.HistoryNeighbours(algorithm=content, name="history_content"))
+    sources += _popular(popular_algorithm)
+    return _ranked(base, scope, sources, n, max_per_category)
+
+
+# --- assembly ---------------------------------------------------------------------------
+
+
+def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
+    """Read the list, pick the ``n`` best, return them as a queryset.
+
+    The chain's first source is read alone: usually it fills the list (a
+    user's stored recommendations, an item's neighbours, the neighbours of a
+    visitor's recent items). The same statement reports which of the other
+    sources' runs are active; only when the list is short does a second
+    statement read the sources that can add to it (:func:`_served`), naming
+    their runs. So a list costs one statement, two at most, and a page with
+    both tags at most four.
+    """
+    from .candidates import DIVERSITY_POOL_FACTOR, load_items, pick, read_candidates
+
+    cap = _category_cap(max_per_category, scope.category)
+    if base.query.is_empty():  # queryset=Model.objects.none()
+        return base
+    using = base.db
+    loads_rows = _plain_rows(base)
+    read = partial(
+        read_candidates, using, scope, pool_limit=n * DIVERSITY_POOL_FACTOR if cap else n,
+        with_items=loads_rows, with_categories=bool(cap),
+    )
+    indexed = list(enumerate(sources))
+    later = tuple(dict.fromkeys(source.algorithm for _, source in indexed[1:]))
+    candidates, runs = read(indexed[:1], report_runs=later)
+    chosen = pick(candidates, n, cap)
+    rest = [(i, source) for i, source in indexed[1:] if _served(source, runs)]
+    if len(chosen) < n and rest:
+        more, _ = read(rest, runs=runs)
+        chosen = pick(candidates + more, n, cap)
+    if not chosen:
+        result = base.none()
+        result._result_cache = []
+        return result
+    items = load_items(chosen, scope, using)
+    names = [source.name for source in sources]
+    entries = [(c.pk, names[c.source], float(c.score), c.reason) for c in chosen]
+    result = (
+        base.filter(pk__in=[c.pk for c in chosen])
+        .annotate(recs_order=ListPosition(entries))
+        .order_by("recs_order")
+    )
+    result._iterable_class = ExplainedModelIterable
+    if loads_rows:
+        # The statement read the rows: iterating the list costs no query.
+        # A chained queryset is a new one, which reads them again.
+        for position, (item, entry) in enumerate(zip(items, entries)):
+            item.recs_order = position
+            explain(item, entry)
+        result._result_cache = items
+    return result
+
+
+def _served(source, runs: dict) -> bool:
+    """Whether ``source`` can add to a list, given the active runs (algorithm: id or None).
+
+    A source of stored rows needs its algorithm's active run; a stand-in
+    (recent popularity) is read only while there is none.
+    """
+    active = runs.get(source.algorithm) is not None
+    return not active if source.stand_in else active
+
+
+def _plain_rows(queryset: models.QuerySet) -> bool:
+    """Whether ``queryset`` loads plain rows of its model's own table.
+
+    Only then are instances built from the statement's columns identical to
+    the queryset's; otherwise the queryset reads the chosen items itself.
+    """
+    query = queryset.query
+    return (
+        queryset._iterable_class is ModelIterable
+        and not queryset._prefetch_related_lookups
+        and not queryset._known_related_objects
+        and query.select_related is False
+        and not query.annotations
+        and not query.extra
+        and query.deferred_loading == (frozenset(), True)
+        and not query.distinct
+        and not queryset.model._meta.parents
+    )
+
+
+def _popular(algorithm: str) -> list:
+    """The last link of every chain: stored popular items, else recent popularity."""
+    from . import fallbacks
+
+    return [fallbacks.Popular(algorithm), fallbacks.RecentPopular(algorithm)]
+
+
+def _scope(model, base, visitor, *, exclude=(), source=None):
+    """What a list may contain: ``base``'s items but ``source``, ``exclude`` and the visitor's seen items."""
+    from ..categories import category_lookup
+    from .fallbacks import ListScope
+
+    return ListScope(
+        model=model,
+        content_type_id=item_content_type(model).pk,
+        visitor=visitor,
+        # Filters of queryset= or of a default manager restrict the candidates.
+        allowed=base if base.query.has_filters() else None,
+        excluded_keys=_excluded_keys(model, exclude, source),
+        category=category_lookup(model),
+    )
+
+
+def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
+    """The stored keys of ``source`` and ``exclude`` (items of ``model`` or primary keys).
+
+    Sorted and unique, so that lists excluding the same items share one
+    statement text (and, prepared, one plan).
+    """
+    if exclude is None:
+        exclude = ()
+    elif isinstance(exclude, (models.Model, str, bytes)) or not hasattr(exclude, "__iter__"):
+        exclude = [exclude]
+    keys = set() if source is None else {item_key(source)}
+    for excluded in exclude:
+        if isinstance(excluded, models.Model):
+            if excluded._meta.concrete_model is not model:
+                raise ValueError(
+                    f"exclude= holds a {excluded._meta.label}; the list is of {model._meta.label}"
+                )
+            excluded = excluded.pk
+        if excluded is None:
+            continue  # an unsaved item is in no list
+        try:
+            keys.add(key_for_pk(model, excluded))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"exclude= holds {excluded!r}, not a primary key of {model._meta.label}"
+            ) from error
+    return tuple(sorted(keys))
+
+
+def _category_cap(override, category) -> int | None:
+    from .diversity import check_cap
+
+    cap = override if override is not None else recs_settings.MAX_PER_CATEGORY
+    if cap is None:
+        return None
+    return check_cap(cap) if category else None
+
+
+def _resolve_model(model, queryset) -> type[models.Model]:
+    if queryset is not None:
+        return queryset.model
+    if model is None:
+        models_ = item_models()
+        if not models_:
+            raise ValueError("DJANGO_RECS['ITEM_MODELS'] is empty: nothing can be recommended")
+        return models_[0]
+    if isinstance(model, str):
+        from django.apps import apps
+
+        try:
+            return apps.get_model(model)
+        except (LookupError, ValueError) as exc:
+            raise ValueError(f"model {model!r} is not an installed model") from exc
+    return model
+
+
+def _item_model(model: type[models.Model]) -> type[models.Model]:
+    if not is_item_model(model):
+        raise ValueError(
+            f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS'] "
+            f"({', '.join(recs_settings.ITEM_MODELS) or 'empty'})"
+        )
+    return model._meta.concrete_model
+
+
+def _base_queryset(model, queryset) -> models.QuerySet:
+    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces)."""
+    if queryset is None:
+        return default_item_queryset(model)
+    if queryset.model._meta.concrete_model is not model:
+        raise ValueError(
+            f"queryset= is of {queryset.model._meta.label}, the list is of {model._meta.label}"
+        )
+    return queryset
