@@ -126,8 +126,8 @@ def load_data(size: dict) -> bool:
 
 def run_pipeline(name: str, repeats: int = 2):
     """The last of ``repeats`` synchronous runs of ``name`` (with the previous run's cleanup)."""
+    from django_recs.dispatch import recompute
     from django_recs.models import Run
-    from django_recs.pipeline import recompute
 
     # A run left in flight by an interrupted benchmark would be joined, not rerun.
     Run.objects.filter(algorithm=name, status__in=["pending", "running"]).update(

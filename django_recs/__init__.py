@@ -19,7 +19,7 @@ _PUBLIC = {
     "forget_user": "django_recs.capture",
     "similar_to": "django_recs.serving",
     "recommended_for": "django_recs.serving",
-    "recompute": "django_recs.pipeline",
+    "recompute": "django_recs.dispatch",
 }
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from .capture import forget_user, record, record_many, register_source
-    from .pipeline import recompute
+    from .dispatch import recompute
     from .serving import recommended_for, similar_to
 
 

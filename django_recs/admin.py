@@ -175,7 +175,7 @@ class RunAdmin(admin.ModelAdmin):
         return require_POST(self._recompute)(request)
 
     def _recompute(self, request):
-        from .pipeline import recompute
+        from .dispatch import recompute
 
         if not request.user.has_perm("django_recs.run_recompute"):
             raise PermissionDenied

@@ -1,6 +1,7 @@
-"""Sending a pending run to the Celery workers, and saying so when it cannot go.
+"""Triggering runs: :func:`recompute`, and sending a pending run to the Celery workers.
 
-:func:`enqueue_run` sends ``django_recs.recompute`` for a pending run once the
+:func:`recompute` starts (or joins) a run per algorithm and runs it here or
+enqueues it. :func:`enqueue_run` sends ``django_recs.recompute`` for a pending run once the
 current transaction commits. A send that fails (broker down, bad URL, missing
 transport library) fails the run at once with the real cause, naming the
 broker without its password, so the next trigger can start afresh; it never
@@ -17,22 +18,66 @@ detects it for the system check (django_recs.W002) and the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
+from .algorithms.registry import algorithm_names, build_algorithm
 from .conf import recs_settings
 from .models import Run
+from .pipeline import runs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["broker_url", "enqueue_run", "unconfigured_celery_app"]
+__all__ = ["broker_url", "enqueue_run", "recompute", "unconfigured_celery_app"]
 
 UNCONFIGURED_APP = (
     "Celery's current app in this process is its unconfigured default, which ignores "
     "CELERY_* settings and sends tasks to {broker}; import the project's Celery app in the "
     "project package's __init__.py (from .celery import app as celery_app)."
 )
+
+
+def recompute(
+    *algorithms: str,
+    sync: bool = False,
+    triggered_by: str = "api",
+    using: str = DEFAULT_DB_ALIAS,
+    on_progress: Callable[[str, str, float], None] | None = None,
+) -> list[Run]:
+    """Start (or join) a run of each named algorithm; all configured when none is named.
+
+    With ``sync=False`` the Celery task ``django_recs.recompute`` is enqueued
+    after the current transaction commits and the pending runs are
+    returned. With ``sync=True`` each run executes in this process and the
+    finished runs are returned (status ``"succeeded"`` or ``"failed"``).
+    A run of the same algorithm already pending or running is returned
+    instead of starting another. ``on_progress(algorithm, stage, fraction)``
+    follows a synchronous run.
+
+    Raises
+    ------
+    ValueError
+        An unknown algorithm name, or an ALGORITHMS entry that cannot be
+        built (unknown class, invalid parameters).
+    """
+    names = list(algorithms) or runs.recompute_order(algorithm_names())
+    for name in names:
+        build_algorithm(name)  # fail before anything is written
+    started = []
+    for name in names:
+        run, created = runs.start_run(name, triggered_by=triggered_by, using=using)
+        if created and sync:
+            listener = None
+            if on_progress is not None:
+                def listener(stage, fraction, name=name):
+                    on_progress(name, stage, fraction)
+            run = runs.execute_run(run.pk, using=using, on_progress=listener)
+        elif created:
+            enqueue_run(run, using=using)
+        started.append(run)
+    return started
 
 
 def current_celery_app():

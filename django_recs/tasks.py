@@ -10,7 +10,7 @@ project's ``celery.py`` configures.
 
 The tasks of a sharded run (``django_recs.similarity_shard``,
 ``django_recs.assemble_neighbours``, ``django_recs.recommend_shard``,
-``django_recs.finish_sharded_run``; see :mod:`django_recs.sharding`) take
+``django_recs.finish_sharded_run``; see :mod:`django_recs.pipeline.sharding`) take
 the run's id and a row range. They are retried on any error but a corrupt
 or missing file and the time limit, requeued when their worker is lost (a
 shard started MAX_SHARD_STARTS times is given up), and keep their results
@@ -24,8 +24,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from .conf import recs_settings
-from .shards import ShardGivenUp
-from .snapshot import SnapshotError
+from .pipeline.shards import ShardGivenUp
+from .pipeline.snapshot import SnapshotError
 
 __all__ = [
     "assemble_neighbours",
@@ -80,8 +80,9 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
     """
     if algorithm is None:
         return _recompute_all(self, triggered_by)
-    from . import pipeline, sharding
+    from . import pipeline
     from .models import Run
+    from .pipeline import sharding
 
     run = None
     if run_id is not None:
@@ -110,8 +111,9 @@ class RunsFailed(Exception):
 
 def _recompute_all(task, triggered_by: str) -> list[dict]:
     """Every configured algorithm in turn, in this worker; one failure does not stop the rest."""
-    from . import pipeline, sharding
+    from . import pipeline
     from .algorithms.registry import algorithm_names
+    from .pipeline import sharding
 
     outcomes = []
     for name in pipeline.recompute_order(algorithm_names()):
@@ -137,7 +139,7 @@ def _queue_of(request) -> str | None:
 @shared_task(name="django_recs.refresh_user", **_RETRY_OPTIONS)
 def refresh_user(self, user_id: int, algorithm: str = "personal") -> int:
     """Fold one user's current history into the active ALS run; rows written."""
-    from .foldin import refresh_user as refresh
+    from .pipeline.foldin import refresh_user as refresh
 
     return refresh(int(user_id), algorithm)
 
@@ -159,7 +161,7 @@ class ShardTask(RecsTask):
     abstract = True
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        from .sharding import fail_run
+        from .pipeline.sharding import fail_run
 
         run_id = args[0] if args else kwargs.get("run_id")
         if run_id is not None:
@@ -185,7 +187,7 @@ _WAIT_FOR_SHARDS = {"countdown": 2, "max_retries": 300}
 @shared_task(name="django_recs.similarity_shard", **_SHARD_OPTIONS)
 def similarity_shard(self, run_id: int, index: int, start: int, stop: int) -> dict:
     """Neighbours of the items [start, stop) of a sharded ItemKNN run."""
-    from .shards import compute_similarity_shard
+    from .pipeline.shards import compute_similarity_shard
 
     return compute_similarity_shard(int(run_id), int(index), int(start), int(stop),
                                     worker=self.request.hostname or "")
@@ -194,7 +196,7 @@ def similarity_shard(self, run_id: int, index: int, start: int, stop: int) -> di
 @shared_task(name="django_recs.recommend_shard", **_SHARD_OPTIONS)
 def recommend_shard(self, run_id: int, index: int, start: int, stop: int) -> dict:
     """Recommendations of the users [start, stop) of a sharded run."""
-    from .shards import compute_recommend_shard
+    from .pipeline.shards import compute_recommend_shard
 
     return compute_recommend_shard(int(run_id), int(index), int(start), int(stop),
                                    worker=self.request.hostname or "")
@@ -203,8 +205,8 @@ def recommend_shard(self, run_id: int, index: int, start: int, stop: int) -> dic
 @shared_task(name="django_recs.assemble_neighbours", **_SHARD_OPTIONS)
 def assemble_neighbours(self, run_id: int) -> dict:
     """After the similarity shards: the whole neighbour matrix, then the user shards."""
-    from .sharding import ShardsIncomplete
-    from .sharding import assemble_neighbours as assemble
+    from .pipeline.sharding import ShardsIncomplete
+    from .pipeline.sharding import assemble_neighbours as assemble
 
     try:
         return assemble(int(run_id), queue=_queue_of(self.request))
@@ -215,7 +217,7 @@ def assemble_neighbours(self, run_id: int) -> dict:
 @shared_task(name="django_recs.finish_sharded_run", **_SHARD_OPTIONS)
 def finish_sharded_run(self, run_id: int) -> dict:
     """After the last shard: check every shard arrived and swap the run in."""
-    from .sharding import ShardsIncomplete, finish_run
+    from .pipeline.sharding import ShardsIncomplete, finish_run
 
     try:
         return finish_run(int(run_id))

@@ -100,7 +100,7 @@ def test_a_failed_run_leaves_no_partition_and_the_old_rows_served(shop_committed
     def broken_swap(run, **kwargs):
         raise RuntimeError("swap failed")
 
-    monkeypatch.setattr(pipeline, "swap_active_run", broken_swap)
+    monkeypatch.setattr(pipeline.runs, "swap_active_run", broken_swap)
     [bad] = django_recs.recompute("similar", sync=True)
     assert bad.status == "failed" and "swap failed" in bad.error
     assert not run_partition_exists(SimilarItem, bad.pk, "default")

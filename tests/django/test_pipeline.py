@@ -140,7 +140,7 @@ def test_readers_see_the_old_rows_until_the_swap_then_only_the_new(shop, monkeyp
         real_swap(run, **kwargs)
         seen_at_swap["after"] = served_similar()
 
-    monkeypatch.setattr(pipeline, "swap_active_run", swap_and_look)
+    monkeypatch.setattr(pipeline.runs, "swap_active_run", swap_and_look)
     [second] = django_recs.recompute("similar", sync=True)
     assert second.status == "succeeded"
     assert seen_at_swap["served"] == before and seen_at_swap["active"] == first.pk
@@ -176,7 +176,7 @@ def test_failure_keeps_previous_results_and_removes_partial_rows(shop, monkeypat
             raise RuntimeError("disk full")
         return real_store(model, chunks, **kwargs)
 
-    monkeypatch.setattr(pipeline, "store_rows", store_then_fail)
+    monkeypatch.setattr(pipeline.writing, "store_rows", store_then_fail)
     [bad] = django_recs.recompute("similar", sync=True)
     assert bad.status == "failed" and bad.stage == "write"
     assert "disk full" in bad.error and "RuntimeError" in bad.error
@@ -185,7 +185,7 @@ def test_failure_keeps_previous_results_and_removes_partial_rows(shop, monkeypat
     assert not Recommendation.objects.filter(run=bad).exists()
     assert served_similar() == before and pipeline.active_run("similar").pk == good.pk
     # And the next run succeeds.
-    monkeypatch.setattr(pipeline, "store_rows", real_store)
+    monkeypatch.setattr(pipeline.writing, "store_rows", real_store)
     [again] = django_recs.recompute("similar", sync=True)
     assert again.status == "succeeded"
 
@@ -392,7 +392,7 @@ def test_refresh_user_folds_in_new_history_against_stored_factors(shop):
 
 
 def test_refresh_user_without_factors_does_nothing(shop):
-    from django_recs.foldin import refresh_user
+    from django_recs.pipeline.foldin import refresh_user
 
     assert refresh_user(shop.users[0].pk, "personal") == 0  # never ran
     django_recs.recompute("similar", sync=True)

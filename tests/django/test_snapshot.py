@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from django_recs import snapshot
-from django_recs.foldin import delete_artifact_files
 from django_recs.matrix import InteractionMatrix
 from django_recs.models import Run
+from django_recs.pipeline import snapshot
+from django_recs.pipeline.artifacts import delete_artifact_files
 from django_recs.storage.read import ItemCatalog
 from tests.django import sharding_fixtures
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from django_recs.pipeline import recompute
+from django_recs.dispatch import recompute
 
 BAR_WIDTH = 30
 

@@ -11,81 +11,22 @@ the list reflects it, without a full run.
 
 from __future__ import annotations
 
-import io
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, transaction
 
-from . import kernels
-from .algorithms.als import confidence, factor_reasons, normalised_rows
-from .conf import recs_settings
-from .matrix import InteractionMatrix
-from .models import Recommendation, Run
-from .pipeline import store_rows
+from .. import kernels
+from ..algorithms.als import confidence, factor_reasons, normalised_rows
+from ..conf import recs_settings
+from ..matrix import InteractionMatrix
+from ..models import Recommendation, Run
+from ..storage.read import load_interactions
+from .artifacts import ItemFactors, load_item_factors
 from .results import recommendation_columns
-from .storage.read import ItemCatalog, load_interactions
+from .writing import store_rows
 
-__all__ = ["ItemFactors", "load_item_factors", "refresh_user", "save_item_factors"]
-
-
-@dataclass(frozen=True)
-class ItemFactors:
-    """Item factors of a run and the item of each row."""
-
-    factors: np.ndarray  # (n_items, f) float32
-    catalog: ItemCatalog
-
-    def columns_of(self, catalog: ItemCatalog) -> np.ndarray:
-        """For each item of ``catalog``, its row in these factors (-1 when unknown)."""
-        lookup = self.catalog.column_lookup()
-        return np.array(
-            [lookup.get((int(ct), str(key)), -1)
-             for ct, key in zip(catalog.content_type_ids, catalog.keys)],
-            dtype=np.int64,
-        )
-
-
-def save_item_factors(run_id: int, factors: np.ndarray, catalog: ItemCatalog) -> str:
-    """Save a run's item factors in the default storage; returns the stored name."""
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        factors=np.asarray(factors, dtype=np.float32),
-        content_type_ids=catalog.content_type_ids.astype(np.int64),
-        keys=np.asarray(catalog.keys, dtype=str),
-    )
-    return default_storage.save(
-        f"django_recs/runs/{run_id}/item_factors.npz", ContentFile(buffer.getvalue())
-    )
-
-
-@lru_cache(maxsize=4)
-def load_item_factors(path: str) -> ItemFactors:
-    """The item factors stored at ``path`` (cached: a run's files never change)."""
-    with default_storage.open(path, "rb") as handle:
-        data = np.load(io.BytesIO(handle.read()), allow_pickle=False)
-        return ItemFactors(
-            factors=data["factors"],
-            catalog=ItemCatalog(data["content_type_ids"], data["keys"]),
-        )
-
-
-def delete_artifact_files(artifacts: dict[str, str]) -> None:
-    """Delete a run's stored files; a file already gone is fine.
-
-    Entries named ``<file>_sha256`` are the checksums of files (see
-    :mod:`django_recs.snapshot`), not paths.
-    """
-    for name, path in artifacts.items():
-        if name.endswith("_sha256"):
-            continue
-        if path and default_storage.exists(path):
-            default_storage.delete(path)
+__all__ = ["refresh_user"]
 
 
 def refresh_user(

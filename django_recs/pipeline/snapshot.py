@@ -32,8 +32,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from .matrix import InteractionMatrix
-from .storage.read import ItemCatalog
+from ..matrix import InteractionMatrix
+from ..storage.read import ItemCatalog
 
 __all__ = [
     "CHECKSUM_SUFFIX",
@@ -248,7 +248,7 @@ def add_artifacts(run_id: int, entries: dict[str, str], *, using: str = DEFAULT_
     the read-modify-write. Returns the run's artifacts after the change
     (empty when the run is gone).
     """
-    from .models import Run
+    from ..models import Run
 
     with transaction.atomic(using=using):
         run = _locked_run(run_id, using)
@@ -266,7 +266,7 @@ def _locked_run(run_id: int, using: str):
     shards whose write transactions hold the run's key (their RunShard rows
     reference it).
     """
-    from .models import Run
+    from ..models import Run
 
     no_key = connections[using].features.has_select_for_no_key_update
     return Run.objects.using(using).select_for_update(no_key=no_key).filter(pk=run_id).first()
@@ -274,8 +274,8 @@ def _locked_run(run_id: int, using: str):
 
 def remove_artifacts(run_id: int, names, *, using: str = DEFAULT_DB_ALIAS) -> None:
     """Delete the files recorded as ``names`` and their entries (checksums included)."""
-    from .foldin import delete_artifact_files
-    from .models import Run
+    from ..models import Run
+    from .artifacts import delete_artifact_files
 
     names = set(names)
     with transaction.atomic(using=using):

@@ -28,11 +28,11 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .algorithms.base import Algorithm
-from .algorithms.itemknn import recommend_from_neighbours
-from .conf import recs_settings
-from .kernels import limit_blas_threads, resolve_num_threads
-from .models import Recommendation, Run, RunShard, ShardStart, SimilarItem
+from ..algorithms.base import Algorithm
+from ..algorithms.itemknn import recommend_from_neighbours
+from ..conf import recs_settings
+from ..kernels import limit_blas_threads, resolve_num_threads
+from ..models import Recommendation, Run, RunShard, ShardStart, SimilarItem
 from .results import recommendation_columns, similar_item_columns
 from .snapshot import (
     MatrixSnapshot,
@@ -77,6 +77,9 @@ HEARTBEAT_INTERVAL = 2.0
 #: up: above the task's retries, so only a shard whose worker keeps dying
 #: (out of memory, killed) reaches it.
 MAX_SHARD_STARTS = 10
+
+#: Run.progress when the shards are done (the swap and cleanup follow).
+PROGRESS_SHARDS_DONE = 0.95
 
 
 # -- what a shard reads ---------------------------------------------------------------------
@@ -190,7 +193,7 @@ def write_shard(
     marker's unique constraint makes the second writer wait for the first
     and then write nothing).
     """
-    from .pipeline import store_rows
+    from .writing import store_rows
 
     started = time.perf_counter()
     with transaction.atomic(using=using):
@@ -283,8 +286,6 @@ def compute_similarity_shard(
     shard's marker) so the run can assemble the whole neighbour matrix that
     the personal recommendations need.
     """
-    from .sharding import note_shard_done
-
     run, summary = begin_shard(run_id, SIMILAR, index, using)
     if run is None:
         return summary
@@ -343,8 +344,6 @@ def compute_recommend_shard(
     ItemKNN scores them against the assembled neighbour matrix, ALS against
     the trained factors; both read them from storage, checksums verified.
     """
-    from .sharding import note_shard_done
-
     run, summary = begin_shard(run_id, RECOMMEND, index, using)
     if run is None:
         return summary
@@ -399,3 +398,16 @@ def decode_items(encoded: str, n_items: int) -> np.ndarray:
     """The boolean mask (n_items,) of :func:`encode_items`."""
     bits = np.frombuffer(zlib.decompress(base64.b64decode(encoded)), dtype=np.uint8)
     return np.unpackbits(bits, count=int(n_items)).astype(bool)
+
+
+def note_shard_done(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Progress = shards done / shards planned (and a heartbeat)."""
+    run = Run.objects.using(using).filter(pk=run_id).only("params").first()
+    plan = (run.params or {}).get("sharding", {}) if run else {}
+    total = max(1, int(plan.get("total", 1)))
+    done = RunShard.objects.using(using).filter(run_id=run_id).count()
+    start = float(plan.get("progress_from", 0.2))
+    progress = start + (PROGRESS_SHARDS_DONE - start) * min(1.0, done / total)
+    Run.objects.using(using).filter(pk=run_id, status=Run.Status.RUNNING).update(
+        progress=round(progress, 4), heartbeat_at=timezone.now()
+    )

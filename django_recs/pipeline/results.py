@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from .algorithms.ranking import row_then_descending_key
-from .categories import ranks_within
-from .storage.read import ItemCatalog
+from ..algorithms.ranking import row_then_descending_key
+from ..categories import ranks_within
+from ..storage.read import ItemCatalog
 
 Columns = dict[str, np.ndarray]
 

@@ -16,110 +16,36 @@ killed) is marked failed by the next trigger, which then starts afresh.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import chain
 
 import numpy as np
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from .algorithms.base import Algorithm, FitResult
-from .algorithms.registry import algorithm_config, algorithm_names, build_algorithm
-from .categories import catalog_categories
-from .conf import recs_settings
-from .dispatch import enqueue_run
-from .kernels import limit_blas_threads, resolve_num_threads
-from .matrix import InteractionMatrix, index_keys
-from .models import PopularItem, Recommendation, Run, SimilarItem
-from .results import popular_item_columns, recommendation_columns, similar_item_columns
-from .storage.copy_binary import copy_binary, supports_binary_copy
-from .storage.partitions import drop_run_partition, is_partitioned, write_run_partition
-from .storage.read import ItemCatalog, LoadedInteractions, load_interactions
-from .storage.write import bulk_insert_chunks
+from ..algorithms.base import Algorithm
+from ..algorithms.registry import algorithm_config, build_algorithm
+from ..conf import recs_settings
+from ..kernels import limit_blas_threads, resolve_num_threads
+from ..matrix import InteractionMatrix, index_keys
+from ..models import PopularItem, Recommendation, Run, SimilarItem
+from ..storage.partitions import drop_run_partition, is_partitioned
+from ..storage.read import ItemCatalog, LoadedInteractions, load_interactions
+from .artifacts import delete_artifacts, save_artifacts
+from .tracking import STAGES, ProgressListener, RunTracker
+from .writing import write_results
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "STAGES",
-    "active_run",
-    "build_matrix",
-    "execute_run",
-    "fail_stale_runs",
-    "recompute",
-    "recompute_order",
-    "start_run",
-    "swap_active_run",
-]
-
-#: The stages of a run, in order (Run.stage and the keys of Run.timings; the
-#: timings also hold "cleanup", the deletion of older rows after the swap).
-STAGES = ("load", "matrix", "compute", "write", "swap")
-
-#: Rough share of a run's time per stage, to turn stage progress into Run.progress.
-STAGE_WEIGHTS = {"load": 0.1, "matrix": 0.05, "compute": 0.55, "write": 0.25, "swap": 0.05}
+logger = logging.getLogger("django_recs.pipeline")
 
 #: Result tables, each holding rows of many runs.
 RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
 
 #: Rows deleted per statement when old rows are cleaned up.
 DELETE_BATCH = 50_000
-
-#: Seconds between progress writes from the run itself, and heartbeats from its watcher thread.
-PROGRESS_INTERVAL = 1.0
-HEARTBEAT_INTERVAL = 2.0
-
-ProgressListener = Callable[[str, float], None]
-
-
-# -- triggering -----------------------------------------------------------------
-
-
-def recompute(
-    *algorithms: str,
-    sync: bool = False,
-    triggered_by: str = "api",
-    using: str = DEFAULT_DB_ALIAS,
-    on_progress: Callable[[str, str, float], None] | None = None,
-) -> list[Run]:
-    """Start (or join) a run of each named algorithm; all configured when none is named.
-
-    With ``sync=False`` the Celery task ``django_recs.recompute`` is enqueued
-    after the current transaction commits and the pending runs are
-    returned. With ``sync=True`` each run executes in this process and the
-    finished runs are returned (status ``"succeeded"`` or ``"failed"``).
-    A run of the same algorithm already pending or running is returned
-    instead of starting another. ``on_progress(algorithm, stage, fraction)``
-    follows a synchronous run.
-
-    Raises
-    ------
-    ValueError
-        An unknown algorithm name, or an ALGORITHMS entry that cannot be
-        built (unknown class, invalid parameters).
-    """
-    names = list(algorithms) or recompute_order(algorithm_names())
-    for name in names:
-        build_algorithm(name)  # fail before anything is written
-    runs = []
-    for name in names:
-        run, created = start_run(name, triggered_by=triggered_by, using=using)
-        if created and sync:
-            listener = None
-            if on_progress is not None:
-                def listener(stage, fraction, name=name):
-                    on_progress(name, stage, fraction)
-            run = execute_run(run.pk, using=using, on_progress=listener)
-        elif created:
-            enqueue_run(run, using=using)
-        runs.append(run)
-    return runs
 
 
 def recompute_order(names: list[str]) -> list[str]:
@@ -128,8 +54,8 @@ def recompute_order(names: list[str]) -> list[str]:
     Popular items are the last fallback of every list, and the quickest to
     compute: a first recompute of everything serves them soonest.
     """
-    from .algorithms import Popular
-    from .algorithms.registry import AlgorithmConfigError, algorithm_class
+    from ..algorithms import Popular
+    from ..algorithms.registry import AlgorithmConfigError, algorithm_class
 
     def is_popular(name: str) -> bool:
         try:
@@ -314,7 +240,7 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
         catalog = loaded.catalog
         if getattr(algorithm, "uses_item_features", False):
             # Content algorithms: every featured item becomes a column, with its features.
-            from .content.loading import prepare_item_features
+            from ..content.loading import prepare_item_features
 
             matrix, catalog = prepare_item_features(algorithm, matrix, catalog, using=using)
     return PreparedRun(algorithm, matrix, catalog, int(len(loaded)), ignored, threads,
@@ -417,89 +343,6 @@ def build_matrix(
         now=now if now is not None else time.time(),
     )
     return matrix, ignored
-
-
-def write_results(
-    run: Run,
-    algorithm: Algorithm,
-    result: FitResult,
-    matrix: InteractionMatrix,
-    catalog: ItemCatalog,
-    *,
-    using: str = DEFAULT_DB_ALIAS,
-    progress: Callable[[float], None] | None = None,
-) -> dict[str, int]:
-    """Store a FitResult's rows under ``run`` and return the rows written per table.
-
-    Per-user lists are stored only for personal algorithms (Popular's are
-    the same list for everyone, served from PopularItem).
-    """
-    written = {"similar": 0, "recommendations": 0, "popular": 0}
-    recommended = result.recommended if algorithm.personal else None
-    total = (result.similar.nnz if result.similar is not None else 0) + (
-        int((recommended >= 0).sum()) if recommended is not None else 0
-    ) + (len(result.popular) if result.popular is not None else 0)
-    done = 0
-
-    def advance(rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress is not None and total:
-            progress(done / total)
-
-    def counted(chunks):
-        for columns in chunks:
-            yield columns
-            advance(len(columns["run_id"]))
-
-    if result.similar is not None and result.similar.nnz:
-        columns = similar_item_columns(run.pk, result.similar, catalog)
-        written["similar"] = store_rows(SimilarItem, counted([columns]), using=using)
-    if recommended is not None:
-        chunks = recommendation_columns(
-            run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
-            catalog,
-        )
-        written["recommendations"] = store_rows(Recommendation, counted(chunks), using=using)
-    if result.popular is not None and len(result.popular):
-        columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog,
-                                       catalog_categories(catalog, using=using))
-        written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
-    return written
-
-
-def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:
-    """Write column chunks in one transaction: binary COPY on PostgreSQL, else bulk_insert."""
-    chunks = iter(chunks)
-    first = next(chunks, None)
-    if first is None:
-        return 0
-    if supports_binary_copy(model, first, using):
-        run_id = _single_run_id(first)
-        if run_id is not None and is_partitioned(model, using):
-            # A partition of its own, indexed once filled; None when the run
-            # already has rows elsewhere (then they are appended below).
-            written = write_run_partition(model, run_id, chain([first], chunks), using=using)
-            if written is not None:
-                return written
-        return copy_binary(model, chain([first], chunks), using=using)
-    as_text = (_decoded(columns) for columns in chain([first], chunks))
-    return bulk_insert_chunks(model, as_text, using=using, batch_size=50_000)
-
-
-def _single_run_id(columns: dict) -> int | None:
-    """The run of a chunk's rows when they all belong to one run."""
-    run_ids = np.asarray(columns.get("run_id", ()))
-    if run_ids.size == 0 or run_ids.dtype.kind not in "iu" or (run_ids != run_ids[0]).any():
-        return None
-    return int(run_ids[0])
-
-
-def _decoded(columns: dict) -> dict:
-    """UTF-8 ``S`` columns as str, for bulk_insert."""
-    return {name: np.char.decode(values, "utf-8")
-            if isinstance(values, np.ndarray) and values.dtype.kind == "S" else values
-            for name, values in columns.items()}
 
 
 # -- swapping and cleaning up -------------------------------------------------------
@@ -624,138 +467,3 @@ def _mark_failed(run: Run, tracker: RunTracker, error: BaseException, using: str
     except Exception:  # the database may be what failed; the heartbeat timeout covers it
         logger.exception("django_recs: could not record the failure of run %s", run.pk)
 
-
-# -- progress and heartbeat ------------------------------------------------------------
-
-
-class RunTracker:
-    """Stage, progress, timings and heartbeat of a running run.
-
-    The run writes its stage when one starts and its progress at most every
-    PROGRESS_INTERVAL seconds. While it runs, a watcher thread also writes
-    the heartbeat (and the latest progress) every HEARTBEAT_INTERVAL seconds,
-    so a long kernel call without progress callbacks still shows the run
-    alive. Inside an outer transaction (tests, ``sync=True`` in a request)
-    the thread could not see the run, so only the run's own writes happen.
-    """
-
-    def __init__(self, run: Run, *, using: str, on_progress: ProgressListener | None = None):
-        self.run = run
-        self.using = using
-        self.on_progress = on_progress
-        self.current_stage = STAGES[0]
-        self.fraction = 0.0
-        self.timings: dict[str, float] = {}
-        self.rows_read = 0
-        self.rows_written = 0
-        self._stage_started = time.perf_counter()
-        self._last_write = 0.0
-        self._stop = threading.Event()
-
-    @contextmanager
-    def watching(self):
-        connection = connections[self.using]
-        thread = None
-        if not connection.in_atomic_block:
-            thread = threading.Thread(target=self._beat, name=f"recs-run-{self.run.pk}",
-                                      daemon=True)
-            thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            if thread is not None:
-                thread.join()
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(HEARTBEAT_INTERVAL):
-                Run.objects.using(self.using).filter(
-                    pk=self.run.pk, status=Run.Status.RUNNING
-                ).update(heartbeat_at=timezone.now(), progress=self.overall)
-        except Exception:  # never let the watcher kill the run; the run writes too
-            logger.exception("django_recs: heartbeat of run %s failed", self.run.pk)
-        finally:
-            connections[self.using].close()
-
-    @contextmanager
-    def stage(self, name: str):
-        self.current_stage = name
-        self.fraction = 0.0
-        self._stage_started = time.perf_counter()
-        self._write(stage=name, progress=self.overall, timings=self.timings_so_far())
-        if self.on_progress is not None:
-            self.on_progress(name, 0.0)
-        yield
-        self.timings[name] = round(time.perf_counter() - self._stage_started, 4)
-        if self.on_progress is not None:
-            self.on_progress(name, 1.0)
-
-    def timings_so_far(self) -> dict[str, float]:
-        timings = dict(self.timings)
-        if self.current_stage not in timings:
-            timings[self.current_stage] = round(time.perf_counter() - self._stage_started, 4)
-        return timings
-
-    def progress(self, fraction: float) -> None:
-        """Progress callback of the current stage (fraction in [0, 1])."""
-        self.note_progress(fraction)
-        if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
-            self._write(progress=self.overall)
-
-    @property
-    def overall(self) -> float:
-        """Fraction of the whole run done: stages weighted by their usual share of time."""
-        index = STAGES.index(self.current_stage) if self.current_stage in STAGES else 0
-        done = sum(STAGE_WEIGHTS[stage] for stage in STAGES[:index])
-        share = STAGE_WEIGHTS.get(self.current_stage, 0.0)
-        return round(min(1.0, done + share * min(1.0, max(0.0, self.fraction))), 4)
-
-    def note_progress(self, fraction: float) -> None:
-        """Progress without a database write (the heartbeat thread writes it)."""
-        self.fraction = float(fraction)
-        if self.on_progress is not None:
-            self.on_progress(self.current_stage, self.fraction)
-
-    def _write(self, **fields) -> None:
-        self._last_write = time.monotonic()
-        Run.objects.using(self.using).filter(pk=self.run.pk, status=Run.Status.RUNNING).update(
-            heartbeat_at=timezone.now(), **fields
-        )
-
-
-# -- artifacts (ALS item factors) ----------------------------------------------------------
-
-
-def save_artifacts(run: Run, result: FitResult, catalog: ItemCatalog) -> dict[str, str]:
-    """Store the item factors of a factorisation run through Django's storage API.
-
-    They let :func:`refresh_user` fold in one user's new history later. A
-    content run's item features are stored too, so a new item's neighbours
-    can be computed without a run (:mod:`django_recs.content.updates`).
-    Returns the run's ``artifacts`` ({name: storage path}), also saved on the run.
-    """
-    artifacts = {}
-    if result.item_factors is not None:
-        from .foldin import save_item_factors
-
-        artifacts["item_factors"] = save_item_factors(run.pk, result.item_factors, catalog)
-    if getattr(result, "content_index", None) is not None:
-        from .content.artifacts import save_content_index
-
-        artifacts["item_features"] = save_content_index(run.pk, result.content_index, catalog)
-    if not artifacts:
-        return {}
-    Run.objects.using(run._state.db or DEFAULT_DB_ALIAS).filter(pk=run.pk).update(
-        artifacts=artifacts
-    )
-    return artifacts
-
-
-def delete_artifacts(run: Run) -> None:
-    """Delete the files a run stored (missing files are fine)."""
-    if not run.artifacts:
-        return
-    from .foldin import delete_artifact_files
-
-    delete_artifact_files(run.artifacts)

@@ -12,7 +12,7 @@ the ``django_recs.recompute`` task) is split once its matrix is built::
 Shards (:mod:`django_recs.shards`) write their rows under the run's id with
 a RunShard row each, exactly once. ``finish_sharded_run`` checks that every
 planned shard has its row and that the tables hold exactly the rows the
-shards counted, then swaps the run in (:func:`pipeline.swap_active_run`) and
+shards counted, then swaps the run in (:func:`runs.swap_active_run`) and
 cleans up as an in-process run does. A shard that fails is retried; when its
 retries are exhausted the run is failed (rows and files deleted, previous
 results still served). Ranges are contiguous and balanced by an estimate of
@@ -36,13 +36,14 @@ from celery.exceptions import Retry
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
-from . import pipeline
-from .algorithms.als import ALS
-from .algorithms.itemknn import ItemKNN, neighbour_counts
-from .conf import recs_settings
-from .foldin import save_item_factors
-from .kernels import limit_blas_threads
-from .models import Recommendation, Run, RunShard, SimilarItem
+from ..algorithms.als import ALS
+from ..algorithms.itemknn import ItemKNN, neighbour_counts
+from ..conf import recs_settings
+from ..kernels import limit_blas_threads
+from ..models import Recommendation, Run, RunShard, SimilarItem
+from ..storage.partitions import create_run_partition, is_partitioned
+from . import runs
+from .artifacts import save_item_factors
 from .results import similar_item_columns
 from .shards import (
     FACTORS,
@@ -67,7 +68,6 @@ from .snapshot import (
     save_csr,
     save_matrix,
 )
-from .storage.partitions import create_run_partition, is_partitioned
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,6 @@ AUTO_SHARD_PAIRS = 250_000
 #: ...and at most this many shards.
 MAX_AUTO_SHARDS = 64
 
-#: Run.progress when the shards are done (the swap and cleanup follow).
-PROGRESS_SHARDS_DONE = 0.95
 
 
 class ShardsIncomplete(RuntimeError):
@@ -196,24 +194,24 @@ def execute_run(
     recompute task's own queue; None = the default routing).
     """
     if recs_settings.SHARDS == 1:
-        return pipeline.execute_run(run_id, using=using, raise_errors=raise_errors)
+        return runs.execute_run(run_id, using=using, raise_errors=raise_errors)
 
-    def body(run: Run, tracker: pipeline.RunTracker, using: str) -> None:
+    def body(run: Run, tracker: runs.RunTracker, using: str) -> None:
         _start(run, tracker, using, queue)
 
-    return pipeline.run_claimed(run_id, body, using=using, raise_errors=raise_errors)
+    return runs.run_claimed(run_id, body, using=using, raise_errors=raise_errors)
 
 
-def _start(run: Run, tracker: pipeline.RunTracker, using: str, queue: str | None) -> None:
-    prepared = pipeline.prepare_run(run, tracker, using)
+def _start(run: Run, tracker: runs.RunTracker, using: str, queue: str | None) -> None:
+    prepared = runs.prepare_run(run, tracker, using)
     matrix = prepared.matrix
     kind = shard_kind(prepared.algorithm)
     n_shards = shard_count(recs_settings.SHARDS, matrix.nnz)
     if kind is None or n_shards < 2 or matrix.nnz == 0 or matrix.n_items < 2:
-        pipeline.complete_run(run, tracker, prepared, using)
+        runs.complete_run(run, tracker, prepared, using)
         return
     Run.objects.using(using).filter(pk=run.pk).update(
-        rows_read=tracker.rows_read, metrics=pipeline.base_metrics(prepared)
+        rows_read=tracker.rows_read, metrics=runs.base_metrics(prepared)
     )
     started = time.perf_counter()
     snapshot = save_matrix(run.pk, matrix, prepared.catalog)
@@ -253,7 +251,7 @@ def _start(run: Run, tracker: pipeline.RunTracker, using: str, queue: str | None
             raise
 
 
-def _train(run: Run, prepared: pipeline.PreparedRun, tracker, using: str) -> dict:
+def _train(run: Run, prepared: runs.PreparedRun, tracker, using: str) -> dict:
     """ALS: factors trained here, saved for the shards (and for fold-in)."""
     algorithm, matrix, threads = prepared.algorithm, prepared.matrix, prepared.threads
     with limit_blas_threads(threads):
@@ -290,29 +288,16 @@ def prepare_partitions(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> None:
 
 def dispatch(run_id: int, phase: str, ranges, callback: str, *, queue: str | None = None) -> None:
     """Send a chord: one shard task per range, then the callback."""
-    from celery import chord
+    from celery import chord, signature
 
-    from . import tasks
-
-    shard_task = tasks.similarity_shard if phase == SIMILAR else tasks.recommend_shard
-    callback_task = tasks.assemble_neighbours if callback == "assemble" else tasks.finish_sharded_run
+    # The tasks by name (django_recs/tasks.py defines them): the pipeline never imports them.
+    shard_task = "django_recs.similarity_shard" if phase == SIMILAR else "django_recs.recommend_shard"
+    callback_task = ("django_recs.assemble_neighbours" if callback == "assemble"
+                     else "django_recs.finish_sharded_run")
     options = {"queue": queue} if queue else {}
-    header = [shard_task.si(run_id, index, start, stop).set(**options)
+    header = [signature(shard_task, args=(run_id, index, start, stop), immutable=True, **options)
               for index, (start, stop) in enumerate(ranges)]
-    chord(header, callback_task.si(run_id).set(**options)).apply_async()
-
-
-def note_shard_done(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Progress = shards done / shards planned (and a heartbeat)."""
-    run = Run.objects.using(using).filter(pk=run_id).only("params").first()
-    plan = (run.params or {}).get("sharding", {}) if run else {}
-    total = max(1, int(plan.get("total", 1)))
-    done = RunShard.objects.using(using).filter(run_id=run_id).count()
-    start = float(plan.get("progress_from", 0.2))
-    progress = start + (PROGRESS_SHARDS_DONE - start) * min(1.0, done / total)
-    Run.objects.using(using).filter(pk=run_id, status=Run.Status.RUNNING).update(
-        progress=round(progress, 4), heartbeat_at=timezone.now()
-    )
+    chord(header, signature(callback_task, args=(run_id,), immutable=True, **options)).apply_async()
 
 
 # -- the callbacks ---------------------------------------------------------------------------------
@@ -379,7 +364,7 @@ def finish_run(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> dict:
                for part in ("load", "compute", "write")},
         }
         started = time.perf_counter()
-        pipeline.swap_active_run(run, metrics=metrics, timings=timings, using=using,
+        runs.swap_active_run(run, metrics=metrics, timings=timings, using=using,
                                  rows_read=run.rows_read, rows_written=sum(rows.values()))
         timings["swap"] = round(time.perf_counter() - started, 4)
     # Served from here on: what follows is housekeeping, only logged when it fails.
@@ -387,7 +372,7 @@ def finish_run(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> dict:
         _drop_intermediate_files(run_id, using)
     except Exception:
         logger.exception("django_recs: could not delete the shard files of run %s", run_id)
-    timings["cleanup"] = pipeline.clean_up_after(run, using=using)
+    timings["cleanup"] = runs.clean_up_after(run, using=using)
     Run.objects.using(using).filter(pk=run_id).update(timings=timings)
     return {"run": run_id, "status": Run.Status.SUCCEEDED.value, "rows": sum(rows.values())}
 
@@ -449,7 +434,7 @@ def fail_run(run_id: int, error: BaseException | str, *, task: str = "",
     )
     if not updated:
         return False
-    pipeline.delete_run_rows([run_id], using=using)
+    runs.delete_run_rows([run_id], using=using)
     run = Run.objects.using(using).get(pk=run_id)
-    pipeline.delete_artifacts(run)
+    runs.delete_artifacts(run)
     return True

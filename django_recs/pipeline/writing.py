@@ -1,0 +1,109 @@
+"""Writing a run's rows: the FitResult's tables under the run's id, in bulk.
+
+Binary COPY on PostgreSQL (into a partition of the run's own where the table
+is partitioned), batched inserts elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import chain
+
+import numpy as np
+from django.db import DEFAULT_DB_ALIAS
+
+from ..algorithms.base import Algorithm, FitResult
+from ..categories import catalog_categories
+from ..matrix import InteractionMatrix
+from ..models import PopularItem, Recommendation, Run, SimilarItem
+from ..storage.copy_binary import copy_binary, supports_binary_copy
+from ..storage.partitions import is_partitioned, write_run_partition
+from ..storage.read import ItemCatalog
+from ..storage.write import bulk_insert_chunks
+from .results import popular_item_columns, recommendation_columns, similar_item_columns
+
+__all__ = ["store_rows", "write_results"]
+
+
+def write_results(
+    run: Run,
+    algorithm: Algorithm,
+    result: FitResult,
+    matrix: InteractionMatrix,
+    catalog: ItemCatalog,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, int]:
+    """Store a FitResult's rows under ``run`` and return the rows written per table.
+
+    Per-user lists are stored only for personal algorithms (Popular's are
+    the same list for everyone, served from PopularItem).
+    """
+    written = {"similar": 0, "recommendations": 0, "popular": 0}
+    recommended = result.recommended if algorithm.personal else None
+    total = (result.similar.nnz if result.similar is not None else 0) + (
+        int((recommended >= 0).sum()) if recommended is not None else 0
+    ) + (len(result.popular) if result.popular is not None else 0)
+    done = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None and total:
+            progress(done / total)
+
+    def counted(chunks):
+        for columns in chunks:
+            yield columns
+            advance(len(columns["run_id"]))
+
+    if result.similar is not None and result.similar.nnz:
+        columns = similar_item_columns(run.pk, result.similar, catalog)
+        written["similar"] = store_rows(SimilarItem, counted([columns]), using=using)
+    if recommended is not None:
+        chunks = recommendation_columns(
+            run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
+            catalog,
+        )
+        written["recommendations"] = store_rows(Recommendation, counted(chunks), using=using)
+    if result.popular is not None and len(result.popular):
+        columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog,
+                                       catalog_categories(catalog, using=using))
+        written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
+    return written
+
+
+def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Write column chunks in one transaction: binary COPY on PostgreSQL, else bulk_insert."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    if supports_binary_copy(model, first, using):
+        run_id = _single_run_id(first)
+        if run_id is not None and is_partitioned(model, using):
+            # A partition of its own, indexed once filled; None when the run
+            # already has rows elsewhere (then they are appended below).
+            written = write_run_partition(model, run_id, chain([first], chunks), using=using)
+            if written is not None:
+                return written
+        return copy_binary(model, chain([first], chunks), using=using)
+    as_text = (_decoded(columns) for columns in chain([first], chunks))
+    return bulk_insert_chunks(model, as_text, using=using, batch_size=50_000)
+
+
+def _single_run_id(columns: dict) -> int | None:
+    """The run of a chunk's rows when they all belong to one run."""
+    run_ids = np.asarray(columns.get("run_id", ()))
+    if run_ids.size == 0 or run_ids.dtype.kind not in "iu" or (run_ids != run_ids[0]).any():
+        return None
+    return int(run_ids[0])
+
+
+def _decoded(columns: dict) -> dict:
+    """UTF-8 ``S`` columns as str, for bulk_insert."""
+    return {name: np.char.decode(values, "utf-8")
+            if isinstance(values, np.ndarray) and values.dtype.kind == "S" else values
+            for name, values in columns.items()}
+
