@@ -152,7 +152,7 @@ class RunAdmin(admin.ModelAdmin):
         return urls + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
-        from .algorithms.registry import algorithm_names
+        from .registry import algorithm_names
 
         extra_context = {
             **(extra_context or {}),

@@ -158,7 +158,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E030-E032: ALGORITHMS entries; E033-E039: the pipeline's numeric settings."""
-    from .algorithms.registry import AlgorithmConfigError, build_algorithm
+    from .registry import AlgorithmConfigError, build_algorithm
 
     hints = {
         "E030": 'Each entry is "name": {"class": "dotted.path.To.Algorithm", **parameters}.',

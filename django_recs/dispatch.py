@@ -23,10 +23,10 @@ from collections.abc import Callable
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
-from .algorithms.registry import algorithm_names, build_algorithm
 from .conf import recs_settings
 from .models import Run
 from .pipeline import runs
+from .registry import algorithm_names, build_algorithm
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +161,25 @@ def fail_unsent_run(run: Run, error: BaseException, *, broker: str,
 # -- what capture and content ask for once their transaction commits -------------------------
 
 
-def enqueue_refresh(sender, *, user_id, **kwargs) -> None:
+def send_refresh_task(sender, *, user_id, **kwargs) -> None:
     """``django_recs.refresh_user`` for a user whose history changed (REFRESH_ON_RECORD)."""
     from . import tasks
 
     tasks.refresh_user.delay(user_id)
 
 
-def connect() -> None:
-    """Connect the enqueuing receivers to capture's signal (from ``AppConfig.ready()``)."""
-    from .capture import user_history_changed
+def send_content_neighbours_task(sender, *, label, key, **kwargs) -> None:
+    """``django_recs.content_neighbours`` for an item whose features changed."""
+    from . import tasks
 
-    user_history_changed.connect(enqueue_refresh, dispatch_uid="django_recs.dispatch.refresh")
+    tasks.content_neighbours.delay(label, key)
+
+
+def connect() -> None:
+    """Connect the enqueuing receivers (from ``AppConfig.ready()``)."""
+    from .capture import user_history_changed
+    from .content.signals import item_features_changed
+
+    user_history_changed.connect(send_refresh_task, dispatch_uid="django_recs.dispatch.refresh")
+    item_features_changed.connect(send_content_neighbours_task,
+                                  dispatch_uid="django_recs.dispatch.content_neighbours")

@@ -112,8 +112,8 @@ class RunsFailed(Exception):
 def _recompute_all(task, triggered_by: str) -> list[dict]:
     """Every configured algorithm in turn, in this worker; one failure does not stop the rest."""
     from . import pipeline
-    from .algorithms.registry import algorithm_names
     from .pipeline import sharding
+    from .registry import algorithm_names
 
     outcomes = []
     for name in pipeline.recompute_order(algorithm_names()):

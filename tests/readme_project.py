@@ -152,7 +152,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_recs.algorithms.registry import algorithm_names
+from django_recs.registry import algorithm_names
 from django_recs.models import Run
 
 

@@ -340,7 +340,7 @@ def features_of_model(model: type[models.Model]) -> ModelFeatures | None:
 
 def feature_algorithm_names() -> list[str]:
     """The ALGORITHMS names whose class uses item features (ContentKNN, Hybrid, subclasses)."""
-    from ..algorithms.registry import AlgorithmConfigError, algorithm_class
+    from ..registry import AlgorithmConfigError, algorithm_class
 
     names = []
     for name in recs_settings.ALGORITHMS or {}:

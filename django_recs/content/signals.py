@@ -1,20 +1,27 @@
-"""Receivers that enqueue ``django_recs.content_neighbours`` when an item changes.
+"""Receivers that notice an item's features changed, so its content neighbours follow.
 
 Saving an item of a model with ITEM_FEATURES, or changing one of its
-many-to-many relations (tags added after the save), enqueues the task for
-that item once the transaction commits. The receivers only enqueue; the task
-computes (:mod:`django_recs.content.updates`). Nothing is enqueued while no
-configured algorithm uses item features, nor for raw saves (fixtures).
+many-to-many relations (tags added after the save), sends
+:data:`item_features_changed` for that item once the transaction commits;
+:mod:`django_recs.dispatch` enqueues ``django_recs.content_neighbours`` from
+it, and the task computes (:mod:`django_recs.content.updates`). Nothing is
+sent while no configured algorithm uses item features, nor for raw saves
+(fixtures).
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
+from django.dispatch import Signal
 
 from ..conf import recs_settings
 
-__all__ = ["connect", "enqueue_content_neighbours"]
+__all__ = ["connect", "item_features_changed", "enqueue_content_neighbours"]
+
+#: Sent with ``label`` ("app_label.Model") and ``key`` (the item's pk as text)
+#: after a transaction that changed an item's features commits.
+item_features_changed = Signal()
 
 M2M_ACTIONS = ("post_add", "post_remove", "post_clear")
 
@@ -33,12 +40,15 @@ def _tracked(model) -> bool:
 
 
 def enqueue_content_neighbours(model, pk, *, using: str | None = None) -> None:
-    """Send ``django_recs.content_neighbours`` for one item after the transaction commits."""
-    from .. import tasks
+    """Have ``django_recs.content_neighbours`` enqueued for one item once the transaction commits.
 
+    Sends :data:`item_features_changed`, which :mod:`django_recs.dispatch` turns into the task.
+    """
     label = model._meta.concrete_model._meta.label
     key = str(pk)
-    transaction.on_commit(lambda: tasks.content_neighbours.delay(label, key), using=using)
+    transaction.on_commit(
+        lambda: item_features_changed.send(sender=model, label=label, key=key), using=using
+    )
 
 
 def item_saved(sender, instance, raw=False, using=None, **kwargs) -> None:

@@ -28,11 +28,11 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from ..algorithms.base import Algorithm
-from ..algorithms.registry import algorithm_config, build_algorithm
 from ..conf import recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
 from ..models import PopularItem, Recommendation, Run, SimilarItem
+from ..registry import algorithm_config, build_algorithm
 from ..storage.partitions import drop_run_partition, is_partitioned
 from ..storage.read import ItemCatalog, LoadedInteractions, load_interactions
 from .artifacts import delete_artifacts, save_artifacts
@@ -55,7 +55,7 @@ def recompute_order(names: list[str]) -> list[str]:
     compute: a first recompute of everything serves them soonest.
     """
     from ..algorithms import Popular
-    from ..algorithms.registry import AlgorithmConfigError, algorithm_class
+    from ..registry import AlgorithmConfigError, algorithm_class
 
     def is_popular(name: str) -> bool:
         try:

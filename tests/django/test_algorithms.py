@@ -10,8 +10,8 @@ from django.test import override_settings
 from django_recs import kernels
 from django_recs.algorithms import ALS, Algorithm, FitResult, ItemKNN, Popular
 from django_recs.algorithms.ranking import sparse_top_n, strongest_history_item, user_chunks
-from django_recs.algorithms.registry import AlgorithmConfigError, build_algorithm
 from django_recs.matrix import InteractionMatrix, decay_weights
+from django_recs.registry import AlgorithmConfigError, build_algorithm
 
 
 def random_matrix(n_users=40, n_items=25, density=0.2, seed=0, seen_fraction=0.3):

@@ -12,11 +12,11 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_recs.algorithms.registry import algorithm_class, algorithm_config, algorithm_names
 from django_recs.conf import recs_settings
 from django_recs.evaluation.grid import parse_grid
 from django_recs.evaluation.report import format_table, write_report
 from django_recs.evaluation.suite import Candidate, run_evaluation
+from django_recs.registry import algorithm_class, algorithm_config, algorithm_names
 
 BAR_WIDTH = 30
 

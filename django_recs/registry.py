@@ -10,8 +10,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from ..conf import recs_settings
-from .base import Algorithm
+from .algorithms.base import Algorithm
+from .conf import recs_settings
 
 
 class AlgorithmConfigError(ValueError):
