@@ -44,7 +44,7 @@ class FitResult:
         Latent factors (ALS), shapes (n_users, f) and (n_items, f).
     counts : dict
         Numbers worth showing on the run, e.g. ``{"items_without_neighbours": 3}``.
-    content_index : django_recs.content.neighbours.ContentIndex, optional
+    content_index : django_recs.algorithms.content_index.ContentIndex, optional
         Content-based algorithms (ContentKNN, Hybrid): the item features and
         similarity settings, stored with the run so a new item's neighbours
         can be computed without a full run.

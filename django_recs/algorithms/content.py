@@ -2,7 +2,7 @@
 
 The item features declared in ITEM_FEATURES form a features x items sparse
 matrix (TF-IDF of text fields, weighted one-hot of categorical fields; see
-:mod:`django_recs.content.features`). :func:`django_recs.kernels.item_similarity`
+:mod:`django_recs.algorithms.features`). :func:`django_recs.kernels.item_similarity`
 runs on it with the features in the place of users, so two items are as
 similar as the cosine of their feature vectors. A product added this
 morning, with no interactions at all, has neighbours at once.
@@ -24,10 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import kernels
-from ..content.features import ItemFeatures
-from ..content.neighbours import ContentIndex
 from ..matrix import InteractionMatrix
 from .base import Algorithm, FitResult, ProgressCallback, report, require_int, require_number
+from .content_index import ContentIndex
+from .features import ItemFeatures
 from .itemknn import fit_from_neighbours
 
 

@@ -33,7 +33,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import kernels
-from ..content.neighbours import ContentIndex
 from ..matrix import InteractionMatrix
 from .als import ALS, neighbours_to_csr, normalised_rows
 from .base import (
@@ -46,6 +45,7 @@ from .base import (
     require_number,
 )
 from .content import ContentKNN, UsesItemFeatures, content_similarity
+from .content_index import ContentIndex
 from .itemknn import ItemKNN, fit_from_neighbours
 from .ranking import sparse_top_n
 

@@ -16,9 +16,9 @@ import scipy.sparse as sp
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from ..algorithms.content_index import ContentIndex
+from ..algorithms.features import ItemFeatures
 from ..storage.read import ItemCatalog
-from .features import ItemFeatures
-from .neighbours import ContentIndex
 
 __all__ = ["StoredContentIndex", "load_content_index", "save_content_index"]
 

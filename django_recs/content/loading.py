@@ -20,11 +20,11 @@ import numpy as np
 import scipy.sparse as sp
 from django.db import DEFAULT_DB_ALIAS
 
+from ..algorithms.features import FeatureBlock, ItemFeatures, build_item_features
 from ..items import item_content_type, key_for_pk
 from ..matrix import InteractionMatrix
 from ..storage.read import ItemCatalog
 from .config import ModelFeatures, configured_features
-from .features import FeatureBlock, ItemFeatures, build_item_features
 
 __all__ = [
     "ItemValues",

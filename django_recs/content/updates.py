@@ -22,13 +22,13 @@ import numpy as np
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, transaction
 
+from ..algorithms.content_index import nearest_items
 from ..items import is_item_model, item_content_type, key_for_pk
 from ..models import Interaction, Run, SimilarItem
 from ..storage import bulk_insert
 from .artifacts import ARTIFACT_NAME, load_content_index
 from .config import feature_algorithm_names, features_of_model
 from .loading import read_item_values
-from .neighbours import nearest_items
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ r"""The features x items matrix of content-based similarity. No ORM here.
 Each declared field of an item model is a *block* of feature rows:
 
 - a text field: one row per word of its TF-IDF vocabulary (fitted on the
-  items of that model, see :mod:`django_recs.content.tfidf`); an item's
+  items of that model, see :mod:`django_recs.algorithms.tfidf`); an item's
   column holds its unit-length TF-IDF vector;
 - a categorical field: one row per distinct value (``"<category pk>"``,
   ``"<brand name>"``, each tag); an item with m values holds
