@@ -32,7 +32,7 @@ from tests.celery.test_worker import (
     forget_queue,
     wait_for,
 )
-from tests.django.sharding_fixtures import (
+from tests.pipeline.sharding_fixtures import (
     RandomShop,
     assert_same_rows,
     recommendation_rows,

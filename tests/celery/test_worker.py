@@ -30,7 +30,7 @@ from django_recs.models import Run, SimilarItem
 from tests import celery_app
 from tests.celery.held_algorithm import HOLD_FILE_VARIABLE
 from tests.celery.worker_settings import WORKER_RECS
-from tests.django.pipeline_fixtures import Shop
+from tests.pipeline.pipeline_fixtures import Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 

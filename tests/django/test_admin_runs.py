@@ -14,9 +14,8 @@ from django.urls import reverse
 import django_recs
 from django_recs.admin import _triggered_message
 from django_recs.models import Interaction, Run
-
-from . import pipeline_fixtures
-from .pipeline_fixtures import interact
+from tests.pipeline import pipeline_fixtures
+from tests.pipeline.pipeline_fixtures import interact
 
 shop = pipeline_fixtures.shop  # fixture
 

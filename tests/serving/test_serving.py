@@ -13,10 +13,8 @@ from django.test import override_settings
 
 from django_recs import recommended_for, similar_to
 from django_recs.models import PopularItem, Recommendation, SimilarItem
-from tests.testapp.models import Gadget, NotAnItem, Product
-
-from . import serving_data
-from .serving_data import (
+from tests.serving import serving_data
+from tests.serving.serving_data import (
     BASE,
     WITH_CATEGORY,
     active_run,
@@ -27,6 +25,7 @@ from .serving_data import (
     store_popular,
     store_recommendations,
 )
+from tests.testapp.models import Gadget, NotAnItem, Product
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ ALGORITHMS = {
     "personal": {"class": "django_recs.algorithms.ALS", "factors": 4, "iterations": 3,
                  "regularization": 0.1, "alpha": 2.0},
     "popular": {"class": "django_recs.algorithms.Popular"},
-    "broken": {"class": "tests.django.pipeline_fixtures.Exploding"},
+    "broken": {"class": "tests.pipeline.pipeline_fixtures.Exploding"},
 }
 
 RECS = {

@@ -15,9 +15,8 @@ import django_recs
 from django_recs import pipeline
 from django_recs.models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from django_recs.storage.read import load_interactions
-
-from . import pipeline_fixtures
-from .pipeline_fixtures import RECS, interact, served_similar
+from tests.pipeline import pipeline_fixtures
+from tests.pipeline.pipeline_fixtures import RECS, interact, served_similar
 
 shop = pipeline_fixtures.shop  # fixture
 

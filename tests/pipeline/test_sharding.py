@@ -22,8 +22,8 @@ from django_recs import pipeline, tasks
 from django_recs.models import Recommendation, Run, RunShard, ShardStart, SimilarItem
 from django_recs.pipeline import sharding, shards
 from django_recs.pipeline.snapshot import CorruptFile, stored_artifact
-from tests.django import sharding_fixtures
-from tests.django.sharding_fixtures import (
+from tests.pipeline import sharding_fixtures
+from tests.pipeline.sharding_fixtures import (
     SHARDED,
     FailingShardKNN,
     assert_same_rows,
@@ -377,7 +377,7 @@ def test_shard_count_refuses_bad_settings(setting):
 
 def test_shard_kind():
     from django_recs.algorithms import ALS, ItemKNN, Popular
-    from tests.django.pipeline_fixtures import Inspecting
+    from tests.pipeline.pipeline_fixtures import Inspecting
 
     assert sharding.shard_kind(ItemKNN()) == "itemknn"
     assert sharding.shard_kind(FailingShardKNN()) == "itemknn"  # overrides neighbours only
@@ -434,7 +434,7 @@ def test_shard_task_options_are_declared():
 
 @pytest.mark.postgres
 def test_concurrent_copies_of_a_shard_write_once(transactional_db, settings, media):
-    from tests.django.sharding_fixtures import RandomShop
+    from tests.pipeline.sharding_fixtures import RandomShop
 
     settings.DJANGO_RECS = SHARDED
     RandomShop(seed=3)
@@ -488,7 +488,7 @@ def test_concurrent_copies_of_a_shard_write_once(transactional_db, settings, med
 
 @pytest.mark.postgres
 def test_concurrent_starts_of_a_shard_are_both_counted(transactional_db, settings, media):
-    from tests.django.sharding_fixtures import RandomShop
+    from tests.pipeline.sharding_fixtures import RandomShop
 
     settings.DJANGO_RECS = SHARDED
     RandomShop(seed=3)

@@ -12,8 +12,7 @@ from django_recs.algorithms import ContentKNN, Hybrid, ItemKNN
 from django_recs.algorithms.hybrid import blend_similarities, collaborative_weight
 from django_recs.content import ContentIndex, FeatureBlock, build_item_features, nearest_items
 from django_recs.matrix import InteractionMatrix
-
-from . import numpy_kernels
+from tests.content import numpy_kernels
 
 kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 

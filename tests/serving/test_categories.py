@@ -23,9 +23,8 @@ from django_recs.checks import check_categories
 from django_recs.models import PopularItem
 from django_recs.storage.read import ItemCatalog
 from tests.content_shop.models import Book, Tag
+from tests.pipeline import pipeline_fixtures
 from tests.testapp.models import Category, Product
-
-from . import pipeline_fixtures
 
 shop = pipeline_fixtures.shop  # fixture
 

@@ -15,9 +15,8 @@ from django_recs.storage.partitions import (
     run_partition_exists,
     write_run_partition,
 )
-
-from .pipeline_fixtures import RECS, Shop
-from .test_pipeline_postgres import in_threads
+from tests.pipeline.pipeline_fixtures import RECS, Shop
+from tests.pipeline.test_pipeline_postgres import in_threads
 
 pytestmark = [pytest.mark.postgres]
 

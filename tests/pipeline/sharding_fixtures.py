@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django_recs import pipeline, tasks
 from django_recs.algorithms import ItemKNN
 from django_recs.models import Interaction, Recommendation, Run, SimilarItem
-from tests.django.pipeline_fixtures import RECS, interact
+from tests.pipeline.pipeline_fixtures import RECS, interact
 from tests.testapp.models import Gadget, Product
 
 ALGORITHMS = {
@@ -17,7 +17,7 @@ ALGORITHMS = {
     "personal": {"class": "django_recs.algorithms.ALS", "factors": 4, "iterations": 3,
                  "regularization": 0.1, "alpha": 2.0, "similar_items": 3},
     "popular": {"class": "django_recs.algorithms.Popular"},
-    "failing": {"class": "tests.django.sharding_fixtures.FailingShardKNN", "k": 5},
+    "failing": {"class": "tests.pipeline.sharding_fixtures.FailingShardKNN", "k": 5},
 }
 
 SHARDED = {**RECS, "ALGORITHMS": ALGORITHMS, "SHARDS": 3}

@@ -14,9 +14,13 @@ from django.test import RequestFactory, override_settings
 from django.urls import path
 
 from django_recs.items import item_content_type
+from tests.serving.serving_data import (
+    interact,
+    store_neighbours,
+    store_popular,
+    store_recommendations,
+)
 from tests.testapp.models import Category, Poster, Product
-
-from .serving_data import interact, store_neighbours, store_popular, store_recommendations
 
 pytestmark = pytest.mark.django_db
 

@@ -16,16 +16,15 @@ from django.db import connection
 from django.test import override_settings
 
 from django_recs import recommended_for, similar_to
-from tests.testapp.models import Gadget, Product
-
-from . import serving_data
-from .serving_data import (
+from tests.serving import serving_data
+from tests.serving.serving_data import (
     WITH_CATEGORY,
     interact,
     store_neighbours,
     store_popular,
     store_recommendations,
 )
+from tests.testapp.models import Gadget, Product
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

@@ -15,7 +15,7 @@ from django_recs.models import Run
 from django_recs.pipeline import snapshot
 from django_recs.pipeline.artifacts import delete_artifact_files
 from django_recs.storage.read import ItemCatalog
-from tests.django import sharding_fixtures
+from tests.pipeline import sharding_fixtures
 
 media = sharding_fixtures.media  # fixture
 

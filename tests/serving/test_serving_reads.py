@@ -23,10 +23,8 @@ from django_recs.pipeline import swap_active_run
 from django_recs.serving.candidates import Candidate, ItemColumns, pick
 from django_recs.serving.diversity import cap_per_category, check_cap
 from django_recs.serving.ordering import ListPosition
-from tests.testapp.models import Gadget, Product
-
-from . import serving_data
-from .serving_data import (
+from tests.serving import serving_data
+from tests.serving.serving_data import (
     WITH_CATEGORY,
     active_run,
     inactive_run,
@@ -36,6 +34,7 @@ from .serving_data import (
     store_popular,
     store_recommendations,
 )
+from tests.testapp.models import Gadget, Product
 
 pytestmark = pytest.mark.django_db
 

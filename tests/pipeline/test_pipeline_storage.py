@@ -12,8 +12,7 @@ from django_recs.models import Recommendation, Run, SimilarItem
 from django_recs.storage import copy_binary as binary
 from django_recs.storage import read
 from django_recs.storage.read import ItemCatalog, load_interactions
-
-from . import pipeline_fixtures
+from tests.pipeline import pipeline_fixtures
 
 shop = pipeline_fixtures.shop  # fixture
 

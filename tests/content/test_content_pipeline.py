@@ -13,9 +13,8 @@ from django.template import Context, Template
 import django_recs
 from django_recs.content.updates import update_content_neighbours
 from django_recs.models import Interaction, SimilarItem
+from tests.content import numpy_kernels
 from tests.content_shop.models import Book, Brand, Tag
-
-from . import numpy_kernels
 
 kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 

@@ -16,9 +16,8 @@ from django.utils import timezone
 from django_recs.evaluation import TimedInteractions, temporal_split
 from django_recs.evaluation.cold_items import cold_item_split, training_interactions_per_item
 from django_recs.models import Interaction, Run
+from tests.content import numpy_kernels
 from tests.content_shop.models import Book
-
-from . import numpy_kernels
 
 kernels_or_numpy = numpy_kernels.kernels_or_numpy  # autouse fixture
 

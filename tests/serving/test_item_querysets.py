@@ -19,9 +19,7 @@ from django.utils.module_loading import import_string
 
 from django_recs import recommended_for, similar_to
 from django_recs.items import ItemQuerysetError
-from tests.testapp.models import Poster, Product
-
-from .serving_data import (
+from tests.serving.serving_data import (
     BASE,
     interact,
     names,
@@ -29,6 +27,7 @@ from .serving_data import (
     store_popular,
     store_recommendations,
 )
+from tests.testapp.models import Poster, Product
 
 pytestmark = pytest.mark.django_db
 

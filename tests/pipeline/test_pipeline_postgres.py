@@ -11,8 +11,7 @@ from django.db import connection, connections
 import django_recs
 from django_recs import pipeline
 from django_recs.models import Run, SimilarItem
-
-from .pipeline_fixtures import RECS, Shop
+from tests.pipeline.pipeline_fixtures import RECS, Shop
 
 pytestmark = [pytest.mark.postgres]
 

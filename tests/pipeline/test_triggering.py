@@ -24,8 +24,7 @@ import django_recs
 from django_recs import pipeline, tasks
 from django_recs.models import Run
 from tests import celery_app
-
-from .pipeline_fixtures import RECS, Shop
+from tests.pipeline.pipeline_fixtures import RECS, Shop
 
 ROOT = Path(__file__).resolve().parents[2]
 
