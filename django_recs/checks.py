@@ -218,20 +218,32 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E010-E017: SOURCES entries; E020-E021: EVENTS.
+    """E010-E017: SOURCES entries; E020-E021: EVENTS; E080: MAX_WEIGHT.
 
     E010 malformed entry, E011 unknown model, E012 unresolvable path, E013
     unknown event, E014 negative or non-numeric weight, E015 bad ``when``
     (or "user_set" without a user ForeignKey on the row), E016 weight
     function not importable, E017 item path outside ITEM_MODELS, E018 item
     function not importable;
-    E020 an EVENTS weight that is negative or not a number, E021 a bad event name.
+    E020 an EVENTS weight that is negative, above MAX_WEIGHT or not a number, E021 a
+    bad event name; E080 MAX_WEIGHT not a number in (0, 1e12].
     """
     import math
 
     from .capture.sources import source_errors
+    from .conf import MAX_WEIGHT_CEILING, max_weight
 
     errors = []
+    limit = recs_settings.MAX_WEIGHT
+    if not (isinstance(limit, int | float) and not isinstance(limit, bool)
+            and math.isfinite(limit) and 0 < limit <= MAX_WEIGHT_CEILING):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['MAX_WEIGHT'] must be a number > 0 and <= {MAX_WEIGHT_CEILING:g}, "
+            f"got {limit!r}; the default {max_weight():g} applies meanwhile.",
+            hint="The largest weight one interaction may have, e.g. 1000000.0; above "
+                 f"{MAX_WEIGHT_CEILING:g} the kernels' float32 arithmetic could overflow.",
+            id="django_recs.E080",
+        ))
     events = recs_settings.EVENTS
     if not isinstance(events, dict) or not events:
         errors.append(checks.Error(
@@ -248,9 +260,10 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="django_recs.E021",
             ))
         numeric = isinstance(weight, (int, float)) and not isinstance(weight, bool)
-        if not numeric or not math.isfinite(weight) or weight < 0:
+        if not numeric or not math.isfinite(weight) or not 0 <= weight <= max_weight():
             errors.append(checks.Error(
-                f"DJANGO_RECS['EVENTS'][{name!r}] is {weight!r}; a weight is a finite number >= 0.",
+                f"DJANGO_RECS['EVENTS'][{name!r}] is {weight!r}; a weight is a finite number "
+                f">= 0 and <= MAX_WEIGHT ({max_weight():g}).",
                 hint="Give every event a default weight such as 1.0.",
                 id="django_recs.E020",
             ))

@@ -7,6 +7,7 @@ so ``override_settings(DJANGO_RECS={...})`` works in tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,10 @@ DEFAULTS: dict[str, Any] = {
     "ITEM_MODELS": [],
     # Event name -> default weight.
     "EVENTS": {"view": 1.0, "cart": 3.0, "purchase": 5.0},
+    # The largest weight an interaction may have: capture refuses larger ones, and a
+    # run skips (and counts) rows above it, so one absurd number cannot overflow the
+    # kernels' float32 arithmetic (at most 1e12; see docs/capture.md).
+    "MAX_WEIGHT": 1_000_000.0,
     # Model signals recorded automatically (see docs/settings.md).
     "SOURCES": [],
     # Half-life of an interaction's weight, in days; None = no time decay.
@@ -103,6 +108,23 @@ class RecsSettings:
 
 
 recs_settings = RecsSettings(DEFAULTS)
+
+#: The largest MAX_WEIGHT accepted (django_recs.E067): squares and sums of weights
+#: up to it stay far inside float32, which the kernels compute in.
+MAX_WEIGHT_CEILING = 1e12
+
+
+def max_weight() -> float:
+    """The MAX_WEIGHT setting, or its default while it is invalid (reported as E067).
+
+    Capture and the pipeline both read it, so a broken value never lets a
+    weight through that the kernels cannot handle.
+    """
+    value = recs_settings.MAX_WEIGHT
+    if (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= MAX_WEIGHT_CEILING):
+        return float(value)
+    return float(DEFAULTS["MAX_WEIGHT"])
 
 
 @receiver(setting_changed)

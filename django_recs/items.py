@@ -13,13 +13,19 @@ every list (see :func:`default_item_queryset`).
 
 from __future__ import annotations
 
+import numbers
+import operator
+import re
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from functools import lru_cache
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.signals import setting_changed
 from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.functions import Cast
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
@@ -47,10 +53,68 @@ def item_content_type(model_or_obj) -> ContentType:
 
 
 def key_for_pk(model: type[models.Model], pk) -> str:
-    """The stored key of primary key ``pk`` of ``model``."""
+    """The stored key of primary key ``pk`` of ``model``.
+
+    Raises ValueError (naming the value) for anything that is not one of the
+    model's primary keys: a float with a fraction (``2.7`` is not ``2``), a
+    bool, an integer outside the column's range, text that is no UUID.
+    """
     if isinstance(model._meta.pk, models.UUIDField):
-        return (pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk))).hex
-    return str(int(pk))
+        if isinstance(pk, uuid.UUID):
+            return pk.hex
+        if not isinstance(pk, str | bytes):
+            raise ValueError(f"{pk!r} is not a UUID")
+        return uuid.UUID(pk if isinstance(pk, str) else pk.decode("ascii", "replace")).hex
+    return str(integer_pk(model, pk))
+
+
+def integer_pk(model: type[models.Model], value) -> int:
+    """``value`` as an integer primary key of ``model``, or ValueError saying why not.
+
+    Integers (and integral floats, as a DataFrame's column gives them) and
+    their text pass; a fraction is refused rather than truncated to another
+    object's key, and so is a value outside the column's range, which the
+    database would refuse with an error that breaks the transaction.
+    """
+    low, high = _integer_range(model)
+    if type(value) is int:
+        number = value
+    elif isinstance(value, bool) or value is None:
+        raise ValueError(f"{value!r} is not an integer primary key")
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _INTEGER_TEXT.fullmatch(text):
+            raise ValueError(f"{value[:50]!r} is not an integer primary key")
+        number = int(text)
+    elif isinstance(value, numbers.Integral):
+        number = operator.index(value)
+    elif isinstance(value, numbers.Real | Decimal):  # floats, Decimals, numpy floats
+        try:
+            number = int(value)
+        except (OverflowError, ValueError, ArithmeticError):  # inf, nan
+            raise ValueError(f"{value!r} is not an integer primary key") from None
+        if number != value:
+            raise ValueError(f"{value!r} is not an integer primary key (it has a fraction)")
+    else:
+        raise ValueError(f"{type(value).__name__} {value!r} is not an integer primary key")
+    if not low <= number <= high:
+        shown = str(number) if number.bit_length() < 128 else "a number"
+        raise ValueError(
+            f"{shown} is outside the range of {model._meta.label}'s primary key ({low}..{high})"
+        )
+    return number
+
+
+#: Text of an integer key: digits, with a sign; 30 at most (bigint has 19).
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
+
+
+@lru_cache(maxsize=64)
+def _integer_range(model: type[models.Model]) -> tuple[int, int]:
+    # The column's range as Django knows it for every database (SQLite stores
+    # 64 bits whatever the type; a stored key is cast to bigint in SQL anyway).
+    internal = model._meta.pk.get_internal_type()
+    return BaseDatabaseOperations.integer_field_ranges.get(internal, (-(2**63), 2**63 - 1))
 
 
 def item_key(obj: models.Model) -> str:

@@ -21,6 +21,36 @@ from .querysets import PopularItemQuerySet, RecommendationQuerySet, SimilarItemQ
 # CheckConstraint's argument is `condition` from Django 5.1 and `check` before.
 _CHECK_KWARG = "condition" if django.VERSION >= (5, 1) else "check"
 
+#: The longest session key stored (Django's own keys have 32 characters).
+SESSION_KEY_MAX_LENGTH = 40
+
+
+def checked_session_key(session_key) -> str:
+    """``session_key`` as stored ("" for None); ValueError for what no column can hold.
+
+    Checked before any SQL, for writes (capture) and reads (serving) alike: a
+    NUL character or a lone surrogate would otherwise fail inside the
+    database driver, which breaks the caller's transaction on PostgreSQL.
+    """
+    if session_key is None:
+        return ""
+    if not isinstance(session_key, str):
+        raise ValueError(
+            f"session_key must be a string, got {type(session_key).__name__} {session_key!r}"[:200]
+        )
+    if len(session_key) > SESSION_KEY_MAX_LENGTH:
+        raise ValueError(
+            f"session_key is {len(session_key)} characters long; at most "
+            f"{SESSION_KEY_MAX_LENGTH} are stored"
+        )
+    if "\x00" in session_key:
+        raise ValueError(f"session_key {session_key!r} contains a NUL character")
+    try:
+        session_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"session_key {session_key!r} is not valid text") from None
+    return session_key
+
 
 class Interaction(models.Model):
     """One weighted, time-stamped event between a visitor and an item."""
@@ -38,7 +68,7 @@ class Interaction(models.Model):
         db_index=False,  # covered by the (user, timestamp) index
         db_constraint=False,
     )
-    session_key = models.CharField(max_length=40, blank=True, default="")
+    session_key = models.CharField(max_length=SESSION_KEY_MAX_LENGTH, blank=True, default="")
     item_type = models.ForeignKey(
         ContentType,
         on_delete=models.CASCADE,

@@ -28,6 +28,7 @@ import csv
 import datetime
 import io
 import os
+import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,12 +41,13 @@ from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..conf import recs_settings
-from ..items import item_content_type, item_models, key_for_pk
+from ..conf import max_weight, recs_settings
+from ..items import integer_pk, item_content_type, item_models, key_for_pk
 from ..storage import bulk_insert, bulk_insert_chunks
 from .sources import active_sources, source_key, source_values
 from .validation import (
-    SESSION_KEY_MAX_LENGTH,
+    checked_event,
+    checked_session_key,
     checked_weight,
     event_weight,
     item_reference,
@@ -146,7 +148,8 @@ class _Batch:
         return f"{self.label} {where}" if self.label else str(where)
 
     def error(self, where, message: str) -> None:
-        self.errors.append(RowError(self.describe(where), message))
+        # Cut short: a value is named, not a whole field of the file quoted.
+        self.errors.append(RowError(self.describe(where), message[:500]))
 
     def append_values(self, where, values: dict) -> None:
         names = self.COLUMNS + (self.SOURCE_COLUMNS if self.with_source else ())
@@ -168,9 +171,6 @@ class _Batch:
         return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-_INFINITY = float("inf")
-
-
 def _user_order(row: tuple) -> int:
     # User ids are integers here; sessions (None) first. The sort is stable,
     # so one user's rows keep their order (usually already by time).
@@ -188,7 +188,8 @@ class _RowParser:
         self.using = using
         self.now = timezone.now()
         self.tz = timezone.get_current_timezone() if settings.USE_TZ else None
-        self.events = {name: event_weight(name) for name in recs_settings.EVENTS}
+        self.events, self.broken_events = _event_defaults()
+        self.max_weight = max_weight()
         self.item_models = {model._meta.label_lower: model for model in item_models()}
         self.single_model = (
             next(iter(self.item_models.values())) if len(self.item_models) == 1 else None
@@ -230,37 +231,32 @@ class _RowParser:
                 if event is None or event == "":
                     event = "view"
                 default = events.get(event) if type(event) is str else None
-                if default is None:
-                    raise ValueError(
-                        f"unknown event {event!r}: DJANGO_RECS['EVENTS'] has "
-                        f"{', '.join(sorted(events))}"
-                    )
                 if weight is None or weight == "":
+                    if default is None:
+                        raise ValueError(self._event_error(event))
                     weight = default
-                elif not (type(weight) is float and 0.0 <= weight < _INFINITY):
+                elif default is None and not (type(event) is str and event in self.broken_events):
+                    raise ValueError(self._event_error(event))
+                elif not (type(weight) is float and 0.0 <= weight <= self.max_weight):
                     weight = self._weight(weight, event)
-                try:
-                    user_id = users.get(user)
-                except TypeError:  # unhashable: parsed without the cache
-                    user_id = None
+                # Only str and int are looked up in the caches: True == 1 and
+                # (Product, True) == (Product, 1), but neither is a key.
+                kind = type(user)
+                user_id = users.get(user) if kind is str or kind is int or user is None \
+                    or _cacheable(user) else None
                 if user_id is None:
                     user_id = self._user(user)
                 elif type(user_id) is _Invalid:
                     raise ValueError(user_id)
                 if session_key:
-                    if type(session_key) is not str or len(session_key) > SESSION_KEY_MAX_LENGTH:
-                        raise ValueError(
-                            f"session_key must be text of at most {SESSION_KEY_MAX_LENGTH} "
-                            "characters"
-                        )
+                    session_key = checked_session_key(session_key)
                 else:
                     session_key = ""
                     if user_id is _NO_USER:
                         raise ValueError("no user and no session_key")
-                try:
-                    reference = items.get(item)
-                except TypeError:
-                    reference = None
+                kind = type(item)
+                reference = items.get(item) if kind is str or kind is int or _cacheable(item) \
+                    else None
                 if reference is None:
                     reference = self._item(item)
                 elif type(reference) is _Invalid:
@@ -297,7 +293,7 @@ class _RowParser:
             parsed = self._parse_user(user)
         except ValueError as error:
             parsed = _Invalid(error)
-        if _hashable(user):
+        if _cacheable(user):
             self._users[user] = parsed
         if type(parsed) is _Invalid:
             raise ValueError(parsed)
@@ -310,13 +306,12 @@ class _RowParser:
             return user_pk(user)  # a saved instance: no existence check
         text = user.strip() if isinstance(user, str) else user
         try:
-            pk = self.user_model._meta.pk.to_python(text)
-        except (ValidationError, TypeError, ValueError):
+            pk = _primary_key(self.user_model, text)
+        except ValueError as error:
             raise ValueError(
-                f"user {user!r} is not a {self.user_model._meta.label} primary key"
+                f"user {_shown(user)} is not a {self.user_model._meta.label} primary key "
+                f"({error})"
             ) from None
-        if pk is None:
-            return _NO_USER
         known = self._all_pks.get(self.user_model)
         if known is None:
             self._unchecked_users.add(pk)
@@ -330,7 +325,7 @@ class _RowParser:
             parsed = self._parse_item(item)
         except ValueError as error:
             parsed = _Invalid(error)
-        if _hashable(item):
+        if _cacheable(item):
             self._items[item] = parsed
         if type(parsed) is _Invalid:
             raise ValueError(parsed)
@@ -339,7 +334,8 @@ class _RowParser:
     def _parse_item(self, item):
         if isinstance(item, models.Model):
             return item_reference(item)  # a saved instance: no existence check
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], type):
+        if (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], type)
+                and issubclass(item[0], models.Model)):
             model, pk = item
             if model._meta.label_lower not in self.item_models:
                 raise ValueError(f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS']")
@@ -361,13 +357,16 @@ class _RowParser:
                     f"several models ({', '.join(self.item_models)})"
                 )
         else:
-            raise ValueError(f"item {item!r} is not an instance, a (model, pk) pair or text")
-        try:
-            pk = model._meta.pk.to_python(pk)
-            key = key_for_pk(model, pk)
-        except (ValidationError, TypeError, ValueError):
             raise ValueError(
-                f"item {item!r}: {pk!r} is not a {model._meta.label} primary key"
+                f"item {_shown(item)} is not an instance, a (model, pk) pair or text"
+            )
+        try:
+            pk = _primary_key(model, pk)
+            key = key_for_pk(model, pk)
+        except ValueError as error:
+            raise ValueError(
+                f"item {_shown(item)}: {_shown(pk)} is not a {model._meta.label} primary key "
+                f"({error})"
             ) from None
         known = self._all_pks.get(model)
         if known is None:
@@ -400,11 +399,24 @@ class _RowParser:
         return parsed
 
     def _aware(self, value: datetime.datetime) -> datetime.datetime:
-        if self.tz is not None and value.tzinfo is None:
-            if isinstance(self.tz, zoneinfo.ZoneInfo) or self.tz is datetime.timezone.utc:
-                return value.replace(tzinfo=self.tz)  # what make_aware does for these
-            return timezone.make_aware(value, self.tz)
+        try:
+            if self.tz is not None and value.tzinfo is None:
+                if isinstance(self.tz, zoneinfo.ZoneInfo) or self.tz is datetime.timezone.utc:
+                    value = value.replace(tzinfo=self.tz)  # what make_aware does for these
+                else:
+                    value = timezone.make_aware(value, self.tz)
+            if value.tzinfo is not None:
+                value.astimezone(datetime.timezone.utc)  # the databases store UTC
+        except (OverflowError, ValueError) as error:
+            raise ValueError(f"timestamp {value!r} cannot be stored: {error}") from None
         return value
+
+    def _event_error(self, event) -> str:
+        """Why ``event`` cannot be recorded: unknown, or a broken default weight."""
+        if type(event) is str and event in self.broken_events:
+            return self.broken_events[event]
+        return (f"unknown event {_shown(event)}: DJANGO_RECS['EVENTS'] has "
+                f"{', '.join(sorted(map(str, recs_settings.EVENTS)))}")
 
     def check_existence(self, batch: _Batch) -> None:
         """Drop (as errors) the rows whose user or item does not exist."""
@@ -458,16 +470,59 @@ class _RowParser:
 _NO_USER = object()
 
 
+def _event_defaults() -> tuple[dict[str, float], dict[str, str]]:
+    """EVENTS as {name: default weight}, and {name: error} for defaults that are unusable."""
+    usable, broken = {}, {}
+    for name in recs_settings.EVENTS:
+        try:
+            checked_event(name)
+        except ValueError:
+            continue  # a name no row can store: unknown to the import (E021)
+        try:
+            usable[name] = event_weight(name)
+        except ValueError as error:
+            broken[name] = str(error)
+    return usable, broken
+
+
+def _primary_key(model: type[models.Model], value):
+    """``value`` as ``model``'s primary key (integer or UUID); ValueError for anything else."""
+    field = model._meta.pk
+    if isinstance(field, models.UUIDField):
+        try:
+            return field.to_python(value)
+        except (ValidationError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"{_shown(value)} is not a UUID") from None
+    return integer_pk(model, value)
+
+
+def _shown(value, limit: int = 60) -> str:
+    """repr() of a raw value, cut short: an error names the value without quoting a whole file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class _Invalid(str):
     """A cached parse result that is an error message."""
 
 
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:  # a list, an unsaved model instance...
-        return False
-    return True
+#: Key types whose equal values are the same key (1.0 == 1 and True == 1 are not).
+_CACHED_KEY_TYPES = (str, int, uuid.UUID)
+
+
+def _cacheable(value) -> bool:
+    """Whether a raw user or item may be looked up in a parse cache.
+
+    Only values whose equality means "same key": text, integers, saved model
+    instances and (model, key) pairs of those; a bool or a float equals an
+    integer but must be checked on its own.
+    """
+    kind = type(value)
+    if kind in _CACHED_KEY_TYPES or value is None:
+        return True
+    if kind is tuple:
+        return len(value) == 2 and type(value[1]) in _CACHED_KEY_TYPES
+    return isinstance(value, models.Model) and type(value.pk) in _CACHED_KEY_TYPES
 
 
 def _existing(model: type[models.Model], pks: set, using: str) -> set:

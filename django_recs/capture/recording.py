@@ -21,10 +21,10 @@ from django.dispatch import Signal
 
 from ..conf import recs_settings
 from .validation import (
+    checked_event,
     checked_session_key,
     checked_timestamp,
     checked_weight,
-    event_weight,
     item_reference,
     user_pk,
 )
@@ -78,8 +78,7 @@ def record(
         a model not in ITEM_MODELS; neither a user nor a session key. Nothing
         is written.
     """
-    event_weight(event)
-    weight = checked_weight(weight, event)
+    weight = checked_weight(weight, checked_event(event))
     user_id = user_pk(user)
     session_key = checked_session_key(session_key)
     if user_id is None and not session_key:

@@ -53,7 +53,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from ..conf import recs_settings
+from ..conf import max_weight, recs_settings
 from ..items import is_item_model, item_content_type, key_for_pk
 from .validation import checked_session_key, checked_timestamp, checked_weight
 
@@ -451,10 +451,15 @@ def _weight(model, value, where: str):
     if callable(value):
         return value
     if isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool):
-        number = float(value)
-        if not math.isfinite(number) or number < 0:
-            raise SourceError(f"{where}: weight {value!r} must be a finite number >= 0", "E014",
-                              hint="Use a positive number, an attribute path or 'module.func'.")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer no float holds
+            number = math.inf
+        if not math.isfinite(number) or not 0 <= number <= max_weight():
+            raise SourceError(
+                f"{where}: weight {value!r} must be a finite number >= 0 and <= MAX_WEIGHT "
+                f"({max_weight():g})"[:300], "E014",
+                hint="Use a positive number, an attribute path or 'module.func'.")
         return number
     if not isinstance(value, str):
         raise SourceError(f"{where}: weight {value!r} is not a number, a path or a function",

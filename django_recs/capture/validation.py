@@ -16,63 +16,105 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.utils import timezone
 
-from ..conf import recs_settings
+from ..conf import max_weight, recs_settings
 from ..items import is_item_model, item_content_type, key_for_pk
+from ..models import SESSION_KEY_MAX_LENGTH, checked_session_key
 
-SESSION_KEY_MAX_LENGTH = 40
+__all__ = [
+    "EVENT_MAX_LENGTH",
+    "SESSION_KEY_MAX_LENGTH",
+    "checked_event",
+    "checked_session_key",
+    "checked_timestamp",
+    "checked_weight",
+    "event_weight",
+    "item_reference",
+    "user_pk",
+]
+
 EVENT_MAX_LENGTH = 32
 
 
-def event_weight(event: str) -> float:
-    """The default weight of ``event``; ValueError naming the known events if unknown."""
+def checked_event(event) -> str:
+    """``event`` when it is a name in EVENTS that a row can store; ValueError otherwise."""
     events = recs_settings.EVENTS
-    try:
-        if not isinstance(event, str):
-            raise TypeError
-        return float(events[event])
-    except (KeyError, TypeError):
+    if not isinstance(event, str) or event not in events:
         known = ", ".join(sorted(map(str, events))) or "none"
+        raise ValueError(f"unknown event {event!r}: DJANGO_RECS['EVENTS'] has {known}"[:500])
+    if len(event) > EVENT_MAX_LENGTH or "\x00" in event:
         raise ValueError(
-            f"unknown event {event!r}: DJANGO_RECS['EVENTS'] has {known}"
+            f"DJANGO_RECS['EVENTS'] has the event name {event[:40]!r}, which cannot be "
+            f"stored: names are 1-{EVENT_MAX_LENGTH} characters (manage.py check: "
+            "django_recs.E021)"
+        )
+    return event
+
+
+def event_weight(event: str) -> float:
+    """The default weight of ``event``; ValueError if the event is unknown or its weight bad.
+
+    A default weight that manage.py check reports (E020: negative, NaN, above
+    MAX_WEIGHT) is refused here too, so it is never written.
+    """
+    default = recs_settings.EVENTS[checked_event(event)]
+    try:
+        return checked_weight(default, event)
+    except ValueError as error:
+        raise ValueError(
+            f"DJANGO_RECS['EVENTS'][{event!r}] is not a usable default weight: {error} "
+            "(manage.py check: django_recs.E020)"
         ) from None
 
 
 def checked_weight(weight, event: str) -> float:
-    """``weight`` as a float (the event's default when None); ValueError if not finite >= 0."""
+    """``weight`` as a float (the event's default when None).
+
+    ValueError unless it is a finite number between 0 and MAX_WEIGHT: an
+    integer too large for a float (``10**400``) included.
+    """
     if weight is None:
         return event_weight(event)
     if type(weight) is not float:
         if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, Decimal)):
-            raise ValueError(f"weight must be a number, got {type(weight).__name__} {weight!r}")
-        weight = float(weight)
+            raise ValueError(
+                f"weight must be a number, got {type(weight).__name__} {weight!r}"[:200]
+            )
+        try:
+            weight = float(weight)
+        except OverflowError:  # 10**400: no float holds it
+            raise ValueError(
+                f"weight must be a finite number <= {max_weight():g} "
+                "(DJANGO_RECS['MAX_WEIGHT']), got an integer too large for a float"
+            ) from None
     if not math.isfinite(weight):
         raise ValueError(f"weight must be finite, got {weight!r}")
     if weight < 0:
         raise ValueError(f"weight must be >= 0, got {weight!r}")
+    limit = max_weight()
+    if weight > limit:
+        raise ValueError(
+            f"weight must be <= {limit:g} (DJANGO_RECS['MAX_WEIGHT']), got {weight:g}"
+        )
     return weight
 
 
-def checked_session_key(session_key) -> str:
-    if session_key is None:
-        return ""
-    if not isinstance(session_key, str):
-        raise ValueError(f"session_key must be a string, got {type(session_key).__name__}")
-    if len(session_key) > SESSION_KEY_MAX_LENGTH:
-        raise ValueError(
-            f"session_key is {len(session_key)} characters long; at most "
-            f"{SESSION_KEY_MAX_LENGTH} are stored"
-        )
-    return session_key
-
-
 def checked_timestamp(timestamp) -> datetime.datetime:
-    """An aware datetime (naive ones are in the current time zone); now when None."""
+    """An aware datetime (naive ones are in the current time zone); now when None.
+
+    ValueError for anything else, and for a time that has no UTC equivalent
+    (the first or last hours of year 1 or 9999 in a far time zone).
+    """
     if timestamp is None:
         return timezone.now()
     if not isinstance(timestamp, datetime.datetime):
         raise ValueError(f"timestamp must be a datetime, got {type(timestamp).__name__}")
-    if settings.USE_TZ and timezone.is_naive(timestamp):
-        return timezone.make_aware(timestamp)
+    try:
+        if settings.USE_TZ and timezone.is_naive(timestamp):
+            timestamp = timezone.make_aware(timestamp)
+        if timestamp.tzinfo is not None:
+            timestamp.astimezone(datetime.timezone.utc)  # what the database is given
+    except (OverflowError, ValueError) as error:
+        raise ValueError(f"timestamp {timestamp!r} cannot be stored: {error}") from None
     return timestamp
 
 
@@ -94,7 +136,9 @@ def user_pk(user):
 def item_reference(item) -> tuple[int, str]:
     """(content type id, stored key) of a saved instance of an ITEM_MODELS model."""
     if not isinstance(item, models.Model):
-        raise ValueError(f"item must be a model instance, got {type(item).__name__} {item!r}")
+        raise ValueError(
+            f"item must be a model instance, got {type(item).__name__} {item!r}"[:200]
+        )
     model = type(item)
     if not is_item_model(model):
         raise ValueError(
