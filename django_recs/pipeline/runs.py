@@ -19,7 +19,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import numpy as np
@@ -28,7 +28,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from ..algorithms.base import Algorithm
-from ..conf import recs_settings
+from ..conf import max_weight, recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
 from ..models import PopularItem, Recommendation, Run, SimilarItem
@@ -209,6 +209,8 @@ class PreparedRun:
     ignored: int
     threads: int
     n_recommendations: int
+    #: Rows skipped per reason (see :func:`screen_interactions`), shown on the run.
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def _execute(run: Run, tracker: RunTracker, using: str) -> None:
@@ -236,6 +238,7 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
         loaded = load_interactions(using=using, with_timestamps=half_life is not None)
         tracker.rows_read = len(loaded)
     with tracker.stage("matrix"):
+        loaded, skipped = screen_interactions(loaded)
         matrix, ignored = build_matrix(loaded, half_life_days=half_life, now=time.time())
         catalog = loaded.catalog
         if getattr(algorithm, "uses_item_features", False):
@@ -243,8 +246,8 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
             from ..content.loading import prepare_item_features
 
             matrix, catalog = prepare_item_features(algorithm, matrix, catalog, using=using)
-    return PreparedRun(algorithm, matrix, catalog, int(len(loaded)), ignored, threads,
-                       n_recommendations)
+    return PreparedRun(algorithm, matrix, catalog, tracker.rows_read,
+                       ignored + sum(skipped.values()), threads, n_recommendations, skipped)
 
 
 def complete_run(run: Run, tracker: RunTracker, prepared: PreparedRun, using: str) -> None:
@@ -293,6 +296,7 @@ def base_metrics(prepared: PreparedRun) -> dict:
         "pairs": int(matrix.nnz),
         "density": float(matrix.nnz / max(1, matrix.n_users * matrix.n_items)),
         "ignored_interactions": int(prepared.ignored),
+        **{f"ignored_{reason}": int(count) for reason, count in prepared.skipped.items() if count},
     }
 
 
@@ -313,6 +317,29 @@ def clean_up_after(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> float:
 
 def _is_json_number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def screen_interactions(loaded: LoadedInteractions) -> tuple[LoadedInteractions, dict[str, int]]:
+    """The loaded rows a run can use, and how many it skips per reason.
+
+    ``weight_above_max``: a weight above MAX_WEIGHT, written around
+    capture's validation (a bulk insert of the shop's own, an older
+    version): one such row (1e39) would overflow the float32 kernels and
+    fail every run until someone deleted it by hand, so it is skipped and
+    counted on the run instead.
+    """
+    too_heavy = loaded.weights > max_weight()
+    skipped = {"weight_above_max": int(too_heavy.sum())}
+    return _keep(loaded, ~too_heavy) if skipped["weight_above_max"] else loaded, skipped
+
+
+def _keep(loaded: LoadedInteractions, rows: np.ndarray) -> LoadedInteractions:
+    """The loaded interactions of the rows where ``rows`` is True (same catalog)."""
+    return replace(
+        loaded, users=loaded.users[rows], items=loaded.items[rows],
+        weights=loaded.weights[rows], seen=loaded.seen[rows],
+        timestamps=None if loaded.timestamps is None else loaded.timestamps[rows],
+    )
 
 
 def build_matrix(
