@@ -679,34 +679,56 @@ def python_rows(interactions: Iterable) -> Iterator[tuple]:
 
 
 def csv_rows(handle: Iterable[str]) -> Iterator[tuple]:
-    """Raw rows of a CSV file (header optional), numbered by file line."""
+    """Raw rows of a CSV file (header optional), numbered by file line.
+
+    Raises ValueError naming the line for what is no CSV of interactions: a
+    line the csv module cannot read (a field longer than its limit of
+    131,072 characters, bytes that are not UTF-8), a header without an
+    ``item`` column or with unknown or repeated names.
+    """
     reader = csv.reader(handle)
-    order = CSV_COLUMNS[:5]
-    first = True
-    for cells in reader:
-        if first:
-            first = False
-            names = [cell.strip().lower() for cell in cells]
-            if "item" in names:
-                unknown = [name for name in names if name not in CSV_COLUMNS]
-                if unknown or len(set(names)) != len(names):
-                    raise ValueError(
-                        f"line {reader.line_num}: the header names unknown or repeated columns "
-                        f"{unknown or names}; known columns: {', '.join(CSV_COLUMNS)}"
-                    )
-                order = tuple(names)
-                continue
-            if len(cells) == len(CSV_COLUMNS):
-                order = CSV_COLUMNS  # no header, with the session_key column
-        positions = [order.index(name) if name in order else None for name in CSV_COLUMNS]
-        yield from _csv_data_rows(reader, order, positions, first_cells=cells)
+    cells = next(_readable(reader), None)
+    if cells is None:
         return
+    names = [cell.strip().lower() for cell in cells]
+    order = CSV_COLUMNS[:5]
+    first_cells = cells
+    if any(name in CSV_COLUMNS for name in names):  # a header: no data row has these cells
+        unknown = [name for name in names if name not in CSV_COLUMNS]
+        if unknown or len(set(names)) != len(names) or "item" not in names:
+            problem = ("has no item column" if not unknown and len(set(names)) == len(names)
+                       else f"names unknown or repeated columns {unknown or names}")
+            raise ValueError(
+                f"line {reader.line_num}: the header {problem}; known columns: "
+                f"{', '.join(CSV_COLUMNS)} (item is required)"[:500]
+            )
+        order, first_cells = tuple(names), None
+    elif len(cells) == len(CSV_COLUMNS):
+        order = CSV_COLUMNS  # no header, with the session_key column
+    positions = [order.index(name) if name in order else None for name in CSV_COLUMNS]
+    yield from _csv_data_rows(reader, order, positions, first_cells=first_cells)
+
+
+def _readable(reader) -> Iterator[list[str]]:
+    """The reader's rows; ValueError naming the line where the file cannot be read."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ValueError(f"line {reader.line_num}: not readable as CSV: {error}") from None
+        except UnicodeDecodeError as error:  # decoded a block at a time: the line is near
+            raise ValueError(
+                f"after line {reader.line_num}: the file is not UTF-8 text ({error.reason})"
+            ) from None
+        yield cells
 
 
 def _csv_data_rows(reader, order, positions, first_cells) -> Iterator[tuple]:
     width = len(order)
     expected = f"expected {width} columns ({', '.join(order)})"
-    for cells in chain([first_cells] if first_cells is not None else [], reader):
+    for cells in chain([first_cells] if first_cells is not None else [], _readable(reader)):
         line = reader.line_num
         if len(cells) != width:
             if not cells or (len(cells) == 1 and not cells[0].strip()):

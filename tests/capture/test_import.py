@@ -375,3 +375,38 @@ def test_streamed_import_looks_up_new_users_between_chunks(shop):
         django_recs.record_many(interactions, batch_size=4)
     assert Interaction.objects.count() == 0
     assert django_recs.record_many(interactions[:-1], batch_size=4) == 17
+
+
+# --- files that are no CSV of interactions ---------------------------------------------------
+
+
+def _import(path):
+    with pytest.raises(CommandError) as raised:
+        call_command("recs_import", str(path), verbosity=0)
+    assert not Interaction.objects.exists()
+    return str(raised.value)
+
+
+def test_a_field_longer_than_the_csv_limit_is_a_command_error_naming_its_line(shop, tmp_path):
+    (ann, *_), (p0, *_), _ = shop
+    path = tmp_path / "long.csv"
+    path.write_text(f"user,item\n{ann.pk},{p0.pk}\n{ann.pk},{'9' * 131_073}\n")
+    assert _import(path) == ("line 3: not readable as CSV: field larger than field limit "
+                             "(131072)")
+
+
+@pytest.mark.parametrize("header", ["user,event,weight", "user,product,event"])
+def test_a_header_without_an_item_column_is_not_read_as_data(shop, tmp_path, header):
+    (ann, *_), (p0, *_), _ = shop
+    path = tmp_path / "no-item.csv"
+    path.write_text(f"{header}\n{ann.pk},{p0.pk},view\n")
+    message = _import(path)
+    assert message.startswith("line 1: the header ")
+    assert "item is required" in message and "unknown event" not in message
+
+
+def test_a_file_that_is_not_utf8_is_a_command_error(shop, tmp_path):
+    (ann, *_), (p0, *_), _ = shop
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(f"user,item,event\n{ann.pk},{p0.pk},view\n".encode() + b"\xff\xfe,\n")
+    assert "the file is not UTF-8 text" in _import(path)
