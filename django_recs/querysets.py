@@ -18,6 +18,7 @@ __all__ = [
     "RecommendationQuerySet",
     "RunRowsQuerySet",
     "SimilarItemQuerySet",
+    "MAX_LIST_LENGTH",
     "active_run_id",
     "check_n",
 ]
@@ -38,10 +39,17 @@ def active_run_id(algorithm: str) -> Subquery:
 
 
 
+#: The longest list one call reads: a larger ``n`` is a mistake (10**19 would
+#: overflow the statement's LIMIT inside the database).
+MAX_LIST_LENGTH = 10_000
+
+
 def check_n(n) -> int:
-    """``n`` as a list length; ValueError unless it is a non-negative integer."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    """``n`` as a list length; ValueError unless it is an integer in 0..MAX_LIST_LENGTH."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_LIST_LENGTH:
+        raise ValueError(
+            f"n must be a non-negative integer <= {MAX_LIST_LENGTH}, got {n!r}"[:200]
+        )
     return n
 
 

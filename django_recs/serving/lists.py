@@ -48,6 +48,7 @@ from ..items import (
     key_for_pk,
 )
 from ..querysets import check_n
+from ..registry import algorithm_names
 from .ordering import ListPosition
 from .visitors import Visitor
 
@@ -142,10 +143,12 @@ def similar_to(
     if item.pk is None:
         raise ValueError(f"similar_to() needs a saved {model.__name__}: this one has no primary key")
     n = check_n(n)
+    _check_algorithm(algorithm, default="similar")
     base = _base_queryset(model, queryset)
+    visitor = Visitor.of(user, session_key)
     if n == 0:
         return base.none()
-    scope = _scope(model, base, Visitor.of(user, session_key), exclude=exclude, source=item)
+    scope = _scope(model, base, visitor, exclude=exclude, source=item)
     sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
     content = content_fallback_algorithm(exclude=algorithm)
     if content is not None:  # items alike in text and attributes, before popular ones
@@ -220,10 +223,11 @@ def recommended_for(
 
     model = _item_model(_resolve_model(model, queryset))
     n = check_n(n)
+    _check_algorithm(algorithm, default="personal")
     base = _base_queryset(model, queryset)
+    visitor = Visitor.of(user, session_key)
     if n == 0:
         return base.none()
-    visitor = Visitor.of(user, session_key)
     scope = _scope(model, base, visitor, exclude=exclude)
     sources = []
     if visitor.user_id is not None:
@@ -384,8 +388,28 @@ def _category_cap(override, category) -> int | None:
     return check_cap(cap) if category else None
 
 
+def _check_algorithm(name, *, default: str) -> None:
+    """ValueError naming the configured algorithms when ``name`` is none of them.
+
+    A typo would otherwise serve the fallbacks without a word. The default
+    name is exempt: a shop that configures no "similar" (or "personal")
+    algorithm still gets the fallbacks from the tags, as before.
+    """
+    names = algorithm_names()
+    if not isinstance(name, str):
+        raise ValueError(f"algorithm must be a name in DJANGO_RECS['ALGORITHMS'], got {name!r}")
+    if name in names or (name == default and default not in names):
+        return
+    raise ValueError(
+        f"unknown algorithm {name!r}: DJANGO_RECS['ALGORITHMS'] configures "
+        f"{', '.join(map(repr, names)) or 'none'}"[:300]
+    )
+
+
 def _resolve_model(model, queryset) -> type[models.Model]:
     if queryset is not None:
+        if not isinstance(queryset, models.QuerySet):
+            raise ValueError(f"queryset= must be a QuerySet, got {type(queryset).__name__}")
         return queryset.model
     if model is None:
         models_ = item_models()
@@ -399,6 +423,8 @@ def _resolve_model(model, queryset) -> type[models.Model]:
             return apps.get_model(model)
         except (LookupError, ValueError) as exc:
             raise ValueError(f"model {model!r} is not an installed model") from exc
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        raise ValueError(f"model= must be a model class or 'app_label.Model', got {model!r}")
     return model
 
 
@@ -415,6 +441,8 @@ def _base_queryset(model, queryset) -> models.QuerySet:
     """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces)."""
     if queryset is None:
         return default_item_queryset(model)
+    if not isinstance(queryset, models.QuerySet):
+        raise ValueError(f"queryset= must be a QuerySet, got {type(queryset).__name__}")
     if queryset.model._meta.concrete_model is not model:
         raise ValueError(
             f"queryset= is of {queryset.model._meta.label}, the list is of {model._meta.label}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..models import checked_session_key
+
 
 @dataclass(frozen=True)
 class Visitor:
@@ -22,13 +24,15 @@ class Visitor:
     def of(cls, user=None, session_key: str | None = None) -> Visitor:
         """The visitor behind ``user`` (a user, AnonymousUser or None) and a session key.
 
-        Never raises: anything that is not a saved, authenticated user counts
-        as anonymous.
+        Anything that is not a saved, authenticated user counts as anonymous.
+        Raises ValueError, before any SQL, for a session key no column holds
+        (not a string, over 40 characters, a NUL character): the database
+        would fail the statement, and with it the caller's transaction.
         """
         user_id = None
         if user is not None and getattr(user, "is_authenticated", False):
             user_id = getattr(user, "pk", None)
-        return cls(user_id=user_id, session_key=session_key or None)
+        return cls(user_id=user_id, session_key=checked_session_key(session_key) or None)
 
     @property
     def is_known(self) -> bool:

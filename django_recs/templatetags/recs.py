@@ -37,15 +37,30 @@ from django.db import models
 from django.template.base import Token
 
 from .. import serving
+from ..models import checked_session_key
 
 register = template.Library()
 
 
 def _session_key(context) -> str | None:
+    """The request's session key, or None when the visitor's cookie holds none we can use.
+
+    The key comes from the cookie (reading it loads nothing), so it is
+    whatever the visitor sent: one no column holds (over 40 characters, a
+    NUL) is dropped here rather than raised as a ValueError into the page.
+    """
     request = context.get("request")
     session = getattr(request, "session", None)
-    # session_key comes from the cookie: reading it loads nothing.
-    return getattr(session, "session_key", None)
+    key = getattr(session, "session_key", None)
+    try:
+        return checked_session_key(key) or None
+    except ValueError:
+        return None
+
+
+def _length(n, default: int = 10):
+    """The tag's ``n``: its default when the variable is missing from the context ("")."""
+    return default if n is None or n == "" else n
 
 
 class _Exclusions(tuple):
@@ -124,8 +139,8 @@ def similar_items(item, n=10, algorithm="similar", exclude=None, queryset=None):
     """
     if not item:
         return []
-    return serving.similar_to(item, n, algorithm=algorithm, exclude=_items(exclude),
-                                queryset=_candidates(queryset))
+    return serving.similar_to(item, _length(n), algorithm=algorithm, exclude=_items(exclude),
+                              queryset=_candidates(queryset))
 
 
 @register.simple_tag(takes_context=True)
@@ -138,7 +153,7 @@ def recommended_for(context, user, n=10, algorithm="personal", model=None, exclu
     item; its model is the list's).
     """
     return serving.recommended_for(
-        user, n, algorithm=algorithm, session_key=_session_key(context), model=model,
+        user, _length(n), algorithm=algorithm, session_key=_session_key(context), model=model,
         exclude=_items(exclude), queryset=_candidates(queryset),
     )
 

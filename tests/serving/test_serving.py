@@ -12,6 +12,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
 
 from django_recs import recommended_for, similar_to
+from django_recs.conf import DEFAULTS
 from django_recs.models import PopularItem, Recommendation, SimilarItem
 from tests.serving import serving_data
 from tests.serving.serving_data import (
@@ -353,7 +354,10 @@ def test_unknown_and_anonymous_visitors_get_popular_items(products, visitor):
     assert {item.recs_source for item in items} == {"popular"}
 
 
-def test_personal_algorithm_name_is_honoured(products, customer):
+def test_personal_algorithm_name_is_honoured(products, customer, settings):
+    algorithms = settings.DJANGO_RECS.get("ALGORITHMS", DEFAULTS["ALGORITHMS"])
+    settings.DJANGO_RECS = {**settings.DJANGO_RECS, "ALGORITHMS": {
+        **algorithms, "bpr": {"class": "django_recs.algorithms.ALS"}}}
     p = products
     store_recommendations(customer, [(p[1], 1.0, None)], algorithm="personal")
     store_recommendations(customer, [(p[2], 1.0, None)], algorithm="bpr")
