@@ -6,11 +6,15 @@ Ids are stable; each error carries a hint. E0NN are errors, W0NN warnings.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 
 from django.core import checks
 
 from .conf import recs_settings
+
+#: The largest number of seconds (or days) a numeric setting may hold.
+MAX_SECONDS = 1e9
 
 
 def did_you_mean(word: str, known: Iterable[str], *, case_insensitive: bool = False) -> str:
@@ -157,7 +161,12 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E030-E032: ALGORITHMS entries; E033-E039: the pipeline's numeric settings."""
+    """E030-E032: ALGORITHMS entries; E033-E039, E081, E082: the numeric settings.
+
+    Each such setting passes only as a finite number in its range: a value
+    that passed here used to fail every run (NUM_THREADS=-1) or every list of
+    every page (MAX_PER_CATEGORY='2').
+    """
     from .registry import AlgorithmConfigError, build_algorithm
 
     hints = {
@@ -194,23 +203,32 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
          "A positive number of days, or None for no time decay."),
         ("SHARDS", 0, None, False, "E038",
          "1 = one worker per run, N = split a run into N shards, 0 = automatic."),
+        ("NUM_THREADS", 0, 4096, False, "E081",
+         "Kernel threads per run: 0 = every core the worker may use, or a count such as 4."),
+        ("MAX_PER_CATEGORY", 1, None, True, "E082",
+         "At most this many items of one category in a list, e.g. 2, or None for no cap."),
     ]
+    integers = {"RECOMMENDATIONS_PER_USER", "KEEP_RUNS", "SHARDS", "NUM_THREADS",
+                "MAX_PER_CATEGORY"}
     for setting, low, high, allow_none, code, hint in numeric:
         value = getattr(recs_settings, setting)
         if value is None and allow_none:
             continue
+        # Finite and below a billion: a timedelta of more seconds overflows.
+        high_or_huge = high if high is not None else MAX_SECONDS
         ok = (isinstance(value, int | float) and not isinstance(value, bool)
-              and value >= low and (high is None or value <= high)
+              and math.isfinite(value) and low <= value <= high_or_huge
               and (setting != "HALF_LIFE_DAYS" or value > 0))
-        if setting in ("RECOMMENDATIONS_PER_USER", "KEEP_RUNS", "SHARDS"):
+        if setting in integers:
             ok = ok and isinstance(value, int)
         if not ok:
-            bound = f">= {low}" + (f" and <= {high}" if high else "")
+            kind = "an integer" if setting in integers else "a number"
+            bound = f">= {low} and <= {high_or_huge:g}"
             if setting == "HALF_LIFE_DAYS":
-                bound = "> 0"
+                bound = f"> 0 and <= {high_or_huge:g}"
             errors.append(checks.Error(
-                f"DJANGO_RECS['{setting}'] must be a number {bound}"
-                f"{' or None' if allow_none else ''}, got {value!r}.",
+                f"DJANGO_RECS['{setting}'] must be {kind} {bound}"
+                f"{' or None' if allow_none else ''}, got {value!r}."[:300],
                 hint=hint, id=f"django_recs.{code}",
             ))
     return errors
@@ -228,8 +246,6 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     E020 an EVENTS weight that is negative, above MAX_WEIGHT or not a number, E021 a
     bad event name; E080 MAX_WEIGHT not a number in (0, 1e12].
     """
-    import math
-
     from .capture.sources import source_errors
     from .conf import MAX_WEIGHT_CEILING, max_weight
 

@@ -127,6 +127,33 @@ def max_weight() -> float:
     return float(DEFAULTS["MAX_WEIGHT"])
 
 
+def exclude_seen_events() -> list[str]:
+    """The event names of EXCLUDE_SEEN, as a list, whatever the setting's shape.
+
+    A single name (``"purchase"`` without its brackets, reported as E062)
+    means that name: read as a list of characters it would exclude nothing,
+    and items bought would be recommended again. Another shape excludes
+    nothing (E062 too).
+    """
+    value = recs_settings.EXCLUDE_SEEN
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [name for name in value if isinstance(name, str)]
+    return []
+
+
+def max_per_category() -> int | None:
+    """MAX_PER_CATEGORY, or None (no cap) while it is not a positive integer (E082).
+
+    A broken value is reported by ``manage.py check``; a page must not fail on it.
+    """
+    value = recs_settings.MAX_PER_CATEGORY
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
 @receiver(setting_changed)
 def _reload_recs_settings(*, setting: str, **kwargs) -> None:
     if setting == "DJANGO_RECS":

@@ -28,7 +28,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from ..algorithms.base import Algorithm
-from ..conf import max_weight, recs_settings
+from ..conf import exclude_seen_events, max_weight, recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
 from ..models import PopularItem, Recommendation, Run, SimilarItem
@@ -229,7 +229,7 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
         **algorithm.get_params(),
         "n_recommendations": n_recommendations,
         "half_life_days": half_life,
-        "exclude_seen": list(recs_settings.EXCLUDE_SEEN),
+        "exclude_seen": exclude_seen_events(),
         "num_threads": threads,
     }
     Run.objects.using(using).filter(pk=run.pk).update(params=run.params)

@@ -44,7 +44,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..categories import category_text
-from ..conf import recs_settings
+from ..conf import exclude_seen_events, recs_settings
 from ..models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from .visitors import Visitor
 
@@ -241,7 +241,7 @@ class ListScope:
 
     def seen_keys(self, db: Sql) -> Fragment | None:
         """``SELECT item_key`` of the visitor's EXCLUDE_SEEN interactions, or None."""
-        events = list(recs_settings.EXCLUDE_SEEN or ())
+        events = exclude_seen_events()
         if not self.visitor.is_known or not events:
             return None
         alias = "recs_seen"

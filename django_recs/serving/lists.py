@@ -32,12 +32,13 @@ which read one run's rows for the admin and for debugging, are in
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from django.db import models
 from django.db.models.query import ModelIterable
 
-from ..conf import recs_settings
+from ..conf import max_per_category, recs_settings
 from ..content.config import content_fallback_algorithm
 from ..items import (
     default_item_queryset,
@@ -51,6 +52,8 @@ from ..querysets import check_n
 from ..registry import algorithm_names
 from .ordering import ListPosition
 from .visitors import Visitor
+
+logger = logging.getLogger("django_recs.serving")
 
 # --- explained items ------------------------------------------------------------------
 
@@ -380,12 +383,22 @@ def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
 
 
 def _category_cap(override, category) -> int | None:
+    """The list's cap per category: ``max_per_category=`` (checked) or the setting.
+
+    An invalid MAX_PER_CATEGORY (E082) means no cap, with a warning in the
+    log: it would otherwise fail every list of every page.
+    """
     from .diversity import check_cap
 
-    cap = override if override is not None else recs_settings.MAX_PER_CATEGORY
-    if cap is None:
-        return None
-    return check_cap(cap) if category else None
+    if override is not None:
+        cap = check_cap(override)
+    else:
+        cap = max_per_category()
+        if cap is None and recs_settings.MAX_PER_CATEGORY is not None:
+            logger.warning("django_recs: MAX_PER_CATEGORY %r is not a positive integer and is "
+                           "ignored (manage.py check: django_recs.E082)",
+                           recs_settings.MAX_PER_CATEGORY)
+    return cap if category else None
 
 
 def _check_algorithm(name, *, default: str) -> None:

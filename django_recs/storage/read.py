@@ -24,7 +24,7 @@ from django.db import connections, models
 from django.db.models import BooleanField, Case, F, Value, When
 from django.db.models.functions import Cast
 
-from ..conf import recs_settings
+from ..conf import exclude_seen_events
 from ..items import item_content_type, item_models, key_as_pk
 from ..matrix import index_keys
 from ..models import Interaction
@@ -143,7 +143,7 @@ def load_interactions(
             f"got {type(user_pk).__name__}"
         )
     if exclude_seen is None:
-        exclude_seen = list(recs_settings.EXCLUDE_SEEN)
+        exclude_seen = exclude_seen_events()
     parts: list[_Columns] = []
     content_type_ids: list[np.ndarray] = []
     keys: list[np.ndarray] = []

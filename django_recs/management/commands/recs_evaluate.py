@@ -12,7 +12,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_recs.conf import recs_settings
+from django_recs.conf import exclude_seen_events, recs_settings
 from django_recs.evaluation.grid import parse_grid
 from django_recs.evaluation.report import format_table, write_report
 from django_recs.evaluation.suite import Candidate, run_evaluation
@@ -174,7 +174,7 @@ class Command(BaseCommand):
             return read_interactions_csv(
                 csv_path,
                 events=dict(recs_settings.EVENTS),
-                exclude_seen=list(recs_settings.EXCLUDE_SEEN),
+                exclude_seen=exclude_seen_events(),
             )
         from django_recs.evaluation.database import load_timed_interactions
 
