@@ -15,6 +15,7 @@ __version__ = "0.1.0.dev0"
 _PUBLIC = {
     "record": "django_recs.capture",
     "record_many": "django_recs.capture",
+    "record_view": "django_recs.capture",
     "register_source": "django_recs.capture",
     "forget_user": "django_recs.capture",
     "similar_to": "django_recs.serving",
@@ -28,12 +29,13 @@ __all__ = [
     "recompute",
     "record",
     "record_many",
+    "record_view",
     "register_source",
     "similar_to",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .capture import forget_user, record, record_many, register_source
+    from .capture import forget_user, record, record_many, record_view, register_source
     from .dispatch import recompute
     from .serving import recommended_for, similar_to
 

@@ -2,6 +2,8 @@
 
 - :mod:`.recording` — ``record()`` (one INSERT in the caller's transaction)
   and ``record_many()`` (validated, in bulk);
+- :mod:`.visitors` — ``record_view(request, item)``: the request's user and
+  real session, never an error for the visitor's cookie;
 - :mod:`.validation` — the checks every written value goes through;
 - :mod:`.sources` and :mod:`.signals` — SOURCES / ``register_source()``:
   model saves recorded as interactions;
@@ -19,6 +21,7 @@ from .forgetting import forget_item, forget_user, forget_user_details
 from .recording import record, record_many, user_history_changed
 from .sessions import join_session
 from .signals import connect_sources, register_source, unregister_source
+from .visitors import record_view
 
 __all__ = [
     "connect_sources",
@@ -28,6 +31,7 @@ __all__ = [
     "join_session",
     "record",
     "record_many",
+    "record_view",
     "register_source",
     "unregister_source",
     "user_history_changed",

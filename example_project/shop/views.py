@@ -1,5 +1,5 @@
 """The shop's pages. Recommendations come from the templates' {% load recs %} tags;
-the views only record what visitors do (django_recs.record) and take orders,
+the views only record what visitors do (django_recs.record_view) and take orders,
 whose lines become purchases through the SOURCES setting."""
 
 from django.contrib import messages
@@ -15,12 +15,6 @@ from .basket import Basket
 from .models import Order, OrderLine, Product
 
 
-def _session_key(request) -> str:
-    if request.session.session_key is None:
-        request.session.save()  # an anonymous visitor gets a key to record under
-    return request.session.session_key
-
-
 def product_list(request):
     products = Product.objects.all()
     query = request.GET.get("q", "").strip()
@@ -32,7 +26,7 @@ def product_list(request):
 
 def product_detail(request, pk):
     product = get_object_or_404(Product, pk=pk)
-    django_recs.record(request.user, product, "view", session_key=_session_key(request))
+    django_recs.record_view(request, product)
     return render(request, "shop/product_detail.html", {"product": product})
 
 
@@ -40,7 +34,7 @@ def product_detail(request, pk):
 def add_to_basket(request, pk):
     product = get_object_or_404(Product, pk=pk)
     Basket(request).add(product)
-    django_recs.record(request.user, product, "cart", session_key=_session_key(request))
+    django_recs.record_view(request, product, "cart")
     messages.success(request, f"{product} is in your basket.")
     return redirect("basket")
 

@@ -10,7 +10,5 @@ from .models import Product
 
 def product_detail(request, pk):
     product = get_object_or_404(Product, pk=pk)
-    if request.session.session_key is None:
-        request.session.save()  # an anonymous visitor gets a key to record under
-    django_recs.record(request.user, product, "view", session_key=request.session.session_key)
+    django_recs.record_view(request, product)
     return HttpResponse(product.name)
