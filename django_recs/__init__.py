@@ -18,6 +18,7 @@ _PUBLIC = {
     "record_view": "django_recs.capture",
     "register_source": "django_recs.capture",
     "forget_user": "django_recs.capture",
+    "unforget_user": "django_recs.capture",
     "similar_to": "django_recs.serving",
     "recommended_for": "django_recs.serving",
     "recompute": "django_recs.dispatch",
@@ -32,10 +33,18 @@ __all__ = [
     "record_view",
     "register_source",
     "similar_to",
+    "unforget_user",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .capture import forget_user, record, record_many, record_view, register_source
+    from .capture import (
+        forget_user,
+        record,
+        record_many,
+        record_view,
+        register_source,
+        unforget_user,
+    )
     from .dispatch import recompute
     from .serving import recommended_for, similar_to
 

@@ -176,10 +176,17 @@ def send_content_neighbours_task(sender, *, label, key, **kwargs) -> None:
 
 
 def connect() -> None:
-    """Connect the enqueuing receivers (from ``AppConfig.ready()``)."""
-    from .capture import user_history_changed
-    from .content.signals import item_features_changed
+    """Connect the receivers of capture's and content's signals (from ``AppConfig.ready()``).
 
+    Besides the enqueuing ones: a forgotten user (``capture.user_forgotten``)
+    is erased from the files of runs by the pipeline, at once, inside
+    forget_user()'s transaction.
+    """
+    from .capture import user_forgotten, user_history_changed
+    from .content.signals import item_features_changed
+    from .pipeline.erasure import erase_from_run_files
+
+    user_forgotten.connect(erase_from_run_files, dispatch_uid="django_recs.dispatch.erasure")
     user_history_changed.connect(send_refresh_task, dispatch_uid="django_recs.dispatch.refresh")
     item_features_changed.connect(send_content_neighbours_task,
                                   dispatch_uid="django_recs.dispatch.content_neighbours")

@@ -128,6 +128,34 @@ class Interaction(models.Model):
         return f"{who} {self.event} {self.item_type_id}:{self.item_key}"
 
 
+class ForgottenUser(models.Model):
+    """A user erased by ``forget_user()``: nothing of theirs is recorded again until lifted.
+
+    Capture (record(), the sources, record_many(), the import and the
+    backfill) writes no interaction of a forgotten user, and the pipeline
+    neither loads their rows nor keeps their recommendations: a run that
+    loaded them before the erasure drops them when it is swapped in. The row
+    outlives the user (no database constraint, DO_NOTHING): an erasure
+    request often comes with the deletion of the account.
+    ``django_recs.capture.unforget_user()`` lifts it.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    forgotten_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("forgotten user")
+        verbose_name_plural = _("forgotten users")
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} (forgotten {self.forgotten_at:%Y-%m-%d})"
+
+
 class Run(models.Model):
     """One computation of one algorithm, from pending to succeeded or failed."""
 

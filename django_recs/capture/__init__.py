@@ -9,7 +9,9 @@
   model saves recorded as interactions;
 - :mod:`.importing` — the CSV import and the backfill of existing rows;
 - :mod:`.sessions` — an anonymous visitor's history joins the account on login;
-- :mod:`.forgetting` — ``forget_user()``, and an item's deletion.
+- :mod:`.forgetting` — ``forget_user()`` (an erasure that stays erased:
+  a tombstone every way in respects), ``unforget_user()``, and an item's
+  deletion.
 
 Capture writes interactions only: it never imports the pipeline, serving or
 Celery tasks.
@@ -17,7 +19,14 @@ Celery tasks.
 
 from __future__ import annotations
 
-from .forgetting import forget_item, forget_user, forget_user_details
+from .forgetting import (
+    forget_item,
+    forget_user,
+    forget_user_details,
+    is_forgotten,
+    unforget_user,
+    user_forgotten,
+)
 from .recording import record, record_many, user_history_changed
 from .sessions import join_session
 from .signals import connect_sources, register_source, unregister_source
@@ -28,11 +37,14 @@ __all__ = [
     "forget_item",
     "forget_user",
     "forget_user_details",
+    "is_forgotten",
     "join_session",
     "record",
     "record_many",
     "record_view",
     "register_source",
+    "unforget_user",
     "unregister_source",
+    "user_forgotten",
     "user_history_changed",
 ]

@@ -1,41 +1,129 @@
 """Forgetting: a user's history and recommendations, an item and every result naming it.
 
+:func:`forget_user` answers an erasure request ("forget me"): it deletes the
+user's interactions and recommendations and leaves a tombstone
+(:class:`~django_recs.models.ForgottenUser`) that every way in respects, so
+the erasure stays erased — a later backfill, import or signal records
+nothing of that user, and a run that loaded their history before the
+erasure drops what it computed for them when it is swapped in. It also
+sends :data:`user_forgotten`, on which the pipeline (connected by
+:mod:`django_recs.dispatch`) removes the user from the files runs keep in
+the storage. :func:`unforget_user` lifts the tombstone, for a shop that
+must record the user again.
+
 Deleting an item of ITEM_MODELS calls :func:`forget_item` (its post_delete
 receiver is connected by :func:`django_recs.capture.signals.connect_sources`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models, router, transaction
+from django.dispatch import Signal
+from django.utils import timezone
 
-from ..items import item_content_type, key_for_pk
+from ..items import integer_pk, item_content_type, key_for_pk
 
-__all__ = ["forget_item", "forget_user", "forget_user_details"]
+__all__ = [
+    "forget_item",
+    "forget_user",
+    "forget_user_details",
+    "forgotten_user_ids",
+    "is_forgotten",
+    "unforget_user",
+    "user_forgotten",
+]
+
+#: Sent with ``user_id`` and ``using`` inside forget_user()'s transaction, after
+#: the rows are deleted: receivers erase the user from what else they store.
+user_forgotten = Signal()
 
 
 def forget_user(user, *, using: str | None = None) -> int:
-    """Delete ``user``'s interactions and stored recommendations; rows deleted.
+    """Erase ``user``: their interactions and stored recommendations; rows deleted.
 
     ``user`` is a user instance or primary key (a user already deleted can
-    still be forgotten by id).
+    still be forgotten by id). From then on nothing of the user is recorded
+    (record() returns None; the sources, record_many(), recs_import and the
+    backfill skip their rows) until :func:`unforget_user`; the files of runs
+    in the storage are rewritten without them.
     """
     return sum(forget_user_details(user, using=using).values())
 
 
 def forget_user_details(user, *, using: str | None = None) -> dict[str, int]:
     """As :func:`forget_user`, with the rows deleted per model label."""
-    from ..models import Interaction, Recommendation
+    from ..models import ForgottenUser, Interaction, Recommendation
+
+    user_id = user_id_of(user)
+    using = using or router.db_for_write(Interaction)
+    deleted = {}
+    with transaction.atomic(using=using):
+        # The tombstone first: a run swapping in meanwhile purges what it sees of it.
+        tombstone, created = ForgottenUser.objects.using(using).get_or_create(user_id=user_id)
+        if not created:
+            ForgottenUser.objects.using(using).filter(pk=tombstone.pk).update(
+                forgotten_at=timezone.now())
+        for model in (Interaction, Recommendation):
+            count, _ = model.objects.using(using).filter(user_id=user_id).delete()
+            deleted[model._meta.label] = count
+        user_forgotten.send(sender=ForgottenUser, user_id=user_id, using=using)
+    return deleted
+
+
+def unforget_user(user, *, using: str | None = None) -> bool:
+    """Lift the erasure of ``user``: they are recorded again from now on.
+
+    Returns True when the user was forgotten. Nothing deleted comes back.
+    """
+    from ..models import ForgottenUser
+
+    using = using or router.db_for_write(ForgottenUser)
+    count, _ = ForgottenUser.objects.using(using).filter(user_id=user_id_of(user)).delete()
+    return bool(count)
+
+
+def is_forgotten(user_id, *, using: str | None = None) -> bool:
+    """Whether ``user_id`` is forgotten (one indexed query)."""
+    from ..models import ForgottenUser
+
+    if user_id is None:
+        return False
+    using = using or router.db_for_read(ForgottenUser)
+    return ForgottenUser.objects.using(using).filter(user_id=user_id).exists()
+
+
+def forgotten_user_ids(user_ids: Iterable | None = None, *, using: str | None = None) -> set:
+    """The forgotten users' ids: all of them, or those among ``user_ids``."""
+    from ..models import ForgottenUser
+
+    using = using or router.db_for_read(ForgottenUser)
+    rows = ForgottenUser.objects.using(using)
+    if user_ids is None:
+        return set(rows.values_list("user_id", flat=True))
+    wanted, found = list(dict.fromkeys(user_ids)), set()
+    for start in range(0, len(wanted), 1000):
+        found.update(rows.filter(user_id__in=wanted[start:start + 1000])
+                     .values_list("user_id", flat=True))
+    return found
+
+
+def user_id_of(user):
+    """The primary key ``user`` is or has; ValueError for what no user row can have."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
 
     user_id = user.pk if isinstance(user, models.Model) else user
     if user_id is None:
         raise ValueError("forget_user() needs a saved user or a user id")
-    using = using or router.db_for_write(Interaction)
-    deleted = {}
-    with transaction.atomic(using=using):
-        for model in (Interaction, Recommendation):
-            count, _ = model.objects.using(using).filter(user_id=user_id).delete()
-            deleted[model._meta.label] = count
-    return deleted
+    user_model = get_user_model()
+    if isinstance(user_model._meta.pk, models.UUIDField):
+        try:
+            return user_model._meta.pk.to_python(user_id)
+        except ValidationError as error:
+            raise ValueError(f"{user_id!r} is not a UUID") from error
+    return integer_pk(user_model, user_id)
 
 
 def forget_item(item, *, using: str | None = None) -> int:

@@ -44,6 +44,7 @@ from django.utils.dateparse import parse_datetime
 from ..conf import max_weight, recs_settings
 from ..items import integer_pk, item_content_type, item_models, key_for_pk
 from ..storage import bulk_insert, bulk_insert_chunks
+from .forgetting import forgotten_user_ids
 from .sources import active_sources, source_key, source_values
 from .validation import (
     checked_event,
@@ -96,6 +97,7 @@ class ImportResult:
     written: int = 0
     already_recorded: int = 0  # backfill: source rows recorded before
     not_recorded: int = 0  # backfill: rows the source skips (no user, predicate false)
+    forgotten: int = 0  # rows of forgotten users (forget_user()), never recorded
     bad_rows: int = 0
     errors: list[RowError] = field(default_factory=list)  # the first MAX_ERRORS_KEPT
 
@@ -140,6 +142,7 @@ class _Batch:
         self.rows_seen = 0
         self.already_recorded = 0
         self.not_recorded = 0
+        self.forgotten = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -195,6 +198,8 @@ class _RowParser:
             next(iter(self.item_models.values())) if len(self.item_models) == 1 else None
         )
         self.user_model = get_user_model()
+        #: Users forgotten when the parse began: their rows are skipped (and counted).
+        self.forgotten = forgotten_user_ids(using=using)
         # raw value -> parsed value, or the error text for a bad one
         self._users: dict = {}
         self._items: dict = {}
@@ -221,7 +226,7 @@ class _RowParser:
         """
         batch = _Batch(label)
         out, wheres = batch.rows, batch.where
-        events, users, items = self.events, self._users, self._items
+        events, users, items, forgotten = self.events, self._users, self._items, self.forgotten
         self._timestamps.clear()
         for where, user, item, event, weight, timestamp, session_key in rows:
             batch.rows_seen += 1
@@ -248,6 +253,9 @@ class _RowParser:
                     user_id = self._user(user)
                 elif type(user_id) is _Invalid:
                     raise ValueError(user_id)
+                if forgotten and user_id in forgotten:
+                    batch.forgotten += 1
+                    continue
                 if session_key:
                     session_key = checked_session_key(session_key)
                 else:
@@ -566,7 +574,8 @@ def write_interactions(
     if not stream:
         batches = (parser.parse(chunk, line_label) for chunk in raw_chunks)
         return _write_batches(batches, skip_invalid=skip_invalid, using=using,
-                              progress=progress, total=total, chunk_size=chunk_size)
+                              progress=progress, total=total, chunk_size=chunk_size,
+                              forgotten=parser.forgotten)
 
     result = ImportResult()
     account = _Accountant(result, skip_invalid, progress, total)
@@ -596,6 +605,7 @@ def write_interactions(
             bulk_insert_chunks(Interaction, columns_until_a_lookup(), using=using,
                                batch_size=chunk_size)
         account.finish()
+        _erase_newly_forgotten(parser.forgotten, result, using)
     return result
 
 
@@ -612,6 +622,7 @@ class _Accountant:
         result.rows_read += batch.rows_seen
         result.already_recorded += batch.already_recorded
         result.not_recorded += batch.not_recorded
+        result.forgotten += batch.forgotten
         result.add_errors(batch.errors)
         write = len(batch) and (self.skip_invalid or not result.bad_rows)
         if write:
@@ -628,7 +639,7 @@ class _Accountant:
 
 
 def _write_batches(batches: Iterable[_Batch], *, skip_invalid, using, progress, total,
-                   chunk_size) -> ImportResult:
+                   chunk_size, forgotten: set) -> ImportResult:
     """Write validated batches in one transaction; InvalidRows (rolled back) on a bad row.
 
     Each batch is produced (which may query the database: existence checks,
@@ -644,7 +655,24 @@ def _write_batches(batches: Iterable[_Batch], *, skip_invalid, using, progress, 
             if columns:
                 bulk_insert(Interaction, columns, using=using, batch_size=chunk_size)
         account.finish()
+        _erase_newly_forgotten(forgotten, result, using)
     return result
+
+
+def _erase_newly_forgotten(known: set, result: ImportResult, using: str) -> None:
+    """Delete, before the commit, rows of users forgotten while this transaction wrote.
+
+    Their forget_user() could not see the rows still uncommitted here; the
+    users forgotten when the parse began were skipped row by row.
+    """
+    from ..models import Interaction
+
+    newly = forgotten_user_ids(using=using) - known
+    if not newly:
+        return
+    count, _ = Interaction.objects.using(using).filter(user_id__in=list(newly)).delete()
+    result.written = max(0, result.written - count)
+    result.forgotten += count
 
 
 def _chunks(iterable: Iterator, size: int) -> Iterator[list]:
@@ -798,19 +826,21 @@ def backfill_sources(
     from ..models import Interaction
 
     using = using or router.db_for_write(Interaction)
+    forgotten = forgotten_user_ids(using=using)
     sources = active_sources()
     total = sum(source.model._default_manager.using(using).count() for source in sources)
     now = timezone.now()
     batches = (
         batch
         for source in sources
-        for batch in _source_batches(source, using=using, chunk_size=chunk_size, now=now)
+        for batch in _source_batches(source, using=using, chunk_size=chunk_size, now=now,
+                                     forgotten=forgotten)
     )
     return _write_batches(batches, skip_invalid=skip_invalid, using=using, progress=progress,
-                          total=total, chunk_size=chunk_size)
+                          total=total, chunk_size=chunk_size, forgotten=forgotten)
 
 
-def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
+def _source_batches(source, *, using, chunk_size, now, forgotten: set) -> Iterator[_Batch]:
     from ..models import Interaction
 
     model = source.model
@@ -852,6 +882,9 @@ def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
                 continue
             if values is None:
                 batch.not_recorded += 1
+                continue
+            if values["user_id"] in forgotten:
+                batch.forgotten += 1
                 continue
             batch.append_values(where, values)
         yield batch

@@ -20,6 +20,7 @@ from django.db import models, router, transaction
 from django.dispatch import Signal
 
 from ..conf import recs_settings
+from .forgetting import is_forgotten
 from .validation import (
     checked_event,
     checked_session_key,
@@ -47,8 +48,9 @@ def record(
 ):
     """Record that ``user`` (or the anonymous ``session_key``) did ``event`` on ``item``.
 
-    One INSERT, inside the caller's transaction: if it rolls back, the
-    interaction goes with it.
+    One INSERT, inside the caller's transaction (and, for a signed-in user,
+    one SELECT of the erasure list): if it rolls back, the interaction goes
+    with it.
 
     Parameters
     ----------
@@ -68,8 +70,9 @@ def record(
 
     Returns
     -------
-    Interaction
-        The saved row.
+    Interaction or None
+        The saved row; None when ``user`` was forgotten (``forget_user()``):
+        nothing of a forgotten user is recorded until ``unforget_user()``.
 
     Raises
     ------
@@ -96,11 +99,16 @@ def record(
 
 
 def insert_interaction(*, using: str | None = None, **values):
-    """Save one Interaction of already checked ``values``; the history signal on commit."""
+    """Save one Interaction of already checked ``values``; the history signal on commit.
+
+    None, and nothing written, for a forgotten user (one indexed query more).
+    """
     from ..models import Interaction
 
-    interaction = Interaction(**values)
     using = using or router.db_for_write(Interaction)
+    if values.get("user_id") is not None and is_forgotten(values["user_id"], using=using):
+        return None
+    interaction = Interaction(**values)
     interaction.save(force_insert=True, using=using)
     if values.get("user_id") is not None and recs_settings.REFRESH_ON_RECORD:
         user_id = values["user_id"]

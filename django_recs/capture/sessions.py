@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
-from .validation import SESSION_KEY_MAX_LENGTH, user_pk
+from .forgetting import is_forgotten
+from .validation import checked_session_key, user_pk
 
 __all__ = ["join_session"]
 
@@ -17,17 +18,31 @@ logger = logging.getLogger("django_recs.capture")
 
 
 def join_session(session_keys: str | Iterable[str], user) -> int:
-    """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE)."""
+    """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE).
+
+    For a forgotten user the sessions' anonymous rows are deleted instead
+    (they are now known to be that user's) and 0 is returned.
+    """
     from ..models import Interaction
 
     keys = [session_keys] if isinstance(session_keys, str) else list(session_keys)
-    keys = [key for key in keys if key and len(key) <= SESSION_KEY_MAX_LENGTH]
+    keys = [key for key in keys if _storable(key)]
     user_id = user_pk(user)
     if not keys or user_id is None:
         return 0
-    return Interaction.objects.filter(user__isnull=True, session_key__in=keys).update(
-        user_id=user_id
-    )
+    anonymous = Interaction.objects.filter(user__isnull=True, session_key__in=keys)
+    if is_forgotten(user_id):
+        # The session turns out to be a forgotten user's: their history, not joined but erased.
+        anonymous.delete()
+        return 0
+    return anonymous.update(user_id=user_id)
+
+
+def _storable(key) -> bool:
+    try:
+        return bool(checked_session_key(key))
+    except ValueError:  # a cookie no session could have: no row has it
+        return False
 
 
 @receiver(user_logged_in, dispatch_uid="django_recs.capture.join_session_on_login")

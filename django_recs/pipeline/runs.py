@@ -36,6 +36,7 @@ from ..registry import algorithm_config, build_algorithm
 from ..storage.partitions import drop_run_partition, is_partitioned
 from ..storage.read import ItemCatalog, LoadedInteractions, load_interactions
 from .artifacts import delete_artifacts, save_artifacts
+from .erasure import absent_users, purge_forgotten_users
 from .tracking import STAGES, ProgressListener, RunTracker
 from .writing import write_results
 
@@ -238,7 +239,7 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
         loaded = load_interactions(using=using, with_timestamps=half_life is not None)
         tracker.rows_read = len(loaded)
     with tracker.stage("matrix"):
-        loaded, skipped = screen_interactions(loaded)
+        loaded, skipped = screen_interactions(loaded, using=using)
         matrix, ignored = build_matrix(loaded, half_life_days=half_life, now=time.time())
         catalog = loaded.catalog
         if getattr(algorithm, "uses_item_features", False):
@@ -319,18 +320,31 @@ def _is_json_number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def screen_interactions(loaded: LoadedInteractions) -> tuple[LoadedInteractions, dict[str, int]]:
+def screen_interactions(
+    loaded: LoadedInteractions, *, using: str = DEFAULT_DB_ALIAS
+) -> tuple[LoadedInteractions, dict[str, int]]:
     """The loaded rows a run can use, and how many it skips per reason.
 
-    ``weight_above_max``: a weight above MAX_WEIGHT, written around
-    capture's validation (a bulk insert of the shop's own, an older
-    version): one such row (1e39) would overflow the float32 kernels and
-    fail every run until someone deleted it by hand, so it is skipped and
-    counted on the run instead.
+    - ``weight_above_max``: a weight above MAX_WEIGHT, written around
+      capture's validation (a bulk insert of the shop's own, an older
+      version): one such row (1e39) would overflow the float32 kernels and
+      fail every run until someone deleted it by hand.
+    - ``forgotten_user``: a user erased by ``forget_user()`` (a row a
+      concurrent write slipped in): never computed on.
+    - ``user_deleted``: a user that no longer exists (``record()`` for a user
+      another process deleted writes such an orphan row; the table has no
+      foreign-key constraint): no list is computed for nobody.
     """
     too_heavy = loaded.weights > max_weight()
-    skipped = {"weight_above_max": int(too_heavy.sum())}
-    return _keep(loaded, ~too_heavy) if skipped["weight_above_max"] else loaded, skipped
+    forgotten, deleted = absent_users(loaded.users, using=using)
+    skipped = {
+        "weight_above_max": int(too_heavy.sum()),
+        "forgotten_user": int(forgotten.sum()),
+        "user_deleted": int(deleted.sum()),
+    }
+    if not any(skipped.values()):
+        return loaded, skipped
+    return _keep(loaded, ~(too_heavy | forgotten | deleted)), skipped
 
 
 def _keep(loaded: LoadedInteractions, rows: np.ndarray) -> LoadedInteractions:
@@ -397,6 +411,9 @@ def swap_active_run(
     if rows_written is not None:
         fields["rows_written"] = rows_written
     with transaction.atomic(using=using):
+        # Users forgotten since the load: what the run computed for them goes with the
+        # swap. First, before any run is locked (the lock order of erasure.py).
+        purge_forgotten_users(run, using=using)
         runs = Run.objects.using(using)
         # Lock the algorithm's active run so two swaps serialise.
         list(runs.select_for_update().filter(algorithm=run.algorithm, is_active=True))

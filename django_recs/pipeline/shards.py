@@ -36,6 +36,7 @@ from ..models import Recommendation, Run, RunShard, ShardStart, SimilarItem
 from .results import recommendation_columns, similar_item_columns
 from .snapshot import (
     MatrixSnapshot,
+    SnapshotError,
     add_artifacts,
     load_arrays,
     load_csr,
@@ -110,8 +111,7 @@ def algorithm_of(run: Run) -> Algorithm:
 
 def snapshot_of(run: Run) -> MatrixSnapshot:
     """The run's interaction matrix and catalog, checksum verified."""
-    stored = stored_artifact(run.artifacts, SNAPSHOT)
-    return load_matrix(stored.path, stored.sha256)
+    return _current_file(run, SNAPSHOT, load_matrix)
 
 
 @lru_cache(maxsize=2)
@@ -122,8 +122,29 @@ def _factors(path: str, sha256: str) -> tuple[np.ndarray, np.ndarray]:
 
 def factors_of(run: Run) -> tuple[np.ndarray, np.ndarray]:
     """(user_factors, item_factors) an ALS run trained, checksum verified."""
-    stored = stored_artifact(run.artifacts, FACTORS)
-    return _factors(stored.path, stored.sha256)
+    return _current_file(run, FACTORS, _factors)
+
+
+def _current_file(run: Run, name: str, load):
+    """``load(path, sha256)`` of the run's file ``name``, as the run records it now.
+
+    An erasure (forget_user()) replaces a run's snapshot and factors with
+    copies without the user and deletes the old files: a shard that read
+    the run before finds its file gone (or, stored under the same name,
+    another), looks the run's record up again and reads the new one. A file
+    the run still records and that is missing or corrupt is refused.
+    """
+    stored = stored_artifact(run.artifacts, name)
+    try:
+        return load(stored.path, stored.sha256)
+    except SnapshotError:
+        current = Run.objects.using(run._state.db or DEFAULT_DB_ALIAS).filter(
+            pk=run.pk).values_list("artifacts", flat=True).first() or {}
+        fresh = stored_artifact(current, name)
+        if fresh == stored:
+            raise
+        run.artifacts = current
+        return load(fresh.path, fresh.sha256)
 
 
 def _threads() -> int:

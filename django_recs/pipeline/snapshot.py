@@ -45,6 +45,7 @@ __all__ = [
     "load_arrays",
     "load_csr",
     "load_matrix",
+    "locked_run",
     "remove_artifacts",
     "run_path",
     "save_arrays",
@@ -251,7 +252,7 @@ def add_artifacts(run_id: int, entries: dict[str, str], *, using: str = DEFAULT_
     from ..models import Run
 
     with transaction.atomic(using=using):
-        run = _locked_run(run_id, using)
+        run = locked_run(run_id, using)
         if run is None:
             return {}
         artifacts = {**(run.artifacts or {}), **entries}
@@ -259,7 +260,7 @@ def add_artifacts(run_id: int, entries: dict[str, str], *, using: str = DEFAULT_
     return artifacts
 
 
-def _locked_run(run_id: int, using: str):
+def locked_run(run_id: int, using: str):
     """The run, its row locked until the transaction ends.
 
     FOR NO KEY UPDATE where the database has it: it does not wait for the
@@ -279,7 +280,7 @@ def remove_artifacts(run_id: int, names, *, using: str = DEFAULT_DB_ALIAS) -> No
 
     names = set(names)
     with transaction.atomic(using=using):
-        run = _locked_run(run_id, using)
+        run = locked_run(run_id, using)
         if run is None:
             return
         artifacts = dict(run.artifacts or {})

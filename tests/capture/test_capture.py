@@ -45,9 +45,13 @@ def gadget():
 
 def test_record_writes_one_row_with_one_insert(alice, product, django_assert_num_queries):
     ContentType.objects.get_for_model(Product)  # Django caches content types per process
-    with django_assert_num_queries(1) as captured:
+    with django_assert_num_queries(2) as captured:  # is the user forgotten? then the INSERT
         interaction = django_recs.record(alice, product, "purchase")
-    assert captured.captured_queries[0]["sql"].lstrip().upper().startswith("INSERT")
+    assert "forgottenuser" in captured.captured_queries[0]["sql"].lower()
+    assert captured.captured_queries[1]["sql"].lstrip().upper().startswith("INSERT")
+    with django_assert_num_queries(1):  # an anonymous visitor: the INSERT alone
+        django_recs.record(None, product, session_key="s" * 32)
+    Interaction.objects.filter(user=None).delete()
     row = Interaction.objects.get()
     assert row.pk == interaction.pk
     assert (row.user_id, row.event, row.weight) == (alice.pk, "purchase", 5.0)  # EVENTS default

@@ -95,20 +95,22 @@ def test_recompute_through_celery_after_commit_is_sharded(random_shop,
     assert run.status == "succeeded" and "sharding" in run.params
 
 
-def test_files_the_shards_shared_are_kept_or_deleted(random_shop, settings):
+def test_files_the_shards_shared_are_deleted_once_the_run_is_served(random_shop, settings,
+                                                                    monkeypatch):
+    snapshots = []
+    original = sharding.save_matrix
+    monkeypatch.setattr(sharding, "save_matrix",
+                        lambda *args: snapshots.append(original(*args)) or snapshots[-1])
     run = run_through_celery("similar")
-    snapshot = stored_artifact(run.artifacts, "snapshot")
-    assert default_storage.exists(snapshot.path) and len(snapshot.sha256) == 64
-    # Only the snapshot stays with the run; the shards' files are gone.
-    assert set(run.artifacts) == {"snapshot", "snapshot_sha256"}
+    [snapshot] = snapshots
+    assert len(snapshot.sha256) == 64
+    # Nothing stays with the run: the snapshot (every user's history) and the
+    # shards' files are gone.
+    assert run.artifacts == {}
+    assert not default_storage.exists(snapshot.path)
     shard_files = [m.details["file"] for m in RunShard.objects.filter(run=run, phase="similar")]
     assert shard_files and not any(default_storage.exists(path) for path in shard_files)
     assert not default_storage.exists(f"django_recs/runs/{run.pk}/neighbours.npz")
-    # Pruned with its run.
-    settings.DJANGO_RECS = {**SHARDED, "KEEP_RUNS": 0}
-    django_recs.recompute("similar", sync=True)
-    assert not Run.objects.filter(pk=run.pk).exists()
-    assert not default_storage.exists(snapshot.path)
 
 
 def test_shards_one_runs_in_process_and_other_algorithms_are_not_sharded(random_shop, settings):

@@ -98,6 +98,8 @@ class Command(BaseCommand):
         if from_sources:
             parts.append(f"{result.already_recorded:,} already recorded")
             parts.append(f"{result.not_recorded:,} not recorded (no user or item, or `when` false)")
+        if result.forgotten:
+            parts.append(f"{result.forgotten:,} rows of forgotten users not recorded")
         if result.bad_rows:
             parts.append(f"{result.bad_rows:,} invalid rows skipped")
         self.stdout.write(self.style.SUCCESS("; ".join(parts) + "."))
