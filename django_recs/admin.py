@@ -152,8 +152,10 @@ class RunAdmin(admin.ModelAdmin):
         return urls + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
+        from .pipeline import fail_stale_runs
         from .registry import algorithm_names
 
+        fail_stale_runs()  # a dead run shows failed, with its cause, even without the sweep
         extra_context = {
             **(extra_context or {}),
             "can_recompute": request.user.has_perm("django_recs.run_recompute"),
@@ -162,8 +164,14 @@ class RunAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .pipeline import fail_stale_runs
+
         run = self.get_object(request, object_id)
         in_flight = run is not None and run.status in (Run.Status.PENDING, Run.Status.RUNNING)
+        if in_flight and fail_stale_runs(run.algorithm):
+            # Its worker is gone: the page shows it failed and stops reloading.
+            run = self.get_object(request, object_id)
+            in_flight = run.status in (Run.Status.PENDING, Run.Status.RUNNING)
         extra_context = {
             **(extra_context or {}),
             "refresh_seconds": RUN_PAGE_REFRESH_SECONDS if in_flight else None,

@@ -161,7 +161,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E030-E032: ALGORITHMS entries; E033-E039, E081, E082: the numeric settings.
+    """E030-E032: ALGORITHMS entries; E033-E039, E081-E083: the numeric settings.
 
     Each such setting passes only as a finite number in its range: a value
     that passed here used to fail every run (NUM_THREADS=-1) or every list of
@@ -193,7 +193,10 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ("RECOMMENDATIONS_PER_USER", 1, 32767, False, "E033",
          "Stored list length per user and per item, e.g. 50."),
         ("RUN_HEARTBEAT_TIMEOUT", 1, None, False, "E034",
-         "Seconds without a heartbeat before a run is declared dead, e.g. 300."),
+         "Seconds without a heartbeat before a run is declared dead, e.g. 30 (runs beat "
+         "every 2 s)."),
+        ("QUEUE_TIMEOUT", 1, None, False, "E083",
+         "Seconds a run may wait for a worker to take it before it is failed, e.g. 300."),
         ("PENDING_TIMEOUT", 1, None, False, "E039",
          "Seconds a run may wait for a worker before it is reported, e.g. 60."),
         ("KEEP_RUNS", 0, None, False, "E035", "Finished runs kept per algorithm, e.g. 10."),

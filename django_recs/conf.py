@@ -47,9 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "RECOMMENDATIONS_PER_USER": 50,
     # Soft time limit of the recompute task, in seconds (None = no limit).
     "TASK_SOFT_TIME_LIMIT": None,
-    # A running run whose heartbeat is older than this is declared dead (and a
-    # pending run that no worker took in this time is failed as such).
-    "RUN_HEARTBEAT_TIMEOUT": 300,
+    # A running run whose heartbeat is older than this, in seconds, is declared dead:
+    # its worker beats every 2 s, and the sweep task (docs/pipeline.md) fails it.
+    "RUN_HEARTBEAT_TIMEOUT": 30,
+    # Seconds a run may wait for a worker before it is failed as never taken: a
+    # pending run, or a sharded run whose shard tasks no worker has taken yet.
+    "QUEUE_TIMEOUT": 300,
     # Seconds a run may wait for a worker before the admin and the triggers
     # report it as waiting for one (a worker is down, or busy with other runs).
     "PENDING_TIMEOUT": 60,

@@ -2,7 +2,8 @@
 
 ``django_recs.recompute``, ``django_recs.refresh_user`` and
 ``django_recs.content_neighbours`` take names and primary keys (JSON arguments), are idempotent, acknowledged late (a worker
-lost mid-task leaves the message to be redelivered), retried with
+lost mid-task fails its run at once where Celery reports it, otherwise the
+``django_recs.sweep_runs`` task fails it within a minute), retried with
 exponential backoff on a database OperationalError, and run under the soft
 time limit TASK_SOFT_TIME_LIMIT (read when the task runs). The app never
 imports a project's Celery app: ``shared_task`` binds to whichever app the
@@ -19,8 +20,10 @@ shard started MAX_SHARD_STARTS times is given up), and keep their results
 
 from __future__ import annotations
 
+from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_failure
 from django.db import OperationalError
 
 from .conf import recs_settings
@@ -36,6 +39,7 @@ __all__ = [
     "recompute",
     "refresh_user",
     "similarity_shard",
+    "sweep_runs",
 ]
 
 
@@ -98,6 +102,7 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
         run, created = pipeline.start_run(algorithm, triggered_by=triggered_by)
         if not created and run.status != Run.Status.PENDING:
             return {"run": run.pk, "status": run.status}
+        _note_task(run, self.request)
     # In a worker the error is re-raised, so Celery logs it and retries OperationalError;
     # in eager mode (tests, CELERY_TASK_ALWAYS_EAGER) the failed run is the answer.
     run = sharding.execute_run(run.pk, raise_errors=not self.request.is_eager,
@@ -119,6 +124,7 @@ def _recompute_all(task, triggered_by: str) -> list[dict]:
     for name in pipeline.recompute_order(algorithm_names()):
         run, created = pipeline.start_run(name, triggered_by=triggered_by)
         if created:
+            _note_task(run, task.request)
             run = sharding.execute_run(run.pk, queue=_queue_of(task.request))
         outcomes.append({"algorithm": name, "run": run.pk, "status": run.status,
                          "error": run.error.splitlines()[0] if run.error else ""})
@@ -131,9 +137,48 @@ def _recompute_all(task, triggered_by: str) -> list[dict]:
     return outcomes
 
 
+def _note_task(run, request) -> None:
+    """Record on a run the task that started it: a lost worker's task then names its run."""
+    from .models import Run
+
+    if request.id and not request.is_eager:
+        Run.objects.filter(pk=run.pk, task_id="").update(task_id=request.id)
+
+
+@task_failure.connect(dispatch_uid="django_recs.tasks.lost_worker")
+def _fail_the_run_of_a_lost_worker(sender=None, task_id=None, exception=None, kwargs=None,
+                                   **extra) -> None:
+    """A recompute whose pool process died (SIGKILL, out of memory) fails its run at once.
+
+    Celery's prefork pool reports the task failed with WorkerLostError in the
+    worker's main process; the run need not wait for its heartbeat to time
+    out. (A solo worker killed whole sends nothing: the sweep fails its run.)
+    """
+    if getattr(sender, "name", None) != "django_recs.recompute":
+        return
+    if not isinstance(exception, WorkerLostError):
+        return
+    from .pipeline import fail_lost_run
+
+    fail_lost_run(task_id=task_id or "", run_id=(kwargs or {}).get("run_id"),
+                  cause=f"{type(exception).__name__}: {exception}")
+
+
 def _queue_of(request) -> str | None:
     """The queue a task came from: a sharded run keeps its shards on it."""
     return (getattr(request, "delivery_info", None) or {}).get("routing_key") or None
+
+
+@shared_task(name="django_recs.sweep_runs", base=RecsTask, ignore_result=True)
+def sweep_runs() -> list[int]:
+    """Fail the runs whose worker is gone (schedule it every 30 s); the ids failed.
+
+    A running run without a heartbeat for RUN_HEARTBEAT_TIMEOUT, a run
+    waiting for a worker for QUEUE_TIMEOUT: see docs/pipeline.md.
+    """
+    from .pipeline import sweep_runs as sweep
+
+    return sweep()
 
 
 @shared_task(name="django_recs.refresh_user", **_RETRY_OPTIONS)

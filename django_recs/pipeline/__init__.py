@@ -25,12 +25,14 @@ from .runs import (
     complete_run,
     delete_run_rows,
     execute_run,
+    fail_lost_run,
     fail_stale_runs,
     prepare_run,
     recompute_order,
     run_claimed,
     start_run,
     swap_active_run,
+    sweep_runs,
 )
 from .tracking import RunTracker
 from .writing import store_rows, write_results
@@ -46,6 +48,7 @@ __all__ = [
     "complete_run",
     "delete_run_rows",
     "execute_run",
+    "fail_lost_run",
     "fail_stale_runs",
     "prepare_run",
     "recompute_order",
@@ -53,5 +56,6 @@ __all__ = [
     "start_run",
     "store_rows",
     "swap_active_run",
+    "sweep_runs",
     "write_results",
 ]

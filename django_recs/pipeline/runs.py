@@ -10,7 +10,8 @@ Single flight is the database's job: the partial unique constraint
 ``recs_run_single_flight`` allows one pending or running run per algorithm,
 so a second trigger fails to insert and gets the run in flight instead.
 A run whose heartbeat is older than RUN_HEARTBEAT_TIMEOUT (its worker was
-killed) is marked failed by the next trigger, which then starts afresh.
+killed) is marked failed by the sweep task or by the next trigger, which
+then starts afresh; a lost prefork child fails its run at once.
 """
 
 from __future__ import annotations
@@ -102,46 +103,100 @@ def start_run(
 
 
 def fail_stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS) -> int:
-    """Mark failed the pending or running runs whose heartbeat is too old.
+    """Mark failed the runs in flight whose worker is gone; the number failed.
 
-    A worker killed mid-run stops beating; a pending run that no worker
-    took (no worker running, lost message) never beat. Each gets an error
-    saying which of the two happened; partial rows are deleted. Returns the
-    number of runs failed.
+    A worker killed mid-run stops beating: a running run whose heartbeat is
+    older than RUN_HEARTBEAT_TIMEOUT is dead. A run that waits for a worker
+    to take its task — pending, or sharded with its shards in the queue,
+    where nothing beats — is given QUEUE_TIMEOUT. Each gets an error saying
+    which happened; partial rows and files are deleted.
     """
-    cutoff = timezone.now() - timedelta(seconds=float(recs_settings.RUN_HEARTBEAT_TIMEOUT))
+    return sum(_fail_in_flight(run, stale_run_error(run), using)
+               for run in stale_runs(algorithm, using=using))
+
+
+def _fail_in_flight(run: Run, error: str, using: str) -> bool:
+    """Mark a run failed with ``error`` unless it moved on meanwhile; its rows and files go."""
+    updated = Run.objects.using(using).filter(pk=run.pk, status=run.status).update(
+        status=Run.Status.FAILED, finished_at=timezone.now(), error=error,
+    )
+    if updated:
+        delete_run_rows([run.pk], using=using)
+        delete_artifacts(run)
+    return bool(updated)
+
+
+def stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS):
+    """The runs in flight (of ``algorithm``, or all) whose worker is gone: see fail_stale_runs."""
+    now = timezone.now()
+
+    def silent_since(seconds) -> Q:
+        cutoff = now - timedelta(seconds=float(seconds))
+        return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+
+    in_queue = Q(status=Run.Status.PENDING) | Q(status=Run.Status.RUNNING,
+                                                 params__has_key="sharding")
     stale = Run.objects.using(using).filter(
         status__in=[Run.Status.PENDING, Run.Status.RUNNING]
-    ).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
+    ).filter(
+        (in_queue & silent_since(recs_settings.QUEUE_TIMEOUT))
+        | (~in_queue & silent_since(recs_settings.RUN_HEARTBEAT_TIMEOUT))
+    )
     if algorithm is not None:
         stale = stale.filter(algorithm=algorithm)
-    failed = 0
-    for run in stale:
-        updated = Run.objects.using(using).filter(pk=run.pk, status=run.status).update(
-            status=Run.Status.FAILED, finished_at=timezone.now(), error=stale_run_error(run),
-        )
-        if updated:
-            failed += 1
-            delete_run_rows([run.pk], using=using)
-            delete_artifacts(run)
-    return failed
+    return stale
+
+
+def sweep_runs(*, using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    """Fail every run whose worker is gone, whatever its algorithm; the ids failed.
+
+    What the ``django_recs.sweep_runs`` task runs (every 30 s in the
+    documented beat schedule), so a killed worker's run is failed within a
+    minute without waiting for the next trigger of its algorithm.
+    """
+    return [run.pk for run in stale_runs(using=using)
+            if _fail_in_flight(run, stale_run_error(run), using)]
 
 
 def stale_run_error(run: Run) -> str:
     """Why a run in flight is given up: its worker died, or no worker ever took it."""
-    timeout = recs_settings.RUN_HEARTBEAT_TIMEOUT
     if run.status == Run.Status.PENDING:
         sent = f"sent as task {run.task_id}" if run.task_id else "never sent"
         return (
-            f"No worker started this run within {timeout} s of its creation "
-            f"({run.created_at:%Y-%m-%d %H:%M:%S} UTC; its task was {sent}): is a Celery "
-            "worker running, consuming the queue django_recs's tasks are sent to?"
+            f"No worker started this run within {recs_settings.QUEUE_TIMEOUT} s of its "
+            f"creation ({run.created_at:%Y-%m-%d %H:%M:%S} UTC; its task was {sent}): is a "
+            "Celery worker running, consuming the queue django_recs's tasks are sent to?"
+        )
+    last = f"{run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC"
+    if "sharding" in (run.params or {}):
+        return (
+            f"No shard of this run worked for more than {recs_settings.QUEUE_TIMEOUT} s (last "
+            f"heartbeat at {last}): its shard tasks were lost, or no worker takes them."
         )
     return (
-        f"No heartbeat for more than {timeout} s "
-        f"(last at {run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC) in stage "
-        f"{run.stage!r}: the worker was stopped or killed."
+        f"No heartbeat for more than {recs_settings.RUN_HEARTBEAT_TIMEOUT} s (last at {last}) "
+        f"in stage {run.stage!r}: the worker was stopped or killed."
     )
+
+
+def fail_lost_run(*, task_id: str = "", run_id: int | None = None, cause: str = "",
+                  using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    """Fail at once the run in flight of a task whose worker process was lost; the ids failed.
+
+    Celery's prefork pool notices a child that died (SIGKILL, out of memory)
+    and reports the task failed with WorkerLostError: the run need not wait
+    for its heartbeat to time out. The run is found by ``run_id`` or by the
+    task that started it.
+    """
+    match = Q(task_id=task_id) if task_id else Q(pk__in=[])
+    if run_id is not None:
+        match |= Q(pk=run_id)
+    lost = Run.objects.using(using).filter(match, status__in=[Run.Status.PENDING,
+                                                             Run.Status.RUNNING])
+    return [run.pk for run in lost if _fail_in_flight(run, (
+        f"The worker process running this run was lost in stage {run.stage!r} "
+        f"({cause or 'WorkerLostError'}): it was killed, ran out of memory or crashed."
+    ), using)]
 
 
 # -- executing --------------------------------------------------------------------

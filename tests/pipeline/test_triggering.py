@@ -166,7 +166,8 @@ def test_recs_recompute_says_when_the_run_in_flight_waits_for_a_worker(db, recs,
 
 
 def test_a_pending_run_no_worker_took_is_failed_as_such_not_as_a_killed_worker(db, recs):
-    recs.DJANGO_RECS = {**RECS, "RUN_HEARTBEAT_TIMEOUT": 60}
+    # A pending run waits QUEUE_TIMEOUT (a busy worker takes it later), not the heartbeat's.
+    recs.DJANGO_RECS = {**RECS, "QUEUE_TIMEOUT": 60, "RUN_HEARTBEAT_TIMEOUT": 1}
     never_taken = _pending(timedelta(minutes=5), task_id="abc")
     fresh, created = pipeline.start_run("similar")
     assert created and fresh.pk != never_taken.pk
@@ -264,7 +265,11 @@ def test_the_per_algorithm_beat_schedule_of_docs_pipeline_runs_each_entry(db, re
     exec(snippet.split("```")[0], namespace)  # noqa: S102 - the documented settings, as written
     schedule = namespace["CELERY_BEAT_SCHEDULE"]
     Shop()
+    [sweep] = [entry for entry in schedule.values() if entry["task"] == tasks.sweep_runs.name]
+    assert sweep["schedule"] <= 30 and tasks.sweep_runs.apply().get() == []
     for entry in schedule.values():
+        if entry is sweep:
+            continue
         assert entry["task"] == tasks.recompute.name
         result = tasks.recompute.apply(args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))
         run = Run.objects.get(pk=result.get()["run"])
