@@ -20,10 +20,12 @@ shard started MAX_SHARD_STARTS times is given up), and keep their results
 
 from __future__ import annotations
 
+import time
+
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import task_failure
+from celery.signals import before_task_publish, task_failure
 from django.db import OperationalError
 
 from .conf import recs_settings
@@ -72,7 +74,10 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
     """Run ``algorithm``: the given pending run, or a new one (single flight).
 
     Without ``run_id`` (a beat schedule) a run is started unless one is in
-    flight, in which case nothing happens. A run that is no longer pending
+    flight, in which case nothing happens, or unless a run of the algorithm
+    started after this message was sent has finished since: then that run
+    answers it (coalescing: fifty queued messages make one run, not fifty;
+    ``{"run": id, "status": ..., "coalesced": True}``). A run that is no longer pending
     (already done, or taken by another worker) is left alone, so a
     redelivered message is harmless; after a database error the retry
     starts a fresh run. Returns ``{"run": id, "status": ...}``.
@@ -87,6 +92,11 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
     from . import pipeline
     from .models import Run
     from .pipeline import sharding
+
+    if run_id is None:
+        answered = _run_since_sent(algorithm, self.request)
+        if answered is not None:
+            return {"run": answered.pk, "status": answered.status, "coalesced": True}
 
     run = None
     if run_id is not None:
@@ -122,6 +132,11 @@ def _recompute_all(task, triggered_by: str) -> list[dict]:
 
     outcomes = []
     for name in pipeline.recompute_order(algorithm_names()):
+        answered = _run_since_sent(name, task.request)
+        if answered is not None:
+            outcomes.append({"algorithm": name, "run": answered.pk, "status": answered.status,
+                             "error": "", "coalesced": True})
+            continue
         run, created = pipeline.start_run(name, triggered_by=triggered_by)
         if created:
             _note_task(run, task.request)
@@ -135,6 +150,47 @@ def _recompute_all(task, triggered_by: str) -> list[dict]:
             for outcome in failed
         ))
     return outcomes
+
+
+#: The header that tells when a recompute message was sent (seconds since the epoch).
+SENT_AT_HEADER = "django_recs_sent_at"
+
+
+@before_task_publish.connect(dispatch_uid="django_recs.tasks.sent_at")
+def _stamp_the_sending_time(sender=None, headers=None, **kwargs) -> None:
+    """Stamp each ``django_recs.recompute`` message with the time it is sent.
+
+    In every process that sends it with this module imported: the web
+    process (dispatch imports it), beat and the workers (Celery's
+    autodiscovery). A retry is a new message, with a new time.
+    """
+    if sender == "django_recs.recompute" and headers is not None:
+        headers[SENT_AT_HEADER] = time.time()
+
+
+def _run_since_sent(algorithm: str, request):
+    """A finished run of ``algorithm`` created after the message being run was sent, or None.
+
+    Such a run read the interactions this message was sent about, so it
+    answers the message: a queue of recompute messages (beat while a worker
+    was down, a retry storm) makes one run per algorithm, not one per
+    message. A message without the stamp (sent eagerly, or by a process
+    that never imported this module) is never coalesced.
+    """
+    from datetime import datetime, timezone
+
+    from .models import Run
+
+    # A worker has the message's headers as the request's attributes; apply() under "headers".
+    sent = getattr(request, SENT_AT_HEADER, None)
+    if sent is None:
+        sent = (getattr(request, "headers", None) or {}).get(SENT_AT_HEADER)
+    if not isinstance(sent, int | float) or isinstance(sent, bool):
+        return None
+    sent_at = datetime.fromtimestamp(float(sent), tz=timezone.utc)
+    return (Run.objects.filter(algorithm=algorithm, created_at__gte=sent_at,
+                               status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED])
+            .order_by("-created_at").first())
 
 
 def _note_task(run, request) -> None:
