@@ -340,10 +340,10 @@ def features_of_model(model: type[models.Model]) -> ModelFeatures | None:
 
 def feature_algorithm_names() -> list[str]:
     """The ALGORITHMS names whose class uses item features (ContentKNN, Hybrid, subclasses)."""
-    from ..registry import AlgorithmConfigError, algorithm_class
+    from ..registry import AlgorithmConfigError, algorithm_class, algorithm_names
 
     names = []
-    for name in recs_settings.ALGORITHMS or {}:
+    for name in algorithm_names():  # none while ALGORITHMS is no dict (E030)
         try:
             cls = algorithm_class(name)
         except AlgorithmConfigError:  # reported by django_recs.E030-E031
@@ -366,7 +366,10 @@ def content_fallback_algorithm(*, exclude: str | None = None) -> str | None:
     if setting is None:
         candidates = feature_algorithm_names()
     else:
-        candidates = [setting] if setting in (recs_settings.ALGORITHMS or {}) else []
+        from ..registry import algorithm_names
+
+        candidates = [setting] if isinstance(setting, str) and setting in algorithm_names() \
+            else []
     for name in candidates:
         if name != exclude:
             return name
@@ -384,7 +387,8 @@ def content_setting_errors() -> list[FeatureConfigError]:
             "E047", 'Declare ITEM_FEATURES, e.g. {"shop.Product": {"text": {"name": 1.0}}}.',
         ))
     setting = recs_settings.CONTENT_FALLBACK
-    if setting is not None and setting is not False and setting not in users:
+    if setting is not None and setting is not False and (
+            not isinstance(setting, str) or setting not in users):
         errors.append(FeatureConfigError(
             f"DJANGO_RECS['CONTENT_FALLBACK'] is {setting!r}, which is not a configured "
             "algorithm using item features",
