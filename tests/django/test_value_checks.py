@@ -82,3 +82,17 @@ def test_exclude_seen_as_a_string_is_e062_and_still_excludes_that_event(db):
         buyer = shop.users[0]  # bought product 0
         listed = {p.pk for p in django_recs.recommended_for(buyer, 10, algorithm="similar")}
         assert listed and shop.products[0].pk not in listed
+
+
+@pytest.mark.parametrize("path", ["nope", "category.nope"])
+def test_a_category_field_that_does_not_exist_is_e065_and_breaks_no_list_or_run(path, db):
+    import django_recs
+    from django_recs.checks import check_categories
+    from tests.testapp.models import Category, Product
+
+    product = Product.objects.create(name="p", category=Category.objects.create(name="c"))
+    with recs(CATEGORY={"testapp.Product": path}):
+        assert ids(check_categories) == ["django_recs.E065"]
+        assert list(django_recs.similar_to(product, 3)) == []
+        [run] = django_recs.recompute("popular", sync=True)
+        assert run.status == "succeeded", run.error
