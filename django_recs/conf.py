@@ -130,6 +130,20 @@ def max_weight() -> float:
     return float(DEFAULTS["MAX_WEIGHT"])
 
 
+def seconds(name: str) -> float:
+    """A timeout setting in seconds (RUN_HEARTBEAT_TIMEOUT, QUEUE_TIMEOUT, PENDING_TIMEOUT).
+
+    Its default while the value is not a finite number from 1 to 1e9 (the
+    checks report it): triggers and the admin's pages read these, and must
+    not fail on a typo.
+    """
+    value = getattr(recs_settings, name)
+    if (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and 1 <= value <= 1e9):
+        return float(value)
+    return float(DEFAULTS[name])
+
+
 def exclude_seen_events() -> list[str]:
     """The event names of EXCLUDE_SEEN, as a list, whatever the setting's shape.
 

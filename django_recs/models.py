@@ -220,12 +220,12 @@ class Run(models.Model):
     @property
     def waiting_for_worker(self) -> bool:
         """Pending for longer than PENDING_TIMEOUT: no worker has taken its task yet."""
-        from .conf import recs_settings
+        from .conf import seconds
 
         if self.status != self.Status.PENDING or self.created_at is None:
             return False
         waited = (timezone.now() - self.created_at).total_seconds()
-        return waited > float(recs_settings.PENDING_TIMEOUT)
+        return waited > seconds("PENDING_TIMEOUT")
 
 
 # Result rows are written by the million with COPY and deleted with their run;

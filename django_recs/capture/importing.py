@@ -244,8 +244,8 @@ class _RowParser:
                     raise ValueError(self._event_error(event))
                 elif not (type(weight) is float and 0.0 <= weight <= self.max_weight):
                     weight = self._weight(weight, event)
-                # Only str and int are looked up in the caches: True == 1 and
-                # (Product, True) == (Product, 1), but neither is a key.
+                # Only values whose equality means "same key" are looked up in the
+                # caches: True == 1 and (Product, 2.0) == (Product, 2), but no key.
                 kind = type(user)
                 user_id = users.get(user) if kind is str or kind is int or user is None \
                     or _cacheable(user) else None
@@ -320,6 +320,8 @@ class _RowParser:
                 f"user {_shown(user)} is not a {self.user_model._meta.label} primary key "
                 f"({error})"
             ) from None
+        if pk is None:  # empty text of a UUID key
+            return _NO_USER
         known = self._all_pks.get(self.user_model)
         if known is None:
             self._unchecked_users.add(pk)

@@ -56,15 +56,17 @@ def record(
     ----------
     user : AUTH_USER_MODEL instance or None
         None (or an AnonymousUser) for an anonymous visitor, who then needs
-        ``session_key`` (e.g. ``request.session.session_key``).
+        ``session_key``. From a view, use :func:`record_view`, which reads
+        both from the request.
     item : model instance
         A saved instance of a model in ITEM_MODELS (integer or UUID pk).
     event : str
         A name in EVENTS.
     weight : float, optional
-        Finite and >= 0; defaults to the event's weight in EVENTS.
+        Finite, >= 0 and <= MAX_WEIGHT; defaults to the event's weight in EVENTS.
     session_key : str, optional
-        The visitor's session; its history joins the account on login.
+        The visitor's session (at most 40 characters, no NUL); its history
+        joins the account on login.
     timestamp : datetime, optional
         When it happened (naive = current time zone); defaults to now.
 
@@ -77,9 +79,12 @@ def record(
     Raises
     ------
     ValueError
-        Unknown event; NaN, infinite or negative weight; unsaved item or user;
-        a model not in ITEM_MODELS; neither a user nor a session key. Nothing
-        is written.
+        Unknown event (or, without a weight, one whose EVENTS default is
+        unusable); a weight that is NaN, infinite, negative, above MAX_WEIGHT
+        or too large for a float; unsaved item or user; a model not in
+        ITEM_MODELS; neither a user nor a session key; a session key no
+        column holds; a timestamp without a UTC time. Raised before any SQL:
+        nothing is written and the caller's transaction stays usable.
     """
     weight = checked_weight(weight, checked_event(event))
     user_id = user_pk(user)

@@ -29,7 +29,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from ..algorithms.base import Algorithm
-from ..conf import exclude_seen_events, max_weight, recs_settings
+from ..conf import exclude_seen_events, max_weight, recs_settings, seconds
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
 from ..models import PopularItem, Recommendation, Run, SimilarItem
@@ -130,8 +130,8 @@ def stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS):
     """The runs in flight (of ``algorithm``, or all) whose worker is gone: see fail_stale_runs."""
     now = timezone.now()
 
-    def silent_since(seconds) -> Q:
-        cutoff = now - timedelta(seconds=float(seconds))
+    def silent_since(timeout: float) -> Q:
+        cutoff = now - timedelta(seconds=timeout)
         return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
 
     in_queue = Q(status=Run.Status.PENDING) | Q(status=Run.Status.RUNNING,
@@ -139,8 +139,8 @@ def stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS):
     stale = Run.objects.using(using).filter(
         status__in=[Run.Status.PENDING, Run.Status.RUNNING]
     ).filter(
-        (in_queue & silent_since(recs_settings.QUEUE_TIMEOUT))
-        | (~in_queue & silent_since(recs_settings.RUN_HEARTBEAT_TIMEOUT))
+        (in_queue & silent_since(seconds("QUEUE_TIMEOUT")))
+        | (~in_queue & silent_since(seconds("RUN_HEARTBEAT_TIMEOUT")))
     )
     if algorithm is not None:
         stale = stale.filter(algorithm=algorithm)
@@ -163,18 +163,18 @@ def stale_run_error(run: Run) -> str:
     if run.status == Run.Status.PENDING:
         sent = f"sent as task {run.task_id}" if run.task_id else "never sent"
         return (
-            f"No worker started this run within {recs_settings.QUEUE_TIMEOUT} s of its "
+            f"No worker started this run within {seconds('QUEUE_TIMEOUT'):g} s of its "
             f"creation ({run.created_at:%Y-%m-%d %H:%M:%S} UTC; its task was {sent}): is a "
             "Celery worker running, consuming the queue django_recs's tasks are sent to?"
         )
     last = f"{run.heartbeat_at or run.created_at:%Y-%m-%d %H:%M:%S} UTC"
     if "sharding" in (run.params or {}):
         return (
-            f"No shard of this run worked for more than {recs_settings.QUEUE_TIMEOUT} s (last "
+            f"No shard of this run worked for more than {seconds('QUEUE_TIMEOUT'):g} s (last "
             f"heartbeat at {last}): its shard tasks were lost, or no worker takes them."
         )
     return (
-        f"No heartbeat for more than {recs_settings.RUN_HEARTBEAT_TIMEOUT} s (last at {last}) "
+        f"No heartbeat for more than {seconds('RUN_HEARTBEAT_TIMEOUT'):g} s (last at {last}) "
         f"in stage {run.stage!r}: the worker was stopped or killed."
     )
 

@@ -112,3 +112,12 @@ def test_a_trigger_that_finds_a_dead_run_starts_a_new_one_at_once(shop, status):
     [fresh] = django_recs.recompute("similar", sync=True)
     assert fresh.pk != dead.pk and fresh.status == "succeeded"
     assert Run.objects.get(pk=dead.pk).status == "failed"
+
+
+@pytest.mark.parametrize("setting", ["RUN_HEARTBEAT_TIMEOUT", "QUEUE_TIMEOUT", "PENDING_TIMEOUT"])
+def test_a_timeout_that_check_reports_falls_back_to_its_default(shop, settings, setting):
+    settings.DJANGO_RECS = {**settings.DJANGO_RECS, setting: "300"}
+    dead = in_flight("similar", "running", silent_for=DEFAULTS["RUN_HEARTBEAT_TIMEOUT"] + 5)
+    client = staff("manager", can_recompute=False)
+    assert client.get(reverse("admin:django_recs_run_changelist")).status_code == 200
+    assert Run.objects.get(pk=dead.pk).status == "failed"  # its default applied
