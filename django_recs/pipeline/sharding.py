@@ -217,7 +217,7 @@ def _start(run: Run, tracker: runs.RunTracker, using: str, queue: str | None) ->
     started = time.perf_counter()
     snapshot = save_matrix(run.pk, matrix, prepared.catalog)
     run.artifacts = add_artifacts(run.pk, snapshot.artifacts(SNAPSHOT), using=using)
-    _scrub(run, using)
+    _scrub(run, matrix, using)
     tracker.timings["snapshot"] = round(time.perf_counter() - started, 4)
 
     plan = {"kind": kind, "shards": n_shards, "compute_started": time.time()}
@@ -269,7 +269,7 @@ def _train(run: Run, prepared: runs.PreparedRun, tracker, using: str) -> dict:
          "item_factors": save_item_factors(run.pk, item_factors, prepared.catalog)},
         using=using,
     )
-    _scrub(run, using)
+    _scrub(run, matrix, using)
     ranges = []
     if similar is not None:
         # Item neighbours by cosine of the factors: one pass here, stored as one shard.
@@ -282,15 +282,17 @@ def _train(run: Run, prepared: runs.PreparedRun, tracker, using: str) -> dict:
     return {"counts": counts, SIMILAR: ranges}
 
 
-def _scrub(run: Run, using: str) -> None:
+def _scrub(run: Run, matrix, using: str) -> None:
     """Right after a file with rows per user is recorded: users forgotten meanwhile are removed.
 
     The matrix was built without the users forgotten before the load; one
     forgotten since could be in the file, and its erasure found no file to
     rewrite (it waits on the run's row while the file is recorded, so it is
-    seen here).
+    seen here). Without such a user nothing is read.
     """
-    if scrub_run_files(run.pk, using=using):
+    forgotten = ForgottenUser.objects.using(using).values_list("user_id", flat=True)
+    users = np.intersect1d(matrix.user_ids, np.fromiter(forgotten, dtype=np.int64))
+    if len(users) and scrub_run_files(run.pk, user_ids=users.tolist(), using=using):
         run.refresh_from_db(using=using, fields=["artifacts"])
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 import django_recs
 from django_recs import pipeline, tasks
 from django_recs.models import Recommendation, Run, RunShard, ShardStart, SimilarItem
-from django_recs.pipeline import sharding, shards
+from django_recs.pipeline import foldin, sharding, shards
 from django_recs.pipeline.snapshot import CorruptFile, stored_artifact
 from tests.pipeline import sharding_fixtures
 from tests.pipeline.sharding_fixtures import (
@@ -84,7 +84,7 @@ def test_sharded_als_run_gives_the_rows_of_one_process(random_shop):
         assert run.metrics[name] == pytest.approx(value), name
     # Fold-in keeps working: the item factors are saved as by a single run.
     user = random_shop.users[0]
-    assert django_recs.pipeline.foldin.refresh_user(user.pk, "personal") > 0
+    assert foldin.refresh_user(user.pk, "personal") > 0
 
 
 def test_recompute_through_celery_after_commit_is_sharded(random_shop,
