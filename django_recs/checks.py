@@ -161,7 +161,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E030-E032: ALGORITHMS entries; E033-E039, E081-E083: the numeric settings.
+    """E030-E032: ALGORITHMS entries; E033-E039, E091-E093: the numeric settings.
 
     Each such setting passes only as a finite number in its range: a value
     that passed here used to fail every run (NUM_THREADS=-1) or every list of
@@ -195,7 +195,7 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ("RUN_HEARTBEAT_TIMEOUT", 1, None, False, "E034",
          "Seconds without a heartbeat before a run is declared dead, e.g. 30 (runs beat "
          "every 2 s)."),
-        ("QUEUE_TIMEOUT", 1, None, False, "E083",
+        ("QUEUE_TIMEOUT", 1, None, False, "E093",
          "Seconds a run may wait for a worker to take it before it is failed, e.g. 300."),
         ("PENDING_TIMEOUT", 1, None, False, "E039",
          "Seconds a run may wait for a worker before it is reported, e.g. 60."),
@@ -206,9 +206,9 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
          "A positive number of days, or None for no time decay."),
         ("SHARDS", 0, None, False, "E038",
          "1 = one worker per run, N = split a run into N shards, 0 = automatic."),
-        ("NUM_THREADS", 0, 4096, False, "E081",
+        ("NUM_THREADS", 0, 4096, False, "E091",
          "Kernel threads per run: 0 = every core the worker may use, or a count such as 4."),
-        ("MAX_PER_CATEGORY", 1, None, True, "E082",
+        ("MAX_PER_CATEGORY", 1, None, True, "E092",
          "At most this many items of one category in a list, e.g. 2, or None for no cap."),
     ]
     integers = {"RECOMMENDATIONS_PER_USER", "KEEP_RUNS", "SHARDS", "NUM_THREADS",
@@ -239,7 +239,7 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register("django_recs")
 def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """E010-E017: SOURCES entries; E020-E021: EVENTS; E080: MAX_WEIGHT.
+    """E010-E017: SOURCES entries; E020-E021: EVENTS; E090: MAX_WEIGHT.
 
     E010 malformed entry, E011 unknown model, E012 unresolvable path, E013
     unknown event, E014 negative or non-numeric weight, E015 bad ``when``
@@ -247,7 +247,7 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     function not importable, E017 item path outside ITEM_MODELS, E018 item
     function not importable;
     E020 an EVENTS weight that is negative, above MAX_WEIGHT or not a number, E021 a
-    bad event name; E080 MAX_WEIGHT not a number in (0, 1e12].
+    bad event name; E090 MAX_WEIGHT not a number in (0, 1e12].
     """
     from .capture.sources import source_errors
     from .conf import MAX_WEIGHT_CEILING, max_weight
@@ -261,7 +261,7 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             f"got {limit!r}; the default {max_weight():g} applies meanwhile.",
             hint="The largest weight one interaction may have, e.g. 1000000.0; above "
                  f"{MAX_WEIGHT_CEILING:g} the kernels' float32 arithmetic could overflow.",
-            id="django_recs.E080",
+            id="django_recs.E090",
         ))
     events = recs_settings.EVENTS
     if not isinstance(events, dict) or not events:

@@ -161,7 +161,7 @@ def exclude_seen_events() -> list[str]:
 
 
 def max_per_category() -> int | None:
-    """MAX_PER_CATEGORY, or None (no cap) while it is not a positive integer (E082).
+    """MAX_PER_CATEGORY, or None (no cap) while it is not a positive integer (E092).
 
     A broken value is reported by ``manage.py check``; a page must not fail on it.
     """

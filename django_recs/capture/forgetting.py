@@ -35,8 +35,10 @@ __all__ = [
     "user_forgotten",
 ]
 
-#: Sent with ``user_id`` and ``using`` inside forget_user()'s transaction, after
-#: the rows are deleted: receivers erase the user from what else they store.
+#: Sent by :func:`forget_user_details` inside its transaction, with ``user_id``
+#: and ``using``, after the tombstone is written and the rows deleted: each
+#: receiver erases what its layer keeps about the user (the pipeline: the
+#: files of runs) and may return ``{model label: rows deleted}``.
 user_forgotten = Signal()
 
 
@@ -68,7 +70,10 @@ def forget_user_details(user, *, using: str | None = None) -> dict[str, int]:
         for model in (Interaction, Recommendation):
             count, _ = model.objects.using(using).filter(user_id=user_id).delete()
             deleted[model._meta.label] = count
-        user_forgotten.send(sender=ForgottenUser, user_id=user_id, using=using)
+        for _receiver, counts in user_forgotten.send(sender=Interaction, user_id=user_id,
+                                                     using=using):
+            for label, count in (counts or {}).items():
+                deleted[label] = deleted.get(label, 0) + count
     return deleted
 
 

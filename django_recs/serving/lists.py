@@ -385,7 +385,7 @@ def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
 def _category_cap(override, category) -> int | None:
     """The list's cap per category: ``max_per_category=`` (checked) or the setting.
 
-    An invalid MAX_PER_CATEGORY (E082) means no cap, with a warning in the
+    An invalid MAX_PER_CATEGORY (E092) means no cap, with a warning in the
     log: it would otherwise fail every list of every page.
     """
     from .diversity import check_cap
@@ -396,7 +396,7 @@ def _category_cap(override, category) -> int | None:
         cap = max_per_category()
         if cap is None and recs_settings.MAX_PER_CATEGORY is not None:
             logger.warning("django_recs: MAX_PER_CATEGORY %r is not a positive integer and is "
-                           "ignored (manage.py check: django_recs.E082)",
+                           "ignored (manage.py check: django_recs.E092)",
                            recs_settings.MAX_PER_CATEGORY)
     return cap if category else None
 

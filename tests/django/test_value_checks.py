@@ -1,4 +1,4 @@
-"""Settings that used to pass ``manage.py check`` and then broke pages or runs (E080-E089)."""
+"""Settings that used to pass ``manage.py check`` and then broke pages or runs (E090-E093)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def ids(check) -> list[str]:
 @pytest.mark.parametrize("value", [0, -1, "1e6", None, float("nan"), float("inf"), 1e13, True])
 def test_a_max_weight_that_is_no_usable_limit_is_e080(value):
     with recs(MAX_WEIGHT=value):
-        assert ids(check_capture) == ["django_recs.E080"]
+        assert ids(check_capture) == ["django_recs.E090"]
 
 
 @pytest.mark.parametrize("value", [5, 1e6, 1e12])
@@ -47,7 +47,7 @@ def test_max_per_category_that_is_no_positive_integer_is_e082_and_no_page_fails(
     category = Category.objects.create(name="mugs")
     product = Product.objects.create(name="p", category=category)
     with recs(MAX_PER_CATEGORY=value, CATEGORY={"testapp.Product": "category"}):
-        assert ids(check_algorithms) == ["django_recs.E082"]
+        assert ids(check_algorithms) == ["django_recs.E092"]
         page = Template("{% load recs %}{% similar_items product 3 as items %}{{ items|length }}"
                         "{% recommended_for None 3 as more %}{{ more|length }}")
         assert page.render(Context({"product": product})) == "00"
@@ -56,7 +56,7 @@ def test_max_per_category_that_is_no_positive_integer_is_e082_and_no_page_fails(
 @pytest.mark.parametrize("value", [-1, "x", 1.5, None, 10_000])
 def test_num_threads_that_no_run_can_use_is_e081(value):
     with recs(NUM_THREADS=value):
-        assert ids(check_algorithms) == ["django_recs.E081"]
+        assert ids(check_algorithms) == ["django_recs.E091"]
 
 
 @pytest.mark.parametrize(("setting", "value"), [
