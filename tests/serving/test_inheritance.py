@@ -29,6 +29,7 @@ from tests.testapp.models import (
     Article,
     Asset,
     Category,
+    Event,
     FrontPageArticle,
     LiveArticle,
     Page,
@@ -321,3 +322,30 @@ def test_a_child_uses_its_parents_category(site):
     assert [(type(obj), obj.title, obj.recs_source) for obj in listed] == [
         (LiveArticle, "l0", "category"), (LiveArticle, "l1", "category"),
         (LiveArticle, "l3", "popular")]
+
+
+# --- two page types -------------------------------------------------------------------------
+
+
+def test_two_page_types_are_one_family_and_each_list_keeps_to_its_type(django_assert_num_queries):
+    arts = [Article.objects.create(title=f"a{i}") for i in range(3)]
+    events = [Event.objects.create(title=f"e{i}") for i in range(3)]
+    plain = Page.objects.create(title="about")  # neither type: no item
+    users = [User.objects.create(username=f"u{i}") for i in range(4)]
+    setting = {**NEWS, "ITEM_MODELS": ["testapp.Article", "testapp.Event"]}
+    with override_settings(DJANGO_RECS=setting):
+        for user in users:
+            for item in (arts[0], events[0], arts[1]):
+                django_recs.record(user, item, "purchase")
+        django_recs.record(users[0], events[1], "purchase")
+        # A row naming the plain page (written before it stopped being an event, say).
+        interact(plain, "purchase", user=users[1])
+        runs = django_recs.recompute("popular", "similar", sync=True)
+        assert [run.status for run in runs] == ["succeeded"] * 2, [run.error for run in runs]
+        assert runs[0].metrics["items"] == 4  # a0, a1, e0, e1: the plain page is no item
+        assert [obj.title for obj in django_recs.recommended_for(None, 5, model=Event)] == [
+            "e0", "e1"]
+        with django_assert_num_queries(1):
+            [best] = django_recs.similar_to(events[0], 1)
+        assert (type(best), best.title) == (Event, "e1")
+        assert [obj.title for obj in django_recs.similar_to(arts[0], 3)] == ["a1"]

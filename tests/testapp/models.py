@@ -138,6 +138,12 @@ class LiveArticle(Article):
     updates = models.PositiveIntegerField(default=0)
 
 
+class Event(Page):
+    """Another page type: a sibling of Article under Page."""
+
+    venue = models.CharField(max_length=200, blank=True, default="")
+
+
 class FrontPageArticle(Article):
     """A proxy of an inheritance child: keyed as Page, like the Article it is."""
 
