@@ -106,3 +106,22 @@ def test_an_article_gets_neighbours_when_it_is_published(newsroom, setting,
         # Saved through its Page, the same item is updated the same way.
         assert update_content_neighbours("testapp.Page", scoop.pk) == {
             "content": len(neighbours(scoop))}
+
+
+def test_in_a_family_each_item_is_described_by_its_most_specific_featured_model(db):
+    alpha = Article.objects.create(title="Alpha", body="python django")
+    beta = Article.objects.create(title="Beta", body="python django")
+    about = Page.objects.create(title="Alpha Beta")  # shares its words with the titles only
+    setting = {**NEWS, "ITEM_MODELS": ["testapp.Page", "testapp.Article"], "ITEM_QUERYSETS": {},
+               "ITEM_FEATURES": {"testapp.Page": {"text": {"title": 1.0}}, **FEATURES}}
+    with override_settings(DJANGO_RECS=setting):
+        [run] = django_recs.recompute("content", sync=True)
+        assert run.status == "succeeded", run.error
+        assert run.metrics["items"] == 3  # each item once, though Page lists the articles too
+        # The articles by Article's entry, the page by Page's: never neighbours of each other.
+        assert neighbours(alpha) == [str(beta.pk)]
+        assert neighbours(about) == []
+        stored = neighbours(alpha)
+        # Saved as a Page, the article is still described as an Article.
+        assert update_content_neighbours("testapp.Page", alpha.pk) == {"content": 1}
+        assert neighbours(alpha) == stored
