@@ -140,13 +140,14 @@ def similar_to(
 
     if not isinstance(item, models.Model):
         raise ValueError(f"similar_to() needs a model instance, got {type(item).__name__}")
-    model = _item_model(type(item))
-    if item.pk is None:
-        raise ValueError(f"similar_to() needs a saved {model.__name__}: this one has no primary key")
-    n = check_n(n)
     # A Book's list is of Books; a Book that is no item model itself is listed as its
     # nearest listed parent (a Product); queryset= may pick another model of its family.
-    base = _base_queryset(listed_item_model(type(item)), queryset)
+    model = _item_model(type(item), as_listed=True)
+    if item.pk is None:
+        raise ValueError(
+            f"similar_to() needs a saved {type(item).__name__}: this one has no primary key")
+    n = check_n(n)
+    base = _base_queryset(model, queryset)
     model = base.model._meta.concrete_model
     if n == 0:
         return base.none()
@@ -409,14 +410,19 @@ def _resolve_model(model, queryset) -> type[models.Model]:
     return model
 
 
-def _item_model(model: type[models.Model]) -> type[models.Model]:
-    """``model``'s concrete model; ValueError unless its instances are items."""
-    if not is_item_model(model):
+def _item_model(model: type[models.Model], *, as_listed: bool = False) -> type[models.Model]:
+    """``model``'s concrete model, or the listed one it is an instance of (``as_listed``).
+
+    ValueError unless ``model``'s instances are items (see
+    :func:`~django_recs.items.listed_item_model`).
+    """
+    listed = listed_item_model(model)
+    if listed is None:
         raise ValueError(
             f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS'] "
             f"({', '.join(recs_settings.ITEM_MODELS) or 'empty'})"
         )
-    return model._meta.concrete_model
+    return listed if as_listed else model._meta.concrete_model
 
 
 def _base_queryset(model, queryset) -> models.QuerySet:
