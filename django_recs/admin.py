@@ -301,8 +301,12 @@ def _key_value_table(values: dict, formatter=str):
 
 
 def _item_labels(pairs) -> dict[tuple[int, str], tuple[str, str | None]]:
-    """(content type id, key) -> (name, admin url): one query per item model on the page."""
-    from .items import item_key, pk_for_key
+    """(content type id, key) -> (name, admin url): one query per item model on the page.
+
+    An item of a family (a parent listed with its children) is named and
+    linked as the most specific listed model it is (an Article, not its Page).
+    """
+    from .items import items_by_key
 
     wanted: dict[int, set[str]] = {}
     for type_id, key in pairs:
@@ -310,16 +314,13 @@ def _item_labels(pairs) -> dict[tuple[int, str], tuple[str, str | None]]:
             wanted.setdefault(type_id, set()).add(key)
     labels = {}
     for type_id, keys in wanted.items():
-        model = ContentType.objects.get_for_id(type_id).model_class()
-        if model is None:
-            continue
-        opts = model._meta
-        for obj in model._default_manager.filter(pk__in=[pk_for_key(model, k) for k in keys]):
+        for key, obj in items_by_key(type_id, keys).items():
+            opts = obj._meta
             try:
                 url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
             except NoReverseMatch:
                 url = None
-            labels[(type_id, item_key(obj))] = (str(obj), url)
+            labels[(type_id, key)] = (str(obj), url)
     return labels
 
 

@@ -119,7 +119,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E001: ITEM_MODELS empty; E002: unknown model; E003: unsupported pk type."""
     from django.apps import apps
 
-    from .items import SUPPORTED_PK_TYPES
+    from .items import primary_key_problem
 
     labels = recs_settings.ITEM_MODELS
     if not labels:
@@ -143,12 +143,14 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
             continue
-        if not isinstance(model._meta.pk, SUPPORTED_PK_TYPES):
+        problem = primary_key_problem(model)
+        if problem is not None:
             errors.append(
                 checks.Error(
-                    f"{label}'s primary key is a {type(model._meta.pk).__name__}; "
-                    "django_recs supports integer and UUID primary keys.",
-                    hint="Recommend a model with an integer or UUID primary key.",
+                    f"{problem}; django_recs supports integer and UUID primary keys, and "
+                    "parent links of multi-table inheritance to a model with one.",
+                    hint="Recommend a model with an integer or UUID primary key, or a child "
+                    "of one (class Article(Page)).",
                     id="django_recs.E003",
                 )
             )

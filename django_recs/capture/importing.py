@@ -41,9 +41,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ..conf import recs_settings
-from ..items import item_content_type, item_models, key_for_pk
+from ..items import is_item_model, item_content_type, item_models, key_for_pk
 from ..storage import bulk_insert, bulk_insert_chunks
-from .sources import active_sources, source_key, source_values
+from .sources import active_sources, source_content_type, source_key, source_values
 from .validation import (
     SESSION_KEY_MAX_LENGTH,
     checked_weight,
@@ -341,7 +341,7 @@ class _RowParser:
             return item_reference(item)  # a saved instance: no existence check
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], type):
             model, pk = item
-            if model._meta.label_lower not in self.item_models:
+            if not issubclass(model, models.Model) or not is_item_model(model):
                 raise ValueError(f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS']")
         elif isinstance(item, (str, int)) and item != "":
             text = str(item).strip()
@@ -737,7 +737,7 @@ def _source_batches(source, *, using, chunk_size, now) -> Iterator[_Batch]:
     from ..models import Interaction
 
     model = source.model
-    source_type_id = item_content_type(model).pk
+    source_type_id = source_content_type(model).pk
     queryset = model._default_manager.using(using).order_by("pk")
     related = source.select_related()
     if related:

@@ -48,6 +48,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
@@ -648,9 +649,18 @@ def source_values(source, instance, *, now: datetime.datetime | None = None) -> 
         "weight": checked_weight(source.weight_of(instance), source.event),
         "timestamp": checked_timestamp(timestamp) if timestamp is not None
         else (now or timezone.now()),
-        "source_type_id": item_content_type(type(instance)).pk,
+        "source_type_id": source_content_type(type(instance)).pk,
         "source_key": source_key(instance.pk),
     }
+
+
+def source_content_type(model: type[models.Model]) -> ContentType:
+    """The content type a source row is stored under: its own concrete model's.
+
+    Not the item rule (:func:`~django_recs.items.item_root`): a source row is
+    named to find it again in its own table (the backfill's "already recorded").
+    """
+    return ContentType.objects.get_for_model(model, for_concrete_model=True)
 
 
 def source_key(pk) -> str:

@@ -45,7 +45,9 @@ from ..items import (
     item_content_type,
     item_key,
     item_models,
+    item_root,
     key_for_pk,
+    listed_item_model,
 )
 from ..querysets import check_n
 from .ordering import ListPosition
@@ -138,11 +140,15 @@ def similar_to(
 
     if not isinstance(item, models.Model):
         raise ValueError(f"similar_to() needs a model instance, got {type(item).__name__}")
-    model = _item_model(type(item))
+    # A Book's list is of Books; a Book that is no item model itself is listed as its
+    # nearest listed parent (a Product); queryset= may pick another model of its family.
+    model = _item_model(type(item), as_listed=True)
     if item.pk is None:
-        raise ValueError(f"similar_to() needs a saved {model.__name__}: this one has no primary key")
+        raise ValueError(
+            f"similar_to() needs a saved {type(item).__name__}: this one has no primary key")
     n = check_n(n)
     base = _base_queryset(model, queryset)
+    model = base.model._meta.concrete_model
     if n == 0:
         return base.none()
     scope = _scope(model, base, Visitor.of(user, session_key), exclude=exclude, source=item)
@@ -221,6 +227,7 @@ def recommended_for(
     model = _item_model(_resolve_model(model, queryset))
     n = check_n(n)
     base = _base_queryset(model, queryset)
+    model = base.model._meta.concrete_model
     if n == 0:
         return base.none()
     visitor = Visitor.of(user, session_key)
@@ -274,7 +281,7 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         result = base.none()
         result._result_cache = []
         return result
-    items = load_items(chosen, scope, using)
+    items = load_items(chosen, scope, using, model=base.model)
     names = [source.name for source in sources]
     entries = [(c.pk, names[c.source], float(c.score), c.reason) for c in chosen]
     result = (
@@ -319,7 +326,6 @@ def _plain_rows(queryset: models.QuerySet) -> bool:
         and not query.extra
         and query.deferred_loading == (frozenset(), True)
         and not query.distinct
-        and not queryset.model._meta.parents
     )
 
 
@@ -335,12 +341,14 @@ def _scope(model, base, visitor, *, exclude=(), source=None):
     from ..categories import category_lookup
     from .fallbacks import ListScope
 
+    # Filters of queryset= or of a default manager restrict the candidates, and
+    # so does a child's own table: its items share their parent's content type.
+    restricted = base.query.has_filters() or item_root(model) is not model
     return ListScope(
         model=model,
         content_type_id=item_content_type(model).pk,
         visitor=visitor,
-        # Filters of queryset= or of a default manager restrict the candidates.
-        allowed=base if base.query.has_filters() else None,
+        allowed=base if restricted else None,
         excluded_keys=_excluded_keys(model, exclude, source),
         category=category_lookup(model),
     )
@@ -359,7 +367,7 @@ def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
     keys = set() if source is None else {item_key(source)}
     for excluded in exclude:
         if isinstance(excluded, models.Model):
-            if excluded._meta.concrete_model is not model:
+            if item_root(type(excluded)) is not item_root(model):
                 raise ValueError(
                     f"exclude= holds a {excluded._meta.label}; the list is of {model._meta.label}"
                 )
@@ -402,20 +410,30 @@ def _resolve_model(model, queryset) -> type[models.Model]:
     return model
 
 
-def _item_model(model: type[models.Model]) -> type[models.Model]:
-    if not is_item_model(model):
+def _item_model(model: type[models.Model], *, as_listed: bool = False) -> type[models.Model]:
+    """``model``'s concrete model, or the listed one it is an instance of (``as_listed``).
+
+    ValueError unless ``model``'s instances are items (see
+    :func:`~django_recs.items.listed_item_model`).
+    """
+    listed = listed_item_model(model)
+    if listed is None:
         raise ValueError(
             f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS'] "
             f"({', '.join(recs_settings.ITEM_MODELS) or 'empty'})"
         )
-    return model._meta.concrete_model
+    return listed if as_listed else model._meta.concrete_model
 
 
 def _base_queryset(model, queryset) -> models.QuerySet:
-    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces)."""
+    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces).
+
+    ``queryset`` may be of any item model keyed like ``model`` (a parent or
+    child of it in ITEM_MODELS): the list is then of that model.
+    """
     if queryset is None:
         return default_item_queryset(model)
-    if queryset.model._meta.concrete_model is not model:
+    if not is_item_model(queryset.model) or item_root(queryset.model) is not item_root(model):
         raise ValueError(
             f"queryset= is of {queryset.model._meta.label}, the list is of {model._meta.label}"
         )
