@@ -263,8 +263,10 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         with_items=loads_rows, with_categories=bool(cap),
     )
     indexed = list(enumerate(sources))
-    later = tuple(dict.fromkeys(source.algorithm for _, source in indexed[1:]))
-    candidates, runs = read(indexed[:1], report_runs=later)
+    # The first source's algorithm too: the list's impression names the run that
+    # produced it (django_recs.feedback), at no cost (the same statement).
+    algorithms = tuple(dict.fromkeys(source.algorithm for _, source in indexed))
+    candidates, runs = read(indexed[:1], report_runs=algorithms)
     chosen = pick(candidates, n, cap)
     rest = [(i, source) for i, source in indexed[1:] if _served(source, runs)]
     if len(chosen) < n and rest:
@@ -273,6 +275,7 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     if not chosen:
         result = base.none()
         result._result_cache = []
+        result.recs_runs = runs
         return result
     items = load_items(chosen, scope, using)
     names = [source.name for source in sources]
@@ -283,6 +286,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         .order_by("recs_order")
     )
     result._iterable_class = ExplainedModelIterable
+    # {algorithm: id of its active run, or None} as the list was read (not kept
+    # by a chained queryset).
+    result.recs_runs = runs
     if loads_rows:
         # The statement read the rows: iterating the list costs no query.
         # A chained queryset is a new one, which reads them again.
