@@ -156,12 +156,18 @@ class ImpressionBuffer:
 
     def _write_forever(self) -> None:
         while True:
-            interval = float(recs_settings.IMPRESSION_FLUSH_SECONDS or 1.0)
+            configured = recs_settings.IMPRESSION_FLUSH_SECONDS
+            interval = float(configured or 1.0)
             self._wake.wait(interval)
             self._wake.clear()
+            if not configured:  # set to 0 since: requests write their rows, the thread idles
+                continue
             started = time.monotonic()
             try:
                 self.flush()
+                # As at the end of a request: CONN_MAX_AGE says how long a connection lives.
+                for connection in connections.all(initialized_only=True):
+                    connection.close_if_unusable_or_obsolete()
             except Exception:  # never let the thread die: the next round tries again
                 logger.exception("django_recs: the impression writer failed")
             # A failing database is not hammered: at most one attempt per interval.

@@ -73,7 +73,11 @@ def make_token(impression_id: uuid.UUID, position: int, item_type_id: int, item_
     if visitor:
         body += visitor
     body += _mac(body, settings.SECRET_KEY)
-    return base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode("ascii")
+    return _encode(bytes(body))
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def read_token(text, *, max_age: datetime.timedelta,
@@ -93,6 +97,8 @@ def read_token(text, *, max_age: datetime.timedelta,
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidToken("not base64") from None
+    if _encode(raw) != text:  # another spelling of the same bytes (padding bits set): refused
+        raise InvalidToken("not the canonical spelling")
     body, mac = raw[:-_MAC_LENGTH], raw[-_MAC_LENGTH:]
     if len(body) < 20 or not any(
         hmac.compare_digest(mac, _mac(body, secret)) for secret in secret_keys()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
+import time
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
@@ -105,7 +107,7 @@ def test_each_link_carries_the_token_of_its_item_and_position(products, customer
     for position, url in enumerate(urls):
         assert url.startswith(f"/p/?a=1&amp;{CLICK_PARAMETER}=") and url.endswith("#top")
         token = url.split(f"{CLICK_PARAMETER}=")[1].removesuffix("#top")
-        read = read_token(token, max_age=__import__("datetime").timedelta(days=1))
+        read = read_token(token, max_age=datetime.timedelta(days=1))
         assert (read.impression_id, read.position) == (impression.id, position)
         assert read.item_key == impression.item_keys[position]
         assert read.visitor  # bound to the customer
@@ -226,3 +228,25 @@ def test_with_flush_seconds_0_a_request_writes_its_impressions_when_it_ends(prod
     assert response.status_code == 200
     assert len(buffer) == 0
     assert Impression.objects.filter(placement="product-also-bought").count() == 1
+
+
+def impression_row(placement: str) -> tuple:
+    from django_recs.feedback.ids import id_time, new_impression_id
+
+    impression_id = new_impression_id()
+    return (impression_id, id_time(impression_id), placement, None, "s" * 32,
+            item_content_type(Product).pk, "", "1,2", "popular,popular", "popular", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_thread_writes_the_buffer_on_its_own():
+    own = ImpressionBuffer(flush_rows=3)
+    with override_settings(DJANGO_RECS={**FEEDBACK, "IMPRESSION_FLUSH_SECONDS": 0.05}):
+        for i in range(5):
+            own.add(impression_row(f"threaded-{i}"))
+        for _ in range(400):  # waits for the thread, whatever the machine's speed
+            if Impression.objects.filter(placement__startswith="threaded-").count() == 5:
+                break
+            time.sleep(0.05)
+    assert Impression.objects.filter(placement__startswith="threaded-").count() == 5
+    assert len(own) == 0 and own.written == 5

@@ -40,6 +40,6 @@ class Command(BaseCommand):
                 "that was never written (lost with a process, or shown with IMPRESSIONS off): "
                 "not counted."
             ))
-        if result.deleted:
+        if any(result.deleted.values()):
             details = ", ".join(f"{count:,} {label}" for label, count in result.deleted.items())
             self.stdout.write(f"Deleted expired rows: {details}.")
