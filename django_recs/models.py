@@ -347,6 +347,7 @@ class Impression(models.Model):
                           help_text=_("Time-ordered (UUID version 7), made when the list is shown."))
     shown_at = models.DateTimeField()
     placement = models.CharField(max_length=64)
+    # The visitor: the account, or for an anonymous visitor the session.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, **_LOG_USER)
     session_key = models.CharField(max_length=40, blank=True, default="")
     item_type = models.ForeignKey(ContentType, **_LOG_REFERENCE)
@@ -356,7 +357,8 @@ class Impression(models.Model):
     items = models.TextField(help_text=_("The keys of the items shown, in order, comma-separated."))
     sources = models.TextField(
         blank=True, default="",
-        help_text=_("The source of each item (personal, similar, popular...), comma-separated."))
+        help_text=_("The source of each item in order, repeats collapsed: "
+                    "personal*8,popular*2."))
     algorithm = models.CharField(max_length=64)
     run = models.ForeignKey(Run, null=True, blank=True, **_LOG_REFERENCE)
 
@@ -374,6 +376,15 @@ class Impression(models.Model):
     @property
     def item_keys(self) -> list[str]:
         return self.items.split(",") if self.items else []
+
+    @property
+    def item_sources(self) -> list[str]:
+        """The source of each item, in order (``sources`` expanded)."""
+        expanded = []
+        for run in filter(None, self.sources.split(",")):
+            name, _, count = run.rpartition("*")
+            expanded += [name] * int(count)
+        return expanded
 
 
 class Click(models.Model):

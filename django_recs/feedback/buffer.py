@@ -19,7 +19,7 @@ What a crash of the process loses: the rows not yet written, at most
 IMPRESSION_FLUSH_SECONDS of its lists (a clean exit writes them).
 
 After a fork (a server that imports the app, then forks its workers) the
-child starts with an empty buffer and a thread of its own.
+child starts with an empty buffer and a thread of its own (``os.register_at_fork``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from django.core.signals import request_finished
 from django.db import connections, router
 
 from ..conf import recs_settings
+from .ids import id_time
 
 __all__ = ["FLUSH_ROWS", "MAX_BUFFERED_ROWS", "ImpressionBuffer", "buffer", "flush_impressions"]
 
@@ -44,9 +45,10 @@ logger = logging.getLogger("django_recs.feedback")
 FLUSH_ROWS = 5_000
 #: Rows kept while the database cannot take them (about 25 MB); older ones are dropped beyond.
 MAX_BUFFERED_ROWS = 50_000
-#: The columns of a buffered row, in order (Impression's attribute names).
-COLUMNS = ("id", "shown_at", "placement", "user_id", "session_key", "item_type_id",
-           "source_key", "items", "sources", "algorithm", "run_id")
+#: The columns of a buffered row, in order (Impression's attribute names). ``shown_at``
+#: is not among them: it is read from the id when the rows are written, off the page.
+COLUMNS = ("id", "placement", "user_id", "session_key", "item_type_id", "source_key", "items",
+           "sources", "algorithm", "run_id")
 
 
 class ImpressionBuffer:
@@ -57,9 +59,11 @@ class ImpressionBuffer:
         self.max_rows = max_rows
         self._reset()
         atexit.register(self._flush_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._pid = os.getpid()
+        self._pid = os.getpid()  # the process whose rows these are
         self._rows: deque[tuple] = deque()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one write at a time keeps the rows in order
@@ -74,8 +78,6 @@ class ImpressionBuffer:
 
     def add(self, row: tuple) -> None:
         """Buffer one row (values in COLUMNS order). Never raises, never waits for the database."""
-        if self._pid != os.getpid():  # a forked child: its parent's rows are its parent's
-            self._reset()
         with self._lock:
             self._rows.append(row)
             waiting = len(self._rows)
@@ -106,6 +108,8 @@ class ImpressionBuffer:
     def flush(self) -> int:
         """Write every buffered row now, in this thread; rows written.
 
+        A write in flight in the writer thread is waited for first.
+
         A failed write is logged (once until a write succeeds again) and its
         rows go back to the front of the buffer; nothing is raised.
         """
@@ -118,7 +122,9 @@ class ImpressionBuffer:
                 return 0
             using = router.db_for_write(Impression)
             try:
-                written = bulk_insert(Impression, dict(zip(COLUMNS, zip(*rows))), using=using)
+                columns = dict(zip(COLUMNS, zip(*rows)))
+                columns["shown_at"] = [id_time(impression_id) for impression_id in columns["id"]]
+                written = bulk_insert(Impression, columns, using=using)
             except Exception:
                 self._give_back(rows)
                 if not self._failing:
@@ -175,7 +181,9 @@ class ImpressionBuffer:
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     def _flush_at_exit(self) -> None:
-        if self._pid == os.getpid() and self._rows:
+        # Also when the buffer is empty: flush() waits for a write in flight (the
+        # thread's rows are taken from the buffer while they are written).
+        if self._pid == os.getpid():
             self.flush()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import threading
 import time
 import uuid
 
@@ -26,10 +27,41 @@ _VERSION_7 = 0x7 << 76
 _VARIANT = 0b10 << 62
 
 
+class _RandomBits:
+    """80-bit random numbers from the system's generator, read 256 at a time.
+
+    One ``os.urandom`` call per 256 ids instead of one each; ``next()`` on a
+    list iterator is atomic, so threads never share a number, and a forked
+    child drops its parent's numbers (it would otherwise repeat them).
+    """
+
+    def __init__(self):
+        self._numbers = iter(())
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        number = next(self._numbers, None)
+        while number is None:
+            with self._lock:
+                raw = os.urandom(2560)
+                self._numbers = iter([int.from_bytes(raw[i:i + 10], "big")
+                                      for i in range(0, 2560, 10)])
+            number = next(self._numbers, None)
+        return number
+
+    def forget(self) -> None:
+        self._numbers = iter(())
+
+
+_random_bits = _RandomBits()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_random_bits.forget)
+
+
 def new_impression_id(now_ms: int | None = None) -> uuid.UUID:
     """A new UUID version 7 for the current time (or ``now_ms``, Unix milliseconds)."""
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    random = int.from_bytes(os.urandom(10), "big")
+    random = _random_bits.next()
     return uuid.UUID(int=(ms << 80) | _VERSION_7 | ((random >> 62) & _RANDOM_12) << 64
                      | _VARIANT | (random & _RANDOM_62))
 

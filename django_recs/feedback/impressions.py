@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 
 from django.db import models
 
@@ -21,30 +20,33 @@ from ..conf import recs_settings
 from ..items import item_content_type, key_for_pk
 from ..serving.visitors import Visitor
 from .buffer import buffer
-from .ids import id_time, new_impression_id
-from .tokens import make_token
+from .ids import new_impression_id
+from .tokens import TokenSigner
 from .visitors import binding, is_automated
 
-__all__ = ["PLACEMENT_MAX_LENGTH", "ShownList", "checked_placement", "log_list"]
+__all__ = ["PLACEMENT_MAX_LENGTH", "ShownList", "checked_placement", "log_list", "source_runs"]
 
 logger = logging.getLogger("django_recs.feedback")
 
 PLACEMENT_MAX_LENGTH = 64
 
 
-@dataclass(frozen=True, slots=True)
 class ShownList:
     """An impression as its page renders it: what each item's click link needs."""
 
-    id: uuid.UUID
-    placement: str
-    item_type_id: int
-    visitor: bytes  # the binding of the visitor it is shown to (b"": nobody known)
+    __slots__ = ("id", "placement", "item_keys", "_signer")
 
-    def token(self, position: int, item: models.Model) -> str:
-        """The signed click token of ``item``, shown at ``position`` (0 = first)."""
-        return make_token(self.id, position, self.item_type_id,
-                          key_for_pk(type(item), item.pk), self.visitor)
+    def __init__(self, impression_id: uuid.UUID, placement: str, item_type_id: int,
+                 item_keys: list[str], visitor: bytes):
+        self.id = impression_id
+        self.placement = placement
+        self.item_keys = item_keys
+        # visitor: the binding of the visitor it is shown to (b"": nobody known)
+        self._signer = TokenSigner(impression_id, item_type_id, visitor)
+
+    def token(self, position: int) -> str:
+        """The signed click token of the item at ``position`` (0 = first)."""
+        return self._signer.token(position, self.item_keys[position])
 
 
 def checked_placement(placement) -> str:
@@ -90,26 +92,48 @@ def log_list(
             return None
         model = items.model
         impression_id = new_impression_id()
-        shown = ShownList(impression_id, placement, item_content_type(model).pk, binding(visitor))
+        item_type_id = item_content_type(model).pk
+        keys = _keys(model, shown_items)
+        shown = ShownList(impression_id, placement, item_type_id, keys, binding(visitor))
         runs = getattr(items, "recs_runs", None) or {}
         buffer.add((
             impression_id,
-            id_time(impression_id),
             placement,
             visitor.user_id,
-            visitor.session_key or "",
-            shown.item_type_id,
+            # The visitor is the account, or the session of an anonymous one.
+            "" if visitor.user_id is not None else visitor.session_key or "",
+            item_type_id,
             "" if source is None else key_for_pk(type(source), source.pk),
-            ",".join([key_for_pk(model, item.pk) for item in shown_items]),
-            ",".join([getattr(item, "recs_source", "") or "" for item in shown_items]),
+            ",".join(keys),
+            source_runs([item.__dict__.get("recs_source") or "" for item in shown_items]),
             algorithm,
             runs.get(algorithm),
         ))
         for position, item in enumerate(shown_items):
-            item.recs_impression = shown
-            item.recs_position = position
+            attributes = item.__dict__  # plain attributes of the instance, set at C speed
+            attributes["recs_impression"] = shown
+            attributes["recs_position"] = position
         items.recs_impression = shown
         return shown
     except Exception:
         logger.exception("django_recs: the list at placement %r could not be logged", placement)
         return None
+
+
+def source_runs(sources: list[str]) -> str:
+    """Each item's source, repeats collapsed: ``"personal*8,popular*2"`` (``"similar*6"``)."""
+    runs = []
+    for name in sources:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    return ",".join(f"{name}*{count}" for name, count in runs)
+
+
+def _keys(model: type[models.Model], items: list) -> list[str]:
+    """The stored keys of ``items`` (integer primary keys without a check per item)."""
+    pks = [item.pk for item in items]
+    if all(type(pk) is int for pk in pks):
+        return list(map(str, pks))
+    return [key_for_pk(model, pk) for pk in pks]

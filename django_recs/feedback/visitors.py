@@ -9,6 +9,7 @@ session otherwise; it is keyed with the SECRET_KEY, so it reveals neither.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -71,6 +72,7 @@ def bindings(visitor: Visitor) -> set[bytes]:
     return {_keyed_hash(name, secret) for name in names for secret in secret_keys()}
 
 
+@functools.lru_cache(maxsize=4096)  # a page's lists, and a visitor's next pages, hash once
 def _keyed_hash(name: str, secret) -> bytes:
     return hmac.new(derived_key("visitor", secret), name.encode(),
                     hashlib.sha256).digest()[:BINDING_LENGTH]
@@ -83,7 +85,11 @@ def is_automated(request) -> bool:
     link the browser prefetches (``Sec-Purpose: prefetch``) is no click.
     """
     meta = getattr(request, "META", {})
-    agent = meta.get("HTTP_USER_AGENT", "")
-    if not agent or _AUTOMATED_AGENT.search(agent):
+    if _automated_agent(meta.get("HTTP_USER_AGENT", "")):
         return True
     return any("prefetch" in meta.get(header, "").lower() for header in _PREFETCH_HEADERS)
+
+
+@functools.lru_cache(maxsize=1024)  # a site sees few distinct agents; each page asks per list
+def _automated_agent(agent: str) -> bool:
+    return not agent or _AUTOMATED_AGENT.search(agent) is not None

@@ -45,7 +45,6 @@ alone, for a ``data-recs-click`` attribute (docs/feedback.md).
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
 
 from django import template
 from django.db import models
@@ -198,7 +197,7 @@ def recs_click_token(item) -> str:
     if shown is None or position is None:
         return ""
     try:
-        return shown.token(position, item)
+        return shown.token(position)
     except Exception:  # a link without its token, never a broken page
         logger.exception("django_recs: no click token for %r", item)
         return ""
@@ -217,9 +216,10 @@ def recs_click_url(item, url=None) -> str:
     token = recs_click_token(item)
     if not url or not token:
         return url
-    parts = urlsplit(url)
-    query = f"{parts.query}&" if parts.query else ""
-    return urlunsplit(parts._replace(query=f"{query}{CLICK_PARAMETER}={token}"))
+    # String operations, not urlsplit(): a page builds one per item.
+    address, hash_mark, fragment = url.partition("#")
+    separator = "&" if "?" in address else "?"
+    return f"{address}{separator}{CLICK_PARAMETER}={token}{hash_mark}{fragment}"
 
 
 for _name in ("similar_items", "recommended_for", "show_similar_items", "show_recommended_for"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import time
 
 import pytest
@@ -73,9 +74,10 @@ def test_a_similar_items_tag_logs_one_row_with_its_list(products, customer):
     row = Impression.objects.get()
     assert row.placement == "product-also-bought"
     assert row.item_keys == [str(products[i].pk) for i in (1, 2, 3)]
-    assert row.sources == "similar,similar,similar"
+    assert row.sources == "similar*3"
+    assert row.item_sources == ["similar", "similar", "similar"]
     assert (row.algorithm, row.run_id) == ("similar", run.pk)
-    assert (row.user_id, row.session_key) == (customer.pk, "s" * 32)
+    assert (row.user_id, row.session_key) == (customer.pk, "")  # the account is the visitor
     assert row.item_type_id == item_content_type(Product).pk
     assert row.source_key == str(products[0].pk)
     assert row.id.version == 7
@@ -154,7 +156,7 @@ def test_the_functions_log_only_when_given_a_placement(products, customer):
     assert [item.recs_position for item in items] == [0, 1, 2]
     flush_impressions()
     row = Impression.objects.get()
-    assert (row.placement, row.user_id, row.session_key) == ("home", customer.pk, "t" * 32)
+    assert (row.placement, row.user_id) == ("home", customer.pk)
     assert row.run_id is None  # no personal run: the list came from the fallbacks
 
 
@@ -213,13 +215,19 @@ def test_the_buffer_keeps_at_most_max_rows_dropping_the_oldest():
     assert small.dropped == 2
 
 
-def test_a_forked_child_starts_with_an_empty_buffer(monkeypatch):
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_with_an_empty_buffer():
     own = ImpressionBuffer()
     with override_settings(DJANGO_RECS=FEEDBACK):
         own.add(("parent",))
-        monkeypatch.setattr("os.getpid", lambda: -1)
-        own.add(("child",))
-    assert own.take() == [("child",)]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports what it holds, and leaves at once
+        os.write(write, str(len(own)).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 16) == b"0"
+    assert own.take() == [("parent",)]
 
 
 @override_settings(DJANGO_RECS=FEEDBACK, ROOT_URLCONF="tests.feedback.shop_urls")
@@ -231,11 +239,10 @@ def test_with_flush_seconds_0_a_request_writes_its_impressions_when_it_ends(prod
 
 
 def impression_row(placement: str) -> tuple:
-    from django_recs.feedback.ids import id_time, new_impression_id
+    from django_recs.feedback.ids import new_impression_id
 
-    impression_id = new_impression_id()
-    return (impression_id, id_time(impression_id), placement, None, "s" * 32,
-            item_content_type(Product).pk, "", "1,2", "popular,popular", "popular", None)
+    return (new_impression_id(), placement, None, "s" * 32, item_content_type(Product).pk, "",
+            "1,2", "popular,popular", "popular", None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -250,3 +257,56 @@ def test_the_writer_thread_writes_the_buffer_on_its_own():
             time.sleep(0.05)
     assert Impression.objects.filter(placement__startswith="threaded-").count() == 5
     assert len(own) == 0 and own.written == 5
+
+
+@override_settings(DJANGO_RECS=FEEDBACK)
+def test_an_anonymous_visitors_list_is_logged_under_the_session(products):
+    items = django_recs.similar_to(products[0], 3, placement="x",
+                                   request=request_for(session_key="a" * 32))
+    assert len(items) == 3
+    flush_impressions()
+    assert Impression.objects.values_list("user_id", "session_key").get() == (None, "a" * 32)
+
+
+def test_sources_are_stored_with_repeats_collapsed():
+    from django_recs.feedback.impressions import source_runs
+
+    stored = source_runs(["personal", "personal", "popular", "personal"])
+    assert stored == "personal*2,popular*1,personal*1"
+    assert Impression(sources=stored).item_sources == ["personal", "personal", "popular",
+                                                       "personal"]
+    assert source_runs([]) == "" and Impression(sources="").item_sources == []
+
+
+def test_the_flush_at_exit_waits_for_the_write_in_flight(monkeypatch):
+    """The writer thread takes its rows out of the buffer while it writes them: an exit then
+    must wait for that write, or the rows are lost with the process."""
+    import threading
+
+    own = ImpressionBuffer()
+    started, release, written = threading.Event(), threading.Event(), []
+
+    def slow_write(model, columns, using):
+        started.set()
+        release.wait(30)
+        written.append(len(columns["id"]))
+        return len(columns["id"])
+
+    monkeypatch.setattr("django_recs.storage.bulk_insert", slow_write)
+    with override_settings(DJANGO_RECS=FEEDBACK):
+        own.add(impression_row("a"))
+        own.add(impression_row("b"))
+    writer = threading.Thread(target=own.flush)
+    writer.start()
+    assert started.wait(30)
+    assert len(own) == 0  # taken: in flight
+    seen_at_exit = []
+    exiting = threading.Thread(target=lambda: (own._flush_at_exit(),
+                                               seen_at_exit.append(list(written))))
+    exiting.start()
+    exiting.join(0.5)
+    assert exiting.is_alive()  # waiting for the write in flight
+    release.set()
+    exiting.join(30)
+    writer.join(30)
+    assert seen_at_exit == [[2]]
