@@ -113,8 +113,9 @@ def main() -> None:
 
 
 def _postgres_admin(sql: str) -> None:
-    import psycopg
     from urllib.parse import urlparse, urlunparse
+
+    import psycopg
 
     admin = urlunparse(urlparse(postgres_url(PG_DB_NAME))._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
