@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import time
 
 import pytest
@@ -116,10 +117,12 @@ def test_each_link_carries_the_token_of_its_item_and_position(products, customer
 
 
 @override_settings(DJANGO_RECS=FEEDBACK)
-def test_the_default_item_list_template_links_with_tokens(products):
+def test_the_default_item_list_template_links_with_tokens(products, monkeypatch):
+    monkeypatch.setattr(Product, "get_absolute_url", lambda self: f"/products/{self.pk}/",
+                        raising=False)
     out = render("{% show_similar_items product 3 %}", request_for(), product=products[0])
-    assert out.count(f"?{CLICK_PARAMETER}=") == 0  # Product has no get_absolute_url
-    assert "p1" in out
+    assert re.findall(r'href="(/products/\d+/)\?recs_click=[\w-]+"', out) == [
+        f"/products/{products[i].pk}/" for i in (1, 2, 3)]
 
 
 @override_settings(DJANGO_RECS={**FEEDBACK, "IMPRESSIONS": False})
@@ -310,3 +313,14 @@ def test_the_flush_at_exit_waits_for_the_write_in_flight(monkeypatch):
     exiting.join(30)
     writer.join(30)
     assert seen_at_exit == [[2]]
+
+
+@override_settings(DJANGO_RECS=FEEDBACK)
+def test_recs_click_token_gives_the_token_alone_for_a_data_attribute(products):
+    out = render("{% similar_items product 2 as items %}"
+                 "{% for p in items %}[{{ p|recs_click_token }}]{% endfor %}"
+                 "[{{ product|recs_click_token }}][{{ product|recs_click_url:'/x/' }}]",
+                 request_for(), product=products[0])
+    tokens = re.findall(r"\[([^\]]*)\]", out)
+    assert len(tokens) == 4 and all(len(t) > 40 for t in tokens[:2])
+    assert tokens[2:] == ["", "/x/"]  # the page's product is in no logged list
