@@ -40,7 +40,7 @@ def report_context(params) -> dict:
         "problems": problems,
         "rows": rows,
         "total": numbers(total) if groups else None,
-        "charts": _charts(query, [values for values, _ in groups[:CHART_GROUPS]], runs),
+        "charts": _charts(query, [values for values, _ in groups[:CHART_GROUPS]]),
         "groupings": [(name, name.replace("_", " and ")) for name in GROUPINGS],
         "grouping_label": query.grouping.replace("_", " and "),
         "periods": PERIODS,
@@ -117,7 +117,7 @@ def _metric(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _charts(query: ReportQuery, shown: list[dict], runs: dict) -> list[str]:
+def _charts(query: ReportQuery, shown: list[dict]) -> list[str]:
     """Impressions, CTR and revenue per thousand impressions per day, a line per group."""
     if not shown:
         return []
@@ -125,7 +125,7 @@ def _charts(query: ReportQuery, shown: list[dict], runs: dict) -> list[str]:
     days = query.days()
     step = max(1, -(-len(days) // CHART_LABELS))
     labels = [day.strftime("%d %b") if i % step == 0 else "" for i, day in enumerate(days)]
-    names = {tuple(values.values()): _plain_label(values, runs) for values in shown}
+    names = {tuple(values.values()): _plain_label(values) for values in shown}
     charts = []
     for title, value in (
         ("Impressions per day", lambda p: p.impressions),
@@ -140,7 +140,7 @@ def _charts(query: ReportQuery, shown: list[dict], runs: dict) -> list[str]:
     return charts
 
 
-def _plain_label(values: dict, runs: dict) -> str:
+def _plain_label(values: dict) -> str:
     return " · ".join(
         ("no run" if value is None else f"#{value}") if name == "run_id" else str(value)
         for name, value in values.items()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 import time
@@ -84,7 +85,7 @@ class ImpressionBuffer:
             if waiting > self.max_rows:
                 self._rows.popleft()
                 self.dropped += 1
-        if recs_settings.IMPRESSION_FLUSH_SECONDS:
+        if _flush_interval():
             if self._thread is None:
                 self._start_thread()
             if waiting >= self.flush_rows:
@@ -162,11 +163,10 @@ class ImpressionBuffer:
 
     def _write_forever(self) -> None:
         while True:
-            configured = recs_settings.IMPRESSION_FLUSH_SECONDS
-            interval = float(configured or 1.0)
-            self._wake.wait(interval)
+            interval = _flush_interval()
+            self._wake.wait(interval or 1.0)
             self._wake.clear()
-            if not configured:  # set to 0 since: requests write their rows, the thread idles
+            if not interval:  # set to 0 since: requests write their rows, the thread idles
                 continue
             started = time.monotonic()
             try:
@@ -185,6 +185,16 @@ class ImpressionBuffer:
         # thread's rows are taken from the buffer while they are written).
         if self._pid == os.getpid():
             self.flush()
+
+
+def _flush_interval() -> float:
+    """IMPRESSION_FLUSH_SECONDS as seconds; 1.0 for a value that is no number >= 0 (E085)."""
+    value = recs_settings.IMPRESSION_FLUSH_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 1.0
 
 
 def _discard_connection(using: str) -> None:
@@ -212,7 +222,7 @@ def flush_impressions() -> int:
 
 
 def _flush_after_request(sender, **kwargs) -> None:
-    if not recs_settings.IMPRESSION_FLUSH_SECONDS and len(buffer):
+    if not _flush_interval() and len(buffer):
         buffer.flush()
 
 

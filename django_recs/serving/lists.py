@@ -245,8 +245,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
 
     The chain's first source is read alone: usually it fills the list (a
     user's stored recommendations, an item's neighbours, the neighbours of a
-    visitor's recent items). The same statement reports which of the other
-    sources' runs are active; only when the list is short does a second
+    visitor's recent items). The same statement reports the active run of
+    every source's algorithm (the returned queryset's ``recs_runs``); only
+    when the list is short does a second
     statement read the sources that can add to it (:func:`_served`), naming
     their runs. So a list costs one statement, two at most, and a page with
     both tags at most four.
