@@ -17,8 +17,9 @@ _PUBLIC = {
     "record_many": "django_recs.capture",
     "register_source": "django_recs.capture",
     "forget_user": "django_recs.capture",
-    "similar_to": "django_recs.serving",
-    "recommended_for": "django_recs.serving",
+    # Serving's lists, logged as impressions when given placement=.
+    "similar_to": "django_recs.feedback",
+    "recommended_for": "django_recs.feedback",
     "recompute": "django_recs.dispatch",
 }
 
@@ -35,7 +36,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from .capture import forget_user, record, record_many, register_source
     from .dispatch import recompute
-    from .serving import recommended_for, similar_to
+    from .feedback import recommended_for, similar_to
 
 
 def __getattr__(name: str):

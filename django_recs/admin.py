@@ -12,6 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -20,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
+from .models import DailyFeedback, Interaction, PopularItem, Recommendation, Run, SimilarItem
 
 # --- Interactions (capture) ---------------------------------------------------
 
@@ -162,11 +163,14 @@ class RunAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .feedback.admin_report import run_panel_context
+
         run = self.get_object(request, object_id)
         in_flight = run is not None and run.status in (Run.Status.PENDING, Run.Status.RUNNING)
         extra_context = {
             **(extra_context or {}),
             "refresh_seconds": RUN_PAGE_REFRESH_SECONDS if in_flight else None,
+            "feedback": run_panel_context(run) if run is not None else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -423,3 +427,42 @@ class PopularItemAdmin(_ResultAdmin):
     list_display = ("rank", "item_display", "score_display", "run_display")
     search_fields = ("=item_key",)
     ordering = ("item_type_id", "rank")
+
+
+# --- Online feedback ----------------------------------------------------------
+
+
+@admin.register(DailyFeedback)
+class DailyFeedbackAdmin(admin.ModelAdmin):
+    """What the lists earn: the report over the daily roll-ups (``recs_rollup``), read-only.
+
+    Per placement, algorithm, run or placement and algorithm, over a period:
+    impressions, clicks, CTR, conversions, conversion rate and revenue per
+    thousand impressions with 95% intervals, and the daily charts.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from .feedback.admin_report import report_context
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = report_context(request.GET)
+        for problem in report["problems"]:
+            self.message_user(request, problem, messages.WARNING)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("What the recommendation lists earn"),
+            **report,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/django_recs/dailyfeedback/report.html", context)

@@ -15,9 +15,9 @@ Celery tasks.
 
 from __future__ import annotations
 
-from .forgetting import forget_item, forget_user, forget_user_details
-from .recording import record, record_many, user_history_changed
-from .sessions import join_session
+from .forgetting import forget_item, forget_user, forget_user_details, user_forgotten
+from .recording import insert_interaction, record, record_many, user_history_changed
+from .sessions import join_session, session_joined
 from .signals import connect_sources, register_source, unregister_source
 
 __all__ = [
@@ -25,10 +25,13 @@ __all__ = [
     "forget_item",
     "forget_user",
     "forget_user_details",
+    "insert_interaction",
     "join_session",
     "record",
     "record_many",
     "register_source",
+    "session_joined",
     "unregister_source",
+    "user_forgotten",
     "user_history_changed",
 ]

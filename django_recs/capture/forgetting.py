@@ -7,17 +7,25 @@ receiver is connected by :func:`django_recs.capture.signals.connect_sources`).
 from __future__ import annotations
 
 from django.db import models, router, transaction
+from django.dispatch import Signal
 
 from ..items import item_content_type, key_for_pk
 
-__all__ = ["forget_item", "forget_user", "forget_user_details"]
+__all__ = ["forget_item", "forget_user", "forget_user_details", "user_forgotten"]
+
+#: Sent by :func:`forget_user_details` inside its transaction, with ``user_id``
+#: and ``using``: each receiver deletes what its layer keeps about the user and
+#: returns ``{model label: rows deleted}`` (the feedback's impressions, clicks
+#: and conversions).
+user_forgotten = Signal()
 
 
 def forget_user(user, *, using: str | None = None) -> int:
-    """Delete ``user``'s interactions and stored recommendations; rows deleted.
+    """Delete ``user``'s interactions, stored recommendations and feedback; rows deleted.
 
     ``user`` is a user instance or primary key (a user already deleted can
-    still be forgotten by id).
+    still be forgotten by id). The layers above delete their own rows through
+    :data:`user_forgotten`, in the same transaction.
     """
     return sum(forget_user_details(user, using=using).values())
 
@@ -35,6 +43,10 @@ def forget_user_details(user, *, using: str | None = None) -> dict[str, int]:
         for model in (Interaction, Recommendation):
             count, _ = model.objects.using(using).filter(user_id=user_id).delete()
             deleted[model._meta.label] = count
+        for _receiver, counts in user_forgotten.send(sender=Interaction, user_id=user_id,
+                                                     using=using):
+            for label, count in (counts or {}).items():
+                deleted[label] = deleted.get(label, 0) + count
     return deleted
 
 

@@ -127,7 +127,7 @@ class _Batch:
 
     COLUMNS = ("user_id", "session_key", "item_type_id", "item_key", "event", "weight",
                "timestamp")
-    SOURCE_COLUMNS = ("source_type_id", "source_key")
+    SOURCE_COLUMNS = ("source_type_id", "source_key", "value")
 
     def __init__(self, label: str = "", *, with_source: bool = False):
         self.label = label

@@ -23,6 +23,7 @@ from ..conf import recs_settings
 from .validation import (
     checked_session_key,
     checked_timestamp,
+    checked_value,
     checked_weight,
     event_weight,
     item_reference,
@@ -44,6 +45,7 @@ def record(
     weight: float | None = None,
     session_key: str | None = None,
     timestamp: datetime.datetime | None = None,
+    value: float | None = None,
 ):
     """Record that ``user`` (or the anonymous ``session_key``) did ``event`` on ``item``.
 
@@ -65,6 +67,9 @@ def record(
         The visitor's session; its history joins the account on login.
     timestamp : datetime, optional
         When it happened (naive = current time zone); defaults to now.
+    value : float, optional
+        What the event is worth (a purchase's price times quantity), finite and
+        >= 0: the revenue of the list it is attributed to (docs/feedback.md).
 
     Returns
     -------
@@ -74,7 +79,7 @@ def record(
     Raises
     ------
     ValueError
-        Unknown event; NaN, infinite or negative weight; unsaved item or user;
+        Unknown event; NaN, infinite or negative weight or value; unsaved item or user;
         a model not in ITEM_MODELS; neither a user nor a session key. Nothing
         is written.
     """
@@ -93,6 +98,7 @@ def record(
         event=event,
         weight=weight,
         timestamp=checked_timestamp(timestamp),
+        value=checked_value(value),
     )
 
 

@@ -7,17 +7,25 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .validation import SESSION_KEY_MAX_LENGTH, user_pk
 
-__all__ = ["join_session"]
+__all__ = ["join_session", "session_joined"]
 
 logger = logging.getLogger("django_recs.capture")
 
+#: Sent by :func:`join_session` with ``session_keys`` (a list) and ``user_id``
+#: after the sessions' interactions became the user's, so the layers above give
+#: the user what else they keep per session (the feedback's clicks).
+session_joined = Signal()
+
 
 def join_session(session_keys: str | Iterable[str], user) -> int:
-    """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE)."""
+    """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE).
+
+    Then sends :data:`session_joined` (its receivers' rows are not counted).
+    """
     from ..models import Interaction
 
     keys = [session_keys] if isinstance(session_keys, str) else list(session_keys)
@@ -25,9 +33,11 @@ def join_session(session_keys: str | Iterable[str], user) -> int:
     user_id = user_pk(user)
     if not keys or user_id is None:
         return 0
-    return Interaction.objects.filter(user__isnull=True, session_key__in=keys).update(
+    joined = Interaction.objects.filter(user__isnull=True, session_key__in=keys).update(
         user_id=user_id
     )
+    session_joined.send(sender=Interaction, session_keys=keys, user_id=user_id)
+    return joined
 
 
 @receiver(user_logged_in, dispatch_uid="django_recs.capture.join_session_on_login")

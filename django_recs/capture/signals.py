@@ -103,11 +103,11 @@ def _on_item_deleted(sender, instance, using, **kwargs) -> None:
 
 
 def register_source(model, *, event: str, user, item, weight=None, when="created",
-                    timestamp=None, session_key=None, select_related=None) -> None:
+                    timestamp=None, session_key=None, select_related=None, value=None) -> None:
     """Record ``event`` whenever ``model`` is saved, as an entry of SOURCES would.
 
-    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``
-    and ``when`` may also be callables (``item(instance)`` returns an item of
+    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``,
+    ``value`` and ``when`` may also be callables (``item(instance)`` returns an item of
     ITEM_MODELS or None). Call it from an AppConfig.ready(); nothing is
     raised here: the entry is validated by ``manage.py check`` like a
     SOURCES entry, and a broken one records nothing.
@@ -115,6 +115,7 @@ def register_source(model, *, event: str, user, item, weight=None, when="created
     sources.add_registered_source(
         model, event=event, user=user, item=item, weight=weight, when=when,
         timestamp=timestamp, session_key=session_key, select_related=select_related,
+        value=value,
     )
     if apps.ready:
         connect_sources()

@@ -52,6 +52,19 @@ def checked_weight(weight, event: str) -> float:
     return weight
 
 
+def checked_value(value) -> float | None:
+    """What an event is worth, as a float (None stays None); ValueError if not finite >= 0."""
+    if value is None:
+        return None
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+            raise ValueError(f"value must be a number, got {type(value).__name__} {value!r}")
+        value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"value must be a finite number >= 0, got {value!r}")
+    return value
+
+
 def checked_session_key(session_key) -> str:
     if session_key is None:
         return ""

@@ -252,8 +252,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
 
     The chain's first source is read alone: usually it fills the list (a
     user's stored recommendations, an item's neighbours, the neighbours of a
-    visitor's recent items). The same statement reports which of the other
-    sources' runs are active; only when the list is short does a second
+    visitor's recent items). The same statement reports the active run of
+    every source's algorithm (the returned queryset's ``recs_runs``); only
+    when the list is short does a second
     statement read the sources that can add to it (:func:`_served`), naming
     their runs. So a list costs one statement, two at most, and a page with
     both tags at most four.
@@ -270,8 +271,10 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         with_items=loads_rows, with_categories=bool(cap),
     )
     indexed = list(enumerate(sources))
-    later = tuple(dict.fromkeys(source.algorithm for _, source in indexed[1:]))
-    candidates, runs = read(indexed[:1], report_runs=later)
+    # The first source's algorithm too: the list's impression names the run that
+    # produced it (django_recs.feedback), at no cost (the same statement).
+    algorithms = tuple(dict.fromkeys(source.algorithm for _, source in indexed))
+    candidates, runs = read(indexed[:1], report_runs=algorithms)
     chosen = pick(candidates, n, cap)
     rest = [(i, source) for i, source in indexed[1:] if _served(source, runs)]
     if len(chosen) < n and rest:
@@ -280,6 +283,7 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     if not chosen:
         result = base.none()
         result._result_cache = []
+        result.recs_runs = runs
         return result
     items = load_items(chosen, scope, using, model=base.model)
     names = [source.name for source in sources]
@@ -290,6 +294,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         .order_by("recs_order")
     )
     result._iterable_class = ExplainedModelIterable
+    # {algorithm: id of its active run, or None} as the list was read (not kept
+    # by a chained queryset).
+    result.recs_runs = runs
     if loads_rows:
         # The statement read the rows: iterating the list costs no query.
         # A chained queryset is a new one, which reads them again.

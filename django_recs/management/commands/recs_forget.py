@@ -8,7 +8,7 @@ from django_recs.capture import forget_user_details
 
 
 class Command(BaseCommand):
-    help = "Delete a user's interactions and stored recommendations (privacy requests)."
+    help = "Delete a user's interactions, recommendations and feedback (privacy requests)."
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, metavar="ID",
