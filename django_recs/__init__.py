@@ -19,8 +19,9 @@ _PUBLIC = {
     "register_source": "django_recs.capture",
     "forget_user": "django_recs.capture",
     "unforget_user": "django_recs.capture",
-    "similar_to": "django_recs.serving",
-    "recommended_for": "django_recs.serving",
+    # Serving's lists, logged as impressions when given placement=.
+    "similar_to": "django_recs.feedback",
+    "recommended_for": "django_recs.feedback",
     "recompute": "django_recs.dispatch",
 }
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
         unforget_user,
     )
     from .dispatch import recompute
-    from .serving import recommended_for, similar_to
+    from .feedback import recommended_for, similar_to
 
 
 def __getattr__(name: str):

@@ -12,6 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -20,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .models import Interaction, PopularItem, Recommendation, Run, SimilarItem
+from .models import DailyFeedback, Interaction, PopularItem, Recommendation, Run, SimilarItem
 
 # --- Interactions (capture) ---------------------------------------------------
 
@@ -164,6 +165,7 @@ class RunAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .feedback.admin_report import run_panel_context
         from .pipeline import fail_stale_runs
 
         run = self.get_object(request, object_id)
@@ -175,6 +177,7 @@ class RunAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "refresh_seconds": RUN_PAGE_REFRESH_SECONDS if in_flight else None,
+            "feedback": run_panel_context(run) if run is not None else None,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -309,8 +312,12 @@ def _key_value_table(values: dict, formatter=str):
 
 
 def _item_labels(pairs) -> dict[tuple[int, str], tuple[str, str | None]]:
-    """(content type id, key) -> (name, admin url): one query per item model on the page."""
-    from .items import item_key, pk_for_key
+    """(content type id, key) -> (name, admin url): one query per item model on the page.
+
+    An item of a family (a parent listed with its children) is named and
+    linked as the most specific listed model it is (an Article, not its Page).
+    """
+    from .items import items_by_key
 
     wanted: dict[int, set[str]] = {}
     for type_id, key in pairs:
@@ -318,16 +325,13 @@ def _item_labels(pairs) -> dict[tuple[int, str], tuple[str, str | None]]:
             wanted.setdefault(type_id, set()).add(key)
     labels = {}
     for type_id, keys in wanted.items():
-        model = ContentType.objects.get_for_id(type_id).model_class()
-        if model is None:
-            continue
-        opts = model._meta
-        for obj in model._default_manager.filter(pk__in=[pk_for_key(model, k) for k in keys]):
+        for key, obj in items_by_key(type_id, keys).items():
+            opts = obj._meta
             try:
                 url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
             except NoReverseMatch:
                 url = None
-            labels[(type_id, item_key(obj))] = (str(obj), url)
+            labels[(type_id, key)] = (str(obj), url)
     return labels
 
 
@@ -430,3 +434,42 @@ class PopularItemAdmin(_ResultAdmin):
     list_display = ("rank", "item_display", "score_display", "run_display")
     search_fields = ("=item_key",)
     ordering = ("item_type_id", "rank")
+
+
+# --- Online feedback ----------------------------------------------------------
+
+
+@admin.register(DailyFeedback)
+class DailyFeedbackAdmin(admin.ModelAdmin):
+    """What the lists earn: the report over the daily roll-ups (``recs_rollup``), read-only.
+
+    Per placement, algorithm, run or placement and algorithm, over a period:
+    impressions, clicks, CTR, conversions, conversion rate and revenue per
+    thousand impressions with 95% intervals, and the daily charts.
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from .feedback.admin_report import report_context
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = report_context(request.GET)
+        for problem in report["problems"]:
+            self.message_user(request, problem, messages.WARNING)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("What the recommendation lists earn"),
+            **report,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/django_recs/dailyfeedback/report.html", context)

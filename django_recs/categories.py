@@ -28,7 +28,7 @@ from django.db.models import F
 from django.db.models.functions import Cast
 
 from .conf import recs_settings
-from .items import is_item_model, item_content_type, item_models, key_for_pk
+from .items import item_content_type, item_families, key_for_pk, listed_item_model, pk_chain
 
 __all__ = [
     "CategoryError",
@@ -61,17 +61,22 @@ def category_lookup(model: type[models.Model]) -> str | None:
     """The ORM lookup of ``model``'s category from the CATEGORY setting, or None.
 
     CATEGORY maps ``"app_label.Model"`` to a dotted path of fields
-    (``"category"``, ``"brand.category"``). A path that does not resolve to
-    one value per item (see :func:`resolve_category_path`) gives None and a
-    warning in the log, once: serving then runs without a category rather
-    than failing in SQL. ``manage.py check`` reports it (E065, E066).
+    (``"category"``, ``"brand.category"``). A proxy uses its concrete
+    model's entry, a multi-table child without an entry of its own its
+    nearest parent's (:func:`~django_recs.items.pk_chain`). A path that does
+    not resolve to one value per item (see :func:`resolve_category_path`)
+    gives None and a warning in the log, once: serving then runs without a
+    category rather than failing in SQL. ``manage.py check`` reports it
+    (E065, E066).
     """
     configured = recs_settings.CATEGORY
     if not isinstance(configured, Mapping):
         return None  # E064
-    wanted = {model._meta.label_lower, model._meta.concrete_model._meta.label_lower}
-    for label, path in configured.items():
-        if isinstance(label, str) and label.lower() in wanted and path:
+    by_label = {label.lower(): path for label, path in configured.items()
+                if isinstance(label, str)}
+    for owner in [model, *pk_chain(model)]:
+        path = by_label.get(owner._meta.label_lower)
+        if path:
             return _usable_lookup(model, path) if isinstance(path, str) else None
     return None
 
@@ -180,7 +185,7 @@ def category_errors() -> list[CategoryError]:
                 hint='Use "app_label.ModelName" of a model in ITEM_MODELS.'))
             continue
         try:
-            in_item_models = is_item_model(model)
+            in_item_models = listed_item_model(model) is model._meta.concrete_model
         except (LookupError, ValueError):
             in_item_models = True  # ITEM_MODELS itself is broken: E002
         if not in_item_models:
@@ -205,20 +210,31 @@ def category_text(lookup: str) -> Cast:
 def catalog_categories(catalog, *, using: str) -> np.ndarray | None:
     """Each catalog column's category text (None: none), or None without any CATEGORY.
 
-    One query per item model that has a category.
+    One query per item model that has a category. Within a family (a
+    parent listed with its children) each item gets the category of the
+    most specific listed model it is an instance of.
     """
     categories = np.full(len(catalog), None, dtype=object)
     found = False
-    for model in item_models():
-        lookup = category_lookup(model)
-        columns = np.flatnonzero(catalog.content_type_ids == item_content_type(model).pk)
-        if lookup is None or not len(columns):
+    for family in item_families():
+        columns = np.flatnonzero(catalog.content_type_ids == item_content_type(family.root).pk)
+        if not len(columns):
             continue
-        found = True
-        rows = (model._base_manager.using(using).order_by()
-                .annotate(recs_cat=category_text(lookup)).values_list("pk", "recs_cat"))
-        by_key = {key_for_pk(model, pk): category for pk, category in rows.iterator(10_000)}
-        categories[columns] = [by_key.get(str(key)) for key in catalog.keys[columns]]
+        by_key: dict[str, object] = {}
+        applied: dict[type[models.Model], str] = {}
+        for model in reversed(family.most_specific_first()):  # the specific override
+            lookup = category_lookup(model) if model in family.models else None
+            if lookup is None or any(applied.get(parent) == lookup
+                                     for parent in pk_chain(model)[1:]):
+                continue  # none, or the same path as a parent's, already read
+            applied[model] = lookup
+            found = True
+            rows = (model._base_manager.using(using).order_by()
+                    .annotate(recs_cat=category_text(lookup)).values_list("pk", "recs_cat"))
+            by_key.update((key_for_pk(model, pk), category)
+                          for pk, category in rows.iterator(10_000))
+        if by_key:
+            categories[columns] = [by_key.get(str(key)) for key in catalog.keys[columns]]
     return categories if found else None
 
 

@@ -123,7 +123,7 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E001: ITEM_MODELS empty; E002: unknown model; E003: unsupported pk type."""
     from django.apps import apps
 
-    from .items import SUPPORTED_PK_TYPES
+    from .items import primary_key_problem
 
     labels = recs_settings.ITEM_MODELS
     if not labels:
@@ -147,12 +147,14 @@ def check_item_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
             continue
-        if not isinstance(model._meta.pk, SUPPORTED_PK_TYPES):
+        problem = primary_key_problem(model)
+        if problem is not None:
             errors.append(
                 checks.Error(
-                    f"{label}'s primary key is a {type(model._meta.pk).__name__}; "
-                    "django_recs supports integer and UUID primary keys.",
-                    hint="Recommend a model with an integer or UUID primary key.",
+                    f"{problem}; django_recs supports integer and UUID primary keys, and "
+                    "parent links of multi-table inheritance to a model with one.",
+                    hint="Recommend a model with an integer or UUID primary key, or a child "
+                    "of one (class Article(Page)).",
                     id="django_recs.E003",
                 )
             )
@@ -245,7 +247,8 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     unknown event, E014 negative or non-numeric weight, E015 bad ``when``
     (or "user_set" without a user ForeignKey on the row), E016 weight
     function not importable, E017 item path outside ITEM_MODELS, E018 item
-    function not importable;
+    function not importable, E019 a ``value`` that is no number, numeric path,
+    product of them or importable function;
     E020 an EVENTS weight that is negative, above MAX_WEIGHT or not a number, E021 a
     bad event name; E090 MAX_WEIGHT not a number in (0, 1e12].
     """
@@ -359,3 +362,107 @@ def check_item_querysets(app_configs=None, **kwargs) -> list[checks.CheckMessage
         checks.Error(f"{error}.", hint=error.hint or None, id=f"django_recs.{error.code}")
         for error in item_queryset_errors()
     ]
+
+
+@checks.register("django_recs")
+def check_feedback(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E080-E085: the online feedback settings; W003: clicks of links not recorded.
+
+    E080 IMPRESSIONS not a boolean; E081 CLICK_EVENT neither None nor an event
+    of EVENTS; E082 CONVERSION_EVENTS not a list of events of EVENTS (or one
+    that is CLICK_EVENT); E083 ATTRIBUTION_WINDOW_DAYS not a number > 0; E084
+    IMPRESSION_RETENTION_DAYS not a number of at least twice the window (a
+    click comes within the window of its list, a purchase within the window
+    of its click: both rows must still be there); E085
+    IMPRESSION_FLUSH_SECONDS not a number >= 0. Events are checked while
+    IMPRESSIONS is on. W003: IMPRESSIONS is on and ClickMiddleware is not in
+    MIDDLEWARE, so ``?recs_click=`` links record nothing (the beacon still does).
+    """
+    from django.conf import settings
+
+    errors = []
+    enabled = recs_settings.IMPRESSIONS
+    if not isinstance(enabled, bool):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['IMPRESSIONS'] must be True or False, got {enabled!r}.",
+            hint="True logs every list the template tags show (docs/feedback.md).",
+            id="django_recs.E080",
+        ))
+    events = recs_settings.EVENTS if isinstance(recs_settings.EVENTS, Mapping) else {}
+    click = recs_settings.CLICK_EVENT
+    if click is not None and not isinstance(click, str):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['CLICK_EVENT'] must be an event name or None, got {click!r}.",
+            hint='e.g. "CLICK_EVENT": "click" with "click": 0.5 in EVENTS.',
+            id="django_recs.E081",
+        ))
+    elif enabled is True and click is not None and click not in events:
+        errors.append(checks.Error(
+            f"DJANGO_RECS['CLICK_EVENT'] is {click!r}, which is not in DJANGO_RECS['EVENTS']: "
+            "clicks would not be recorded as interactions.",
+            hint=did_you_mean(click, events) + f'Add "{click}": 0.5 (its weight) to EVENTS, or '
+                 'set "CLICK_EVENT": None if clicks are not to feed training.',
+            id="django_recs.E081",
+        ))
+    conversions = recs_settings.CONVERSION_EVENTS
+    if not isinstance(conversions, (list, tuple)) or not all(
+            isinstance(name, str) for name in conversions):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['CONVERSION_EVENTS'] must be a list of event names, got {conversions!r}.",
+            hint='e.g. "CONVERSION_EVENTS": ["purchase"]', id="django_recs.E082",
+        ))
+    elif enabled is True:
+        for name in conversions:
+            if name not in events or name == click:
+                problem = ("is CLICK_EVENT: a click cannot be its own conversion" if name == click
+                           else "is not in DJANGO_RECS['EVENTS']")
+                errors.append(checks.Error(
+                    f"DJANGO_RECS['CONVERSION_EVENTS'] names {name!r}, which {problem}.",
+                    hint=did_you_mean(name, [e for e in events if e != click])
+                    + "Name the events whose interactions are attributed to a clicked list.",
+                    id="django_recs.E082",
+                ))
+    window = recs_settings.ATTRIBUTION_WINDOW_DAYS
+    window_ok = _positive_number(window)
+    if not window_ok:
+        errors.append(checks.Error(
+            f"DJANGO_RECS['ATTRIBUTION_WINDOW_DAYS'] must be a number of days > 0, got {window!r}.",
+            hint="e.g. 7: a click counts for a list shown up to 7 days before it, a purchase "
+                 "for a click up to 7 days before it.",
+            id="django_recs.E083",
+        ))
+    retention = recs_settings.IMPRESSION_RETENTION_DAYS
+    if not _positive_number(retention) or (window_ok and retention < 2 * window):
+        bound = f">= {2 * window} (twice ATTRIBUTION_WINDOW_DAYS)" if window_ok else "> 0"
+        errors.append(checks.Error(
+            f"DJANGO_RECS['IMPRESSION_RETENTION_DAYS'] must be a number of days {bound}, got "
+            f"{retention!r}.",
+            hint="Raw impressions, clicks and conversions are kept this long; a click comes up "
+                 "to a window after its list and a purchase up to a window after the click.",
+            id="django_recs.E084",
+        ))
+    flush = recs_settings.IMPRESSION_FLUSH_SECONDS
+    if not (_positive_number(flush) or flush == 0):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['IMPRESSION_FLUSH_SECONDS'] must be a number >= 0, got {flush!r}.",
+            hint="Seconds between writes of the buffered impressions (1.0); 0 writes them at "
+                 "the end of each request.",
+            id="django_recs.E085",
+        ))
+    middleware = "django_recs.feedback.middleware.ClickMiddleware"
+    if enabled is True and middleware not in getattr(settings, "MIDDLEWARE", ()):
+        errors.append(checks.Warning(
+            f"DJANGO_RECS['IMPRESSIONS'] is on but {middleware} is not in MIDDLEWARE: clicks "
+            "on ?recs_click= links are not recorded.",
+            hint="Add it after AuthenticationMiddleware, or silence django_recs.W003 if clicks "
+                 "come only through the beacon (django_recs/clicks.js).",
+            id="django_recs.W003",
+        ))
+    return errors
+
+
+def _positive_number(value) -> bool:
+    import math
+
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)

@@ -78,6 +78,22 @@ DEFAULTS: dict[str, Any] = {
     # The algorithm whose content neighbours fill a list before popular items:
     # None = the first configured algorithm that uses ITEM_FEATURES, False = none.
     "CONTENT_FALLBACK": None,
+    # Online feedback (docs/feedback.md). Log every list the template tags show (and
+    # the functions' lists given placement=) as an impression, with signed click links.
+    "IMPRESSIONS": False,
+    # Clicks on recommended items are also interactions of this event (None: they are not).
+    "CLICK_EVENT": "click",
+    # Events attributed to the list whose item the same visitor clicked before.
+    "CONVERSION_EVENTS": ["purchase"],
+    # A click counts for a list shown at most this long before it, and a conversion
+    # for a click at most this long before it.
+    "ATTRIBUTION_WINDOW_DAYS": 7,
+    # Raw impressions, clicks and conversions are deleted after this many days; the
+    # daily roll-ups are kept.
+    "IMPRESSION_RETENTION_DAYS": 90,
+    # Seconds between writes of a process's buffered impressions by a background
+    # thread; 0 = no thread, the buffer is written at the end of each request.
+    "IMPRESSION_FLUSH_SECONDS": 1.0,
 }
 
 

@@ -92,6 +92,9 @@ class Interaction(models.Model):
         db_constraint=False,
     )
     source_key = models.CharField(max_length=64, blank=True, default="")
+    # What the event was worth to the shop (a SOURCES entry's "value", record(value=)):
+    # the revenue a conversion brings to the list it is attributed to. NULL: unknown.
+    value = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("interaction")
@@ -375,3 +378,174 @@ class ShardStart(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.phase} shard {self.index}: {self.count} starts"
+
+
+# --- Online feedback: impressions, clicks, conversions and their daily roll-up ----------------
+#
+# Impressions are a log written by the million (buffered, COPY on PostgreSQL): one row
+# per list shown, no foreign key constraint (a trigger per row would slow the write),
+# and no index but the primary key and the users' rows (for forget_user and a user's
+# deletion). Their primary key is a time-ordered UUID (version 7) made when the list
+# is rendered, so a click link names the impression before its row is written, and a
+# range of ids is a range of time: the roll-up and the retention read the primary key.
+# Clicks and conversions name impressions and interactions by id, without foreign
+# keys: a click may arrive before its impression is written, and a foreign key to
+# Interaction would make every deletion of interactions collect them first.
+
+_LOG_USER = {"null": True, "blank": True, "on_delete": models.CASCADE, "related_name": "+",
+             "db_index": False, "db_constraint": False}
+_LOG_REFERENCE = {"on_delete": models.DO_NOTHING, "related_name": "+", "db_index": False,
+                  "db_constraint": False}
+
+
+class Impression(models.Model):
+    """One list shown to a visitor: where, to whom, from which algorithm and run, which items."""
+
+    id = models.UUIDField(primary_key=True, editable=False,
+                          help_text=_("Time-ordered (UUID version 7), made when the list is shown."))
+    shown_at = models.DateTimeField()
+    placement = models.CharField(max_length=64)
+    # The visitor: the account, or for an anonymous visitor the session.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, **_LOG_USER)
+    session_key = models.CharField(max_length=40, blank=True, default="")
+    item_type = models.ForeignKey(ContentType, **_LOG_REFERENCE)
+    source_key = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text=_("The item a list of similar items is about; empty for other lists."))
+    items = models.TextField(help_text=_("The keys of the items shown, in order, comma-separated."))
+    sources = models.TextField(
+        blank=True, default="",
+        help_text=_("The source of each item in order, repeats collapsed: "
+                    "personal*8,popular*2."))
+    algorithm = models.CharField(max_length=64)
+    run = models.ForeignKey(Run, null=True, blank=True, **_LOG_REFERENCE)
+
+    class Meta:
+        verbose_name = _("impression")
+        verbose_name_plural = _("impressions")
+        indexes = [
+            models.Index(fields=["user"], name="recs_impression_user",
+                         condition=Q(user__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.placement} {self.shown_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def item_keys(self) -> list[str]:
+        return self.items.split(",") if self.items else []
+
+    @property
+    def item_sources(self) -> list[str]:
+        """The source of each item, in order (``sources`` expanded)."""
+        expanded = []
+        for run in filter(None, self.sources.split(",")):
+            name, _, count = run.rpartition("*")
+            expanded += [name] * int(count)
+        return expanded
+
+
+class Click(models.Model):
+    """A visitor followed the link of item ``position`` of an impression."""
+
+    impression_id = models.UUIDField()
+    position = models.PositiveIntegerField()
+    item_type = models.ForeignKey(ContentType, **_LOG_REFERENCE)
+    item_key = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, **_LOG_USER)
+    session_key = models.CharField(max_length=40, blank=True, default="")
+    clicked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("click")
+        verbose_name_plural = _("clicks")
+        constraints = [
+            # A replayed link counts once.
+            models.UniqueConstraint(fields=["impression_id", "position"], name="recs_click_once"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "clicked_at"], name="recs_click_user",
+                         condition=Q(user__isnull=False)),
+            models.Index(fields=["session_key", "clicked_at"], name="recs_click_session",
+                         condition=Q(user__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"click {self.item_type_id}:{self.item_key} at {self.position}"
+
+
+class Conversion(models.Model):
+    """A conversion interaction (a purchase) attributed to the click that led to it."""
+
+    interaction_id = models.BigIntegerField(unique=True)
+    click_id = models.BigIntegerField()
+    impression_id = models.UUIDField(db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, **_LOG_USER)
+    session_key = models.CharField(max_length=40, blank=True, default="")
+    value = models.FloatField(null=True, blank=True)
+    converted_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("conversion")
+        verbose_name_plural = _("conversions")
+        indexes = [
+            models.Index(fields=["user"], name="recs_conversion_user",
+                         condition=Q(user__isnull=False)),
+            models.Index(fields=["session_key"], name="recs_conversion_session",
+                         condition=Q(user__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"conversion of interaction {self.interaction_id}"
+
+
+class DailyFeedback(models.Model):
+    """What the lists of one placement, algorithm and run earned on one day.
+
+    Clicks and conversions count on the day their impression was shown, so a
+    day's rates compare like with like.
+    """
+
+    day = models.DateField()
+    placement = models.CharField(max_length=64)
+    algorithm = models.CharField(max_length=64)
+    # The run may be deleted since (KEEP_RUNS): its numbers stay under its id.
+    run = models.ForeignKey(Run, null=True, blank=True, **_LOG_REFERENCE)
+    impressions = models.BigIntegerField(default=0)
+    clicked = models.BigIntegerField(default=0, help_text=_("Impressions with a click."))
+    clicks = models.BigIntegerField(default=0)
+    conversions = models.BigIntegerField(
+        default=0, help_text=_("Clicks followed by an attributed conversion."))
+    revenue = models.FloatField(default=0.0)
+    revenue_squares = models.FloatField(
+        default=0.0, help_text=_("Sum over impressions of the square of their revenue."))
+
+    class Meta:
+        verbose_name = _("daily feedback")
+        verbose_name_plural = _("daily feedback")
+        constraints = [
+            models.UniqueConstraint(fields=["day", "placement", "algorithm", "run"],
+                                    name="recs_daily_feedback_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.placement} {self.algorithm}"
+
+
+class FeedbackRollup(models.Model):
+    """How far the roll-up has read the feedback logs (one row)."""
+
+    impressions_until = models.UUIDField(
+        null=True, blank=True, help_text=_("Impressions with a smaller id are rolled up."))
+    clicks_until = models.BigIntegerField(
+        default=0, help_text=_("Clicks with an id up to this one are rolled up."))
+    interactions_until = models.BigIntegerField(
+        default=0, help_text=_("Interactions with an id up to this one are attributed."))
+    rolled_up_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("feedback roll-up")
+        verbose_name_plural = _("feedback roll-up")
+
+    def __str__(self) -> str:
+        return f"feedback rolled up at {self.rolled_up_at}"

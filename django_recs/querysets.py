@@ -86,5 +86,10 @@ class RecommendationQuerySet(RunRowsQuerySet):
 
 class PopularItemQuerySet(RunRowsQuerySet):
     def for_model(self, model: type[models.Model], algorithm: str = "popular") -> PopularItemQuerySet:
-        """Stored popular items of ``model`` in the active run of ``algorithm``, best first."""
+        """Stored popular items of ``model`` in the active run of ``algorithm``, best first.
+
+        Items are stored under their root model's content type
+        (:func:`~django_recs.items.item_root`): for a multi-table child these
+        are the popular items of its whole family (its parent's too).
+        """
         return self.active(algorithm).filter(item_type=item_content_type(model)).order_by("rank")

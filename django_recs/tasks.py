@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers around :mod:`django_recs.pipeline`.
 
-``django_recs.recompute``, ``django_recs.refresh_user`` and
-``django_recs.content_neighbours`` take names and primary keys (JSON arguments), are idempotent, acknowledged late (a worker
+``django_recs.recompute``, ``django_recs.refresh_user``,
+``django_recs.content_neighbours`` and ``django_recs.roll_up_feedback`` take names and primary keys (JSON arguments), are idempotent, acknowledged late (a worker
 lost mid-task fails its run at once where Celery reports it, otherwise the
 ``django_recs.sweep_runs`` task fails it within a minute), retried with
 exponential backoff on a database OperationalError, and run under the soft
@@ -40,6 +40,7 @@ __all__ = [
     "RunsFailed",
     "recompute",
     "refresh_user",
+    "roll_up_feedback",
     "similarity_shard",
     "sweep_runs",
 ]
@@ -251,6 +252,22 @@ def content_neighbours(self, model: str, pk: str) -> dict:
     from .content.updates import update_content_neighbours
 
     return update_content_neighbours(model, pk)
+
+
+@shared_task(name="django_recs.roll_up_feedback", **_RETRY_OPTIONS)
+def roll_up_feedback(self, settle_seconds: float | None = None) -> dict:
+    """Roll up the impressions, clicks and conversions since the last roll-up (docs/feedback.md).
+
+    Idempotent: what is counted moves the roll-up's marks in the same
+    transaction. ``settle_seconds`` overrides how old a row must be.
+    Returns what was counted and deleted.
+    """
+    import datetime
+
+    from .feedback.rollup import SETTLE, roll_up
+
+    settle = SETTLE if settle_seconds is None else datetime.timedelta(seconds=settle_seconds)
+    return roll_up(settle=settle).as_dict()
 
 
 # -- sharded runs -------------------------------------------------------------------------------

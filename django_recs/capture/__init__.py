@@ -27,8 +27,8 @@ from .forgetting import (
     unforget_user,
     user_forgotten,
 )
-from .recording import record, record_many, user_history_changed
-from .sessions import join_session
+from .recording import insert_interaction, record, record_many, user_history_changed
+from .sessions import join_session, session_joined
 from .signals import connect_sources, register_source, unregister_source
 from .visitors import record_view
 
@@ -37,12 +37,14 @@ __all__ = [
     "forget_item",
     "forget_user",
     "forget_user_details",
+    "insert_interaction",
     "is_forgotten",
     "join_session",
     "record",
     "record_many",
     "record_view",
     "register_source",
+    "session_joined",
     "unforget_user",
     "unregister_source",
     "user_forgotten",

@@ -6,7 +6,8 @@ user's interactions and recommendations and leaves a tombstone
 the erasure stays erased — a later backfill, import or signal records
 nothing of that user, and a run that loaded their history before the
 erasure drops what it computed for them when it is swapped in. It also
-sends :data:`user_forgotten`, on which the pipeline (connected by
+sends :data:`user_forgotten`, on which the feedback deletes the user's
+impressions, clicks and conversions and the pipeline (connected by
 :mod:`django_recs.dispatch`) removes the user from the files runs keep in
 the storage. :func:`unforget_user` lifts the tombstone, for a shop that
 must record the user again.
@@ -35,18 +36,20 @@ __all__ = [
     "user_forgotten",
 ]
 
-#: Sent by :func:`forget_user_details` inside its transaction, with ``user_id``
-#: and ``using``, after the tombstone is written and the rows deleted: each
-#: receiver erases what its layer keeps about the user (the pipeline: the
-#: files of runs) and may return ``{model label: rows deleted}``.
+#: Sent once by :func:`forget_user_details` inside its transaction, with
+#: ``user_id`` and ``using``, after the tombstone is written and the rows
+#: deleted: each receiver erases what its layer keeps about the user (the
+#: feedback: impressions, clicks and conversions; the pipeline: the files of
+#: runs) and may return ``{model label: rows deleted}``.
 user_forgotten = Signal()
 
 
 def forget_user(user, *, using: str | None = None) -> int:
-    """Erase ``user``: their interactions and stored recommendations; rows deleted.
+    """Erase ``user``: their interactions, stored recommendations and feedback; rows deleted.
 
     ``user`` is a user instance or primary key (a user already deleted can
-    still be forgotten by id). From then on nothing of the user is recorded
+    still be forgotten by id). The layers above delete their own rows through
+    :data:`user_forgotten`, in the same transaction. From then on nothing of the user is recorded
     (record() returns None; the sources, record_many(), recs_import and the
     backfill skip their rows) until :func:`unforget_user`; the files of runs
     in the storage are rewritten without them.

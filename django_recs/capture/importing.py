@@ -42,10 +42,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ..conf import max_weight, recs_settings
-from ..items import integer_pk, item_content_type, item_models, key_for_pk
+from ..items import integer_pk, is_item_model, item_content_type, item_models, key_for_pk
 from ..storage import bulk_insert, bulk_insert_chunks
 from .forgetting import forgotten_user_ids
-from .sources import active_sources, source_key, source_values
+from .sources import active_sources, source_content_type, source_key, source_values
 from .validation import (
     checked_event,
     checked_session_key,
@@ -131,7 +131,7 @@ class _Batch:
 
     COLUMNS = ("user_id", "session_key", "item_type_id", "item_key", "event", "weight",
                "timestamp")
-    SOURCE_COLUMNS = ("source_type_id", "source_key")
+    SOURCE_COLUMNS = ("source_type_id", "source_key", "value")
 
     def __init__(self, label: str = "", *, with_source: bool = False):
         self.label = label
@@ -347,7 +347,7 @@ class _RowParser:
         if (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], type)
                 and issubclass(item[0], models.Model)):
             model, pk = item
-            if model._meta.label_lower not in self.item_models:
+            if not is_item_model(model):
                 raise ValueError(f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS']")
         elif isinstance(item, (str, int)) and item != "":
             text = str(item).strip()
@@ -846,7 +846,7 @@ def _source_batches(source, *, using, chunk_size, now, forgotten: set) -> Iterat
     from ..models import Interaction
 
     model = source.model
-    source_type_id = item_content_type(model).pk
+    source_type_id = source_content_type(model).pk
     queryset = model._default_manager.using(using).order_by("pk")
     related = source.select_related()
     if related:

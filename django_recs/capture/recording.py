@@ -25,6 +25,7 @@ from .validation import (
     checked_event,
     checked_session_key,
     checked_timestamp,
+    checked_value,
     checked_weight,
     item_reference,
     user_pk,
@@ -45,6 +46,7 @@ def record(
     weight: float | None = None,
     session_key: str | None = None,
     timestamp: datetime.datetime | None = None,
+    value: float | None = None,
 ):
     """Record that ``user`` (or the anonymous ``session_key``) did ``event`` on ``item``.
 
@@ -69,6 +71,9 @@ def record(
         joins the account on login.
     timestamp : datetime, optional
         When it happened (naive = current time zone); defaults to now.
+    value : float, optional
+        What the event is worth (a purchase's price times quantity), finite,
+        >= 0 and <= MAX_VALUE (1e12): the revenue of the list it is attributed to (docs/feedback.md).
 
     Returns
     -------
@@ -81,12 +86,14 @@ def record(
     ValueError
         Unknown event (or, without a weight, one whose EVENTS default is
         unusable); a weight that is NaN, infinite, negative, above MAX_WEIGHT
-        or too large for a float; unsaved item or user; a model not in
+        or too large for a float; a value that is NaN, infinite, negative or
+        above MAX_VALUE (1e12); unsaved item or user; a model not in
         ITEM_MODELS; neither a user nor a session key; a session key no
         column holds; a timestamp without a UTC time. Raised before any SQL:
         nothing is written and the caller's transaction stays usable.
     """
     weight = checked_weight(weight, checked_event(event))
+    value = checked_value(value)
     user_id = user_pk(user)
     session_key = checked_session_key(session_key)
     if user_id is None and not session_key:
@@ -100,6 +107,7 @@ def record(
         event=event,
         weight=weight,
         timestamp=checked_timestamp(timestamp),
+        value=value,
     )
 
 

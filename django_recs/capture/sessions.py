@@ -7,21 +7,28 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .forgetting import is_forgotten
 from .validation import checked_session_key, user_pk
 
-__all__ = ["join_session"]
+__all__ = ["join_session", "session_joined"]
 
 logger = logging.getLogger("django_recs.capture")
+
+#: Sent by :func:`join_session` with ``session_keys`` (a list) and ``user_id``
+#: after the sessions' interactions became the user's, so the layers above give
+#: the user what else they keep per session (the feedback's clicks).
+session_joined = Signal()
 
 
 def join_session(session_keys: str | Iterable[str], user) -> int:
     """Give ``user`` the anonymous history of ``session_keys``; rows updated (one UPDATE).
 
+    Then sends :data:`session_joined` (its receivers' rows are not counted).
     For a forgotten user the sessions' anonymous rows are deleted instead
-    (they are now known to be that user's) and 0 is returned.
+    (they are now known to be that user's), :data:`session_joined` is not
+    sent (nothing of theirs is joined) and 0 is returned.
     """
     from ..models import Interaction
 
@@ -35,7 +42,9 @@ def join_session(session_keys: str | Iterable[str], user) -> int:
         # The session turns out to be a forgotten user's: their history, not joined but erased.
         anonymous.delete()
         return 0
-    return anonymous.update(user_id=user_id)
+    joined = anonymous.update(user_id=user_id)
+    session_joined.send(sender=Interaction, session_keys=keys, user_id=user_id)
+    return joined
 
 
 def _storable(key) -> bool:

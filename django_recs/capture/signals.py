@@ -18,7 +18,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_init, post_s
 from django.dispatch import receiver
 
 from ..conf import recs_settings
-from ..items import item_models
+from ..items import item_families
 from . import sources
 from .forgetting import forget_item
 from .recording import insert_interaction
@@ -72,14 +72,29 @@ def connect_sources() -> None:
         post_delete.disconnect(sender=model, dispatch_uid=_uid("item", model))
     _item_models_connected.clear()
     try:
-        models_now = item_models()
+        senders = _item_deletion_senders()
     except (LookupError, ValueError):
-        models_now = []  # reported by the checks (E002)
-    for model in models_now:
+        senders = []  # reported by the checks (E002)
+    for model in senders:
         # Per model, not for every sender: a post_delete receiver on all
         # models would stop Django's fast bulk deletes everywhere.
         post_delete.connect(_on_item_deleted, sender=model, dispatch_uid=_uid("item", model))
         _item_models_connected.append(model)
+
+
+def _item_deletion_senders() -> list[type[models.Model]]:
+    """The models whose post_delete means an item is gone, and their proxies.
+
+    Per family (see :class:`~django_recs.items.ItemFamily`), the listed
+    models without a listed parent: deleting a Book deletes its Product row
+    too, whose post_delete forgets the item once, while a Book deleted with
+    ``keep_parents=True`` stays an item, as a Product. Deleting through a
+    proxy sends post_delete with the proxy as its sender.
+    """
+    covering = [model for family in item_families() for model in family.covering]
+    proxies = [model for model in apps.get_models()
+               if model._meta.proxy and model._meta.concrete_model in covering]
+    return [*covering, *proxies]
 
 
 def _on_item_deleted(sender, instance, using, **kwargs) -> None:
@@ -88,11 +103,11 @@ def _on_item_deleted(sender, instance, using, **kwargs) -> None:
 
 
 def register_source(model, *, event: str, user, item, weight=None, when="created",
-                    timestamp=None, session_key=None, select_related=None) -> None:
+                    timestamp=None, session_key=None, select_related=None, value=None) -> None:
     """Record ``event`` whenever ``model`` is saved, as an entry of SOURCES would.
 
-    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``
-    and ``when`` may also be callables (``item(instance)`` returns an item of
+    ``model`` is a model class or "app_label.ModelName"; ``item``, ``weight``,
+    ``value`` and ``when`` may also be callables (``item(instance)`` returns an item of
     ITEM_MODELS or None). Call it from an AppConfig.ready(); nothing is
     raised here: the entry is validated by ``manage.py check`` like a
     SOURCES entry, and a broken one records nothing.
@@ -100,6 +115,7 @@ def register_source(model, *, event: str, user, item, weight=None, when="created
     sources.add_registered_source(
         model, event=event, user=user, item=item, weight=weight, when=when,
         timestamp=timestamp, session_key=session_key, select_related=select_related,
+        value=value,
     )
     if apps.ready:
         connect_sources()

@@ -7,6 +7,8 @@ call) names a model whose saves become interactions::
      "user": "order.customer",       # attribute path to the user (None = guest: skipped)
      "item": "product",              # attribute path | "module.func"(instance) -> item or None
      "weight": "quantity",           # number | attribute path | "module.func"(instance)
+     "value": "price * quantity",    # optional: number | attribute paths joined by "*"
+                                     #  | "module.func"(instance): what the event is worth
      "when": "created",              # "created" | "saved" | "user_set"
                                      #  | "module.func"(instance, created)
      "timestamp": "order.created",   # optional attribute path (default: now)
@@ -48,6 +50,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
@@ -55,13 +58,13 @@ from django.utils.module_loading import import_string
 
 from ..conf import max_weight, recs_settings
 from ..items import is_item_model, item_content_type, key_for_pk
-from .validation import checked_session_key, checked_timestamp, checked_weight
+from .validation import checked_session_key, checked_timestamp, checked_value, checked_weight
 
 logger = logging.getLogger("django_recs.capture")
 
 WHEN_CHOICES = ("created", "saved", "user_set")
 KNOWN_KEYS = {"model", "event", "user", "item", "weight", "when", "timestamp", "session_key",
-              "select_related"}
+              "select_related", "value"}
 REQUIRED_KEYS = ("model", "event", "user", "item")
 
 NUMERIC_FIELD_TYPES = (models.IntegerField, models.FloatField, models.DecimalField)
@@ -75,6 +78,8 @@ CALLABLE_HINTS = {
     "weight": "Use a field or property of the model, or 'package.module.function'.",
     "item": "Use a path to the item (\"product\", \"variant.product\"), or "
             "'package.module.function' returning an item of ITEM_MODELS or None.",
+    "value": "Use a number, a numeric field or property (\"total\"), paths multiplied "
+             "(\"price * quantity\"), or 'package.module.function' returning a number or None.",
 }
 
 
@@ -195,6 +200,27 @@ def resolve_path(model: type[models.Model], text: str) -> AttributePath:
     return AttributePath(text, tuple(steps))
 
 
+@dataclass(frozen=True)
+class Product:
+    """A ``value`` of factors multiplied together: attribute paths and numbers."""
+
+    text: str
+    factors: tuple[AttributePath | float, ...]
+
+    def value(self, instance):
+        """The product of the factors; None when a path leads to None."""
+        result = 1.0
+        for factor in self.factors:
+            number = factor if isinstance(factor, float) else factor.value(instance)
+            if number is None:
+                return None
+            if isinstance(number, bool) or not isinstance(number, (numbers.Real, Decimal)):
+                raise ValueError(f"value {self.text!r}: {factor.text!r} gave a "
+                                 f"{type(number).__name__}, not a number")
+            result *= float(number)
+        return result
+
+
 @dataclass
 class Source:
     """One source: a model whose saves record an event."""
@@ -204,6 +230,7 @@ class Source:
     user: AttributePath
     item: AttributePath | Callable
     weight: float | AttributePath | Callable | None = None
+    value: float | Product | Callable | None = None
     when: str | Callable = "created"
     timestamp: AttributePath | None = None
     session_key: AttributePath | None = None
@@ -252,6 +279,14 @@ class Source:
         if isinstance(self.weight, AttributePath):
             return self.weight.value(instance)
         return self.weight(instance)
+
+    def value_of(self, instance):
+        """What this row's event is worth (None: unknown)."""
+        if self.value is None or isinstance(self.value, float):
+            return self.value
+        if isinstance(self.value, Product):
+            return self.value.value(instance)
+        return self.value(instance)
 
     def user_id_of(self, instance):
         """The user's primary key, or None (no user, or an anonymous user)."""
@@ -316,6 +351,8 @@ class Source:
     def select_related(self) -> list[str]:
         """Relations to load with each row when many rows are read (the backfill)."""
         paths = [self.user, self.item, self.timestamp, self.session_key, self.weight]
+        if isinstance(self.value, Product):
+            paths += self.value.factors
         lookups = {p.select_related for p in paths if isinstance(p, AttributePath)}
         lookups.discard(None)
         # What the entry's select_related adds for its functions (an item
@@ -363,6 +400,7 @@ def parse_source(entry: dict, *, origin: str = "") -> Source:
         user=user,
         item=_item(model, entry["item"], where),
         weight=_weight(model, entry.get("weight"), where),
+        value=_value(model, entry.get("value"), where),
         when=when,
         timestamp=_optional_path(model, entry.get("timestamp"), where, "timestamp"),
         session_key=_optional_path(model, entry.get("session_key"), where, "session_key"),
@@ -476,6 +514,48 @@ def _weight(model, value, where: str):
     return _import_callable(value, where, "weight", "E016")
 
 
+def _value(model, value, where: str):
+    """An entry's ``value``: None, a number, a product of paths and numbers, or a function.
+
+    SourceError E019 naming the problem.
+    """
+    hint = CALLABLE_HINTS["value"]
+    if value is None:
+        return None
+    if callable(value):
+        return value
+    if isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool):
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            raise SourceError(f"{where}: value {value!r} must be a finite number >= 0", "E019",
+                              hint=hint)
+        return number
+    if not isinstance(value, str) or not value.strip():
+        raise SourceError(f"{where}: value {value!r} is not a number, a path or a function",
+                          "E019", hint=hint)
+    parts = [part.strip() for part in value.split("*")]
+    if len(parts) == 1 and not _has_attribute(model, parts[0].split(".")[0]):
+        return _import_callable(parts[0], where, "value", "E019")
+    factors = []
+    for part in parts:
+        try:
+            factors.append(float(part))
+            continue
+        except ValueError:
+            pass
+        try:
+            path = resolve_path(model, part)
+        except SourceError as error:
+            raise SourceError(f"{where}: value {value!r}: {error}", "E019", hint=hint) from None
+        last = path.steps[-1].field
+        if last is not None and (last.is_relation or not isinstance(last, NUMERIC_FIELD_TYPES)):
+            raise SourceError(
+                f"{where}: value {value!r}: {part!r} is a {type(last).__name__}, not a number",
+                "E019", hint=hint)
+        factors.append(path)
+    return Product(value, tuple(factors))
+
+
 def _when(value, where: str):
     if callable(value):
         return value
@@ -554,11 +634,12 @@ _registered: list[dict] = []
 
 
 def add_registered_source(model, *, event: str, user, item, weight=None, when="created",
-                          timestamp=None, session_key=None, select_related=None) -> None:
+                          timestamp=None, session_key=None, select_related=None,
+                          value=None) -> None:
     """Keep a register_source() entry (:func:`django_recs.capture.register_source` connects it)."""
     entry = {"model": model, "event": event, "user": user, "item": item, "weight": weight,
              "when": when, "timestamp": timestamp, "session_key": session_key,
-             "select_related": select_related}
+             "select_related": select_related, "value": value}
     _registered.append({key: value for key, value in entry.items() if value is not None})
 
 
@@ -651,11 +732,21 @@ def source_values(source, instance, *, now: datetime.datetime | None = None) -> 
         "item_key": key_for_pk(item_model, item_pk),
         "event": source.event,
         "weight": checked_weight(source.weight_of(instance), source.event),
+        "value": checked_value(source.value_of(instance)),
         "timestamp": checked_timestamp(timestamp) if timestamp is not None
         else (now or timezone.now()),
-        "source_type_id": item_content_type(type(instance)).pk,
+        "source_type_id": source_content_type(type(instance)).pk,
         "source_key": source_key(instance.pk),
     }
+
+
+def source_content_type(model: type[models.Model]) -> ContentType:
+    """The content type a source row is stored under: its own concrete model's.
+
+    Not the item rule (:func:`~django_recs.items.item_root`): a source row is
+    named to find it again in its own table (the backfill's "already recorded").
+    """
+    return ContentType.objects.get_for_model(model, for_concrete_model=True)
 
 
 def source_key(pk) -> str:

@@ -22,10 +22,12 @@ from ..models import SESSION_KEY_MAX_LENGTH, checked_session_key
 
 __all__ = [
     "EVENT_MAX_LENGTH",
+    "MAX_VALUE",
     "SESSION_KEY_MAX_LENGTH",
     "checked_event",
     "checked_session_key",
     "checked_timestamp",
+    "checked_value",
     "checked_weight",
     "event_weight",
     "item_reference",
@@ -96,6 +98,39 @@ def checked_weight(weight, event: str) -> float:
             f"weight must be <= {limit:g} (DJANGO_RECS['MAX_WEIGHT']), got {weight:g}"
         )
     return weight
+
+
+#: The largest value an event can be worth (record(value=), SOURCES "value"):
+#: the feedback sums values and their squares per list and day, which stay
+#: finite and exact to the cent below it.
+MAX_VALUE = 1e12
+
+
+def checked_value(value) -> float | None:
+    """What an event is worth, as a float (None stays None).
+
+    ValueError unless it is a finite number between 0 and :data:`MAX_VALUE`:
+    an integer too large for a float (``10**400``) included.
+    """
+    if value is None:
+        return None
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+            raise ValueError(
+                f"value must be a number, got {type(value).__name__} {value!r}"[:200]
+            )
+        try:
+            value = float(value)
+        except OverflowError:  # 10**400: no float holds it
+            raise ValueError(
+                f"value must be a finite number <= {MAX_VALUE:g}, got an integer too "
+                "large for a float"
+            ) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"value must be a finite number >= 0, got {value!r}")
+    if value > MAX_VALUE:
+        raise ValueError(f"value must be <= {MAX_VALUE:g}, got {value:g}")
+    return value
 
 
 def checked_timestamp(timestamp) -> datetime.datetime:

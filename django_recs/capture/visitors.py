@@ -29,6 +29,7 @@ def record_view(
     *,
     weight: float | None = None,
     timestamp: datetime.datetime | None = None,
+    value: float | None = None,
 ):
     """Record that the visitor of ``request`` did ``event`` (a page view by default) on ``item``.
 
@@ -43,6 +44,7 @@ def record_view(
     under their session, which is created when they have none — the key of
     a session that exists, not the cookie's text: a cookie naming no session
     (expired, made up) gets a new session, as Django itself would give.
+    ``weight``, ``timestamp`` and ``value`` are record()'s.
 
     Returns
     -------
@@ -56,7 +58,7 @@ def record_view(
     ------
     ValueError
         As :func:`~django_recs.capture.record`, for what the code passes (an
-        item outside ITEM_MODELS, an unknown event, a bad weight), never for
+        item outside ITEM_MODELS, an unknown event, a bad weight or value), never for
         what the visitor sent.
     """
     session = getattr(request, "session", None)
@@ -72,7 +74,7 @@ def record_view(
     if not signed_in and session_key is None:
         return None  # no session middleware, or a session that cannot be stored (logged)
     return record(user if signed_in else None, item, event, weight=weight,
-                  session_key=session_key, timestamp=timestamp)
+                  session_key=session_key, timestamp=timestamp, value=value)
 
 
 def _storable(session_key) -> bool:

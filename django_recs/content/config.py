@@ -46,6 +46,8 @@ __all__ = [
     "content_fallback_algorithm",
     "content_setting_errors",
     "feature_algorithm_names",
+    "by_specificity",
+    "family_features",
     "feature_config_errors",
     "features_of_model",
     "resolve_path",
@@ -328,14 +330,42 @@ def configured_features() -> list[ModelFeatures]:
 
 
 def features_of_model(model: type[models.Model]) -> ModelFeatures | None:
-    """The features declared for ``model`` (or its concrete model), or None."""
-    concrete = model._meta.concrete_model
-    entries = _entries()
-    wanted = concrete._meta.label_lower
-    for label, entry in entries.items():
-        if isinstance(label, str) and label.lower() == wanted:
-            return _parse_entry(label, entry)
+    """The features declared for ``model`` (or its concrete model), or None.
+
+    A multi-table child without an entry of its own has its nearest
+    parent's (:func:`~django_recs.items.pk_chain`): a Book is described as
+    the Product it is.
+    """
+    from ..items import pk_chain
+
+    by_label = {label.lower(): (label, entry) for label, entry in _entries().items()
+                if isinstance(label, str)}
+    for owner in pk_chain(model):
+        if owner._meta.label_lower in by_label:
+            return _parse_entry(*by_label[owner._meta.label_lower])
     return None
+
+
+def family_features(model: type[models.Model]) -> list[ModelFeatures]:
+    """The entries of every featured model keyed like ``model``, the most specific first.
+
+    ``model``'s items share their content type with the other models of its
+    family (a parent and its children in ITEM_MODELS, see
+    :class:`~django_recs.items.ItemFamily`); each item is described by the
+    first of these it is an instance of (a Book by Book's entry, another
+    Product by Product's). Empty when none is featured.
+    """
+    from ..items import item_root
+
+    root = item_root(model)
+    return by_specificity([f for f in configured_features() if item_root(f.model) is root])
+
+
+def by_specificity(features: list[ModelFeatures]) -> list[ModelFeatures]:
+    """``features`` with children before their parents (stable otherwise)."""
+    from ..items import pk_chain
+
+    return sorted(features, key=lambda f: -len(pk_chain(f.model)))
 
 
 def feature_algorithm_names() -> list[str]:

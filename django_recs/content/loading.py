@@ -21,10 +21,10 @@ import scipy.sparse as sp
 from django.db import DEFAULT_DB_ALIAS
 
 from ..algorithms.features import FeatureBlock, ItemFeatures, build_item_features
-from ..items import item_content_type, key_for_pk
+from ..items import default_item_queryset, item_content_type, key_for_pk
 from ..matrix import InteractionMatrix
 from ..storage.read import ItemCatalog
-from .config import ModelFeatures, configured_features
+from .config import ModelFeatures, by_specificity, configured_features
 
 __all__ = [
     "ItemValues",
@@ -67,9 +67,15 @@ class ItemValues:
 def read_item_values(
     features: ModelFeatures, *, pks=None, using: str = DEFAULT_DB_ALIAS
 ) -> ItemValues:
-    """Read the declared fields of ``features.model``'s items (all, or those of ``pks``)."""
+    """Read the declared fields of ``features.model``'s items (all, or those of ``pks``).
+
+    Only the items the shop shows are read: those of the model's default
+    candidates (its ITEM_QUERYSETS entry, see
+    :func:`~django_recs.items.default_item_queryset`), so a draft has no
+    features and is nobody's content neighbour.
+    """
     model = features.model
-    rows = model._default_manager.using(using).order_by()
+    rows = default_item_queryset(model).using(using).order_by()
     if pks is not None:
         rows = rows.filter(pk__in=list(pks))
 
@@ -110,9 +116,12 @@ def load_item_features(
 ) -> ItemFeatures:
     """The features x items matrix of ``catalog``'s items (columns in catalog order).
 
-    Items of models without ITEM_FEATURES, and items that no longer exist,
-    get empty columns. The idf of a text field counts the model's items in
-    the catalog.
+    Items of models without ITEM_FEATURES, items that no longer exist and
+    items the shop does not show (outside the model's ITEM_QUERYSETS entry)
+    get empty columns. An item of a family (a parent and its children in
+    ITEM_MODELS) is described by the most specific featured model it is an
+    instance of. The idf of a text field counts the model's items in the
+    catalog.
 
     Raises
     ------
@@ -121,9 +130,10 @@ def load_item_features(
     """
     n_items = len(catalog)
     blocks: list[FeatureBlock] = []
-    for features in configured_features():
+    described = np.zeros(n_items, dtype=bool)
+    for features in by_specificity(configured_features()):
         content_type_id = item_content_type(features.model).pk
-        mine = np.flatnonzero(catalog.content_type_ids == content_type_id)
+        mine = np.flatnonzero((catalog.content_type_ids == content_type_id) & ~described)
         if mine.size == 0:
             continue
         column_of = {str(catalog.keys[column]): int(column) for column in mine}
@@ -131,6 +141,7 @@ def load_item_features(
         documents = np.asarray(
             [column_of[key] for key in values.keys if key in column_of], dtype=np.int64
         )
+        described[documents] = True  # a parent's entry does not describe them again
         options = features.text_options
         for spec in features.fields:
             keys, texts = values.fields[(spec.kind, spec.path.text)]
@@ -153,16 +164,22 @@ def load_item_features(
 def catalog_with_all_items(
     catalog: ItemCatalog, *, using: str = DEFAULT_DB_ALIAS
 ) -> ItemCatalog:
-    """``catalog`` followed by every item of the featured models it does not hold yet."""
+    """``catalog`` followed by every shown item of the featured models it does not hold yet.
+
+    Shown: in the model's default candidates (ITEM_QUERYSETS), so a draft
+    nobody has interacted with is no column of a content run.
+    """
     known = set(zip(catalog.content_type_ids.tolist(), [str(k) for k in catalog.keys]))
     extra_types: list[np.ndarray] = []
     extra_keys: list[np.ndarray] = []
     for features in configured_features():
         model = features.model
         content_type_id = item_content_type(model).pk
-        pks = model._default_manager.using(using).order_by("pk").values_list("pk", flat=True)
+        pks = (default_item_queryset(model).using(using).order_by("pk")
+               .values_list("pk", flat=True))
         keys = [key_for_pk(model, pk) for pk in pks.iterator(chunk_size=CHUNK_SIZE)]
         missing = [key for key in keys if (content_type_id, key) not in known]
+        known.update((content_type_id, key) for key in missing)  # a parent lists its children
         extra_types.append(np.full(len(missing), content_type_id, dtype=np.int64))
         extra_keys.append(np.asarray(missing, dtype=str))
     if not any(len(keys) for keys in extra_keys):

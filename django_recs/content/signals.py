@@ -11,6 +11,7 @@ sent while no configured algorithm uses item features, nor for raw saves
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import Signal
@@ -27,12 +28,26 @@ M2M_ACTIONS = ("post_add", "post_remove", "post_clear")
 
 
 def _tracked(model) -> bool:
-    """True when saves of ``model`` change content neighbours (settings read at call time)."""
+    """True when saves of ``model`` change content neighbours (settings read at call time).
+
+    A model is tracked when a featured model shares its items' content type:
+    it is featured, a proxy or a multi-table child of one, or a parent whose
+    fields its featured children inherit (saving a Page changes the title
+    of the Article it is).
+    """
     configured = recs_settings.ITEM_FEATURES
     if not configured or not isinstance(configured, dict):
         return False
-    label = model._meta.concrete_model._meta.label_lower
-    if not any(isinstance(name, str) and name.lower() == label for name in configured):
+    from ..items import item_root
+
+    root = item_root(model)
+    featured_roots = set()
+    for label in configured:
+        try:
+            featured_roots.add(item_root(apps.get_model(label)))
+        except (LookupError, ValueError, TypeError, AttributeError):
+            continue  # reported by django_recs.E041
+    if root not in featured_roots:
         return False
     from .config import feature_algorithm_names
 

@@ -12,6 +12,10 @@ A Hybrid run blends collaborative scores the task cannot recompute, so there
 only items without interactions — whose blend is pure content — are
 updated; the others keep their rows until the next run. Other items' lists
 are not changed (they gain the new item at the next run).
+
+Only an item the shop shows (its model's ITEM_QUERYSETS entry admits it)
+is given neighbours: saving a draft computes nothing, and the save that
+publishes it gives it its neighbours.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from ..algorithms.content_index import nearest_items
-from ..items import is_item_model, item_content_type, key_for_pk
+from ..items import item_content_type, key_for_pk
 from ..models import Interaction, Run, SimilarItem
 from ..storage import bulk_insert
 from .artifacts import ARTIFACT_NAME, load_content_index
-from .config import feature_algorithm_names, features_of_model
+from .config import family_features, feature_algorithm_names
 from .loading import read_item_values
 
 logger = logging.getLogger(__name__)
@@ -50,7 +54,9 @@ def update_content_neighbours(
     -------
     dict
         Algorithm name -> rows written for the item, for each run updated.
-        Empty when the model has no features, the item no longer exists or
+        Empty when the model has no features, the item no longer exists, the
+        shop does not show it (it is outside its model's ITEM_QUERYSETS
+        entry: a draft gets its neighbours on the save that publishes it) or
         no content run is active. Idempotent.
     """
     try:
@@ -58,17 +64,11 @@ def update_content_neighbours(
     except (LookupError, ValueError):
         logger.warning("django_recs: content_neighbours for unknown model %r", model_label)
         return {}
-    if not is_item_model(model):
-        return {}
-    features = features_of_model(model)
-    if features is None:
-        return {}
+    found = _described_item(model, pk, using)
+    if found is None:
+        return {}  # no features, deleted meanwhile or not shown: the next run drops it
+    features, key, item_values = found
     model = features.model
-    key = key_for_pk(model, pk)
-    values = read_item_values(features, pks=[pk], using=using)
-    if key not in values.keys:
-        return {}  # deleted meanwhile: the next run drops it
-    item_values = values.of_key(key)
     content_type_id = item_content_type(model).pk
     written = {}
     for algorithm in feature_algorithm_names():
@@ -86,6 +86,21 @@ def update_content_neighbours(
         written[algorithm] = _replace_rows(run, content_type_id, key, stored, columns, scores,
                                            using=using)
     return written
+
+
+def _described_item(model, pk, using: str):
+    """(features, key, values) of the item ``pk`` of ``model``, or None when none describes it.
+
+    As in a full run, the item is described by the most specific featured
+    model of its family it is an instance of, and only while that model's
+    ITEM_QUERYSETS entry admits it: one query per featured model tried.
+    """
+    for features in family_features(model):
+        key = key_for_pk(features.model, pk)
+        values = read_item_values(features, pks=[pk], using=using)
+        if key in values.keys:
+            return features, key, values.of_key(key)
+    return None
 
 
 def _has_interactions(content_type_id: int, key: str, using: str) -> bool:

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
 
-from ..items import item_key, pk_for_key
+from ..items import item_root, items_by_key
 from ..models import Run
 from .fallbacks import ListScope, Source, Sql, join, per_connection
 
@@ -96,12 +95,13 @@ def read_candidates(
     if with_categories:
         category, _ = scope.category_of(db, "c.candidate")
         select.append(category)
-    if with_items:
-        select.append(reader.select_list("recs_item"))
     joins = [
         f"INNER JOIN {db.table(model)} recs_item"
         f" ON recs_item.{db.quote(model._meta.pk.column)} = c.candidate"
     ]
+    if with_items:
+        select.append(reader.select_list("recs_item"))
+        joins += reader.parent_joins("recs_item", "INNER")
     join_params: list = []
     if explained:
         select.append(reader.select_list("recs_why"))
@@ -109,6 +109,7 @@ def read_candidates(
             f"LEFT JOIN {db.table(model)} recs_why ON recs_why.{db.quote(model._meta.pk.column)}"
             f" = CASE WHEN c.recs_reason_type = %s THEN {db.key_as_pk('c.recs_reason_key')} END"
         )
+        joins += reader.parent_joins("recs_why", "LEFT")
         join_params.append(scope.content_type_id)
     sql = f"SELECT {', '.join(select)} FROM ({pools_sql}) c {' '.join(joins)}"
     params = [*pool_params, *join_params]
@@ -202,8 +203,13 @@ def pick(candidates: list[Candidate], n: int, cap: int | None = None) -> list[Ca
     return unique[:n]
 
 
-def load_items(chosen: list[Candidate], scope: ListScope, using: str) -> list:
-    """The chosen candidates' items (None where the statement read no row), reasons set."""
+def load_items(chosen: list[Candidate], scope: ListScope, using: str,
+               model: type[models.Model] | None = None) -> list:
+    """The chosen candidates' items (None where the statement read no row), reasons set.
+
+    Items are instances of ``model`` (the list queryset's, a proxy of
+    ``scope.model`` maybe), reasons of ``scope.model``.
+    """
     connection = connections[using]
     reader = ItemColumns.of(scope.model, connection)
     items = []
@@ -214,26 +220,35 @@ def load_items(chosen: list[Candidate], scope: ListScope, using: str) -> list:
             if key not in reasons:
                 reasons[key] = reader.build(using, c.reason_row, connection)
             c.reason = reasons[key]
-        items.append(None if c.item_row is None else reader.build(using, c.item_row, connection))
+        items.append(None if c.item_row is None
+                     else reader.build(using, c.item_row, connection, model=model))
     if any(c.reason_key and c.reason is None for c in chosen):
-        attach_foreign_reasons(chosen, scope.content_type_id, using)
+        attach_foreign_reasons(chosen, scope, using)
     return items
 
 
-def attach_foreign_reasons(candidates: list[Candidate], content_type_id: int, using: str) -> None:
-    """Load the reasons that are items of another model: one query per such model."""
+def attach_foreign_reasons(candidates: list[Candidate], scope: ListScope, using: str) -> None:
+    """Load the reasons the statement did not read: one query per model they are of.
+
+    Those are items of another model than the list's, and, for a list of a
+    multi-table child, items of its family that are not in its table (a
+    Product explaining a Book): see :func:`django_recs.items.items_by_key`.
+    A reason of the list's own model that was not read is deleted.
+    """
+    own_type = scope.content_type_id
+    family_of_child = item_root(scope.model) is not scope.model
     wanted: dict[int, set[str]] = {}
     for c in candidates:
-        if c.reason is None and c.reason_key and c.reason_type and c.reason_type != content_type_id:
+        if c.reason is None and c.reason_key and c.reason_type and (
+                c.reason_type != own_type or family_of_child):
             wanted.setdefault(c.reason_type, set()).add(c.reason_key)
     found: dict[tuple[int, str], models.Model] = {}
     for type_id, keys in wanted.items():
-        model = ContentType.objects.db_manager(using).get_for_id(type_id).model_class()
-        if model is None:  # the model was removed from the project
-            continue
-        pks = [pk_for_key(model, key) for key in keys]
-        for reason in model._base_manager.using(using).filter(pk__in=pks):
-            found[(type_id, item_key(reason))] = reason
+        # The statement looked for the list's own family in the list model's table.
+        looked_in = scope.model if type_id == own_type else None
+        for key, reason in items_by_key(type_id, keys, using=using, manager="_base_manager",
+                                        known_not=looked_in).items():
+            found[(type_id, key)] = reason
     for c in candidates:
         if c.reason is None and c.reason_key:
             c.reason = found.get((c.reason_type, c.reason_key))
@@ -245,8 +260,12 @@ def attach_foreign_reasons(candidates: list[Candidate], content_type_id: int, us
 class ItemColumns:
     """An item model's columns in a hand-written SELECT, and instances built from them.
 
-    Values go through the same converters as in a queryset (the database
-    backend's, then the field's), so instances equal those the ORM loads.
+    A multi-table child's columns are in its own table and its parents':
+    each parent is joined by its primary key to the link column of its
+    child (:meth:`parent_joins`), so the statement selects exactly the
+    columns the ORM would. Values go through the same converters as in a
+    queryset (the database backend's, then the field's), so instances equal
+    those the ORM loads.
     """
 
     @classmethod
@@ -256,9 +275,13 @@ class ItemColumns:
 
     def __init__(self, model: type[models.Model], connection):
         self.model = model
+        quote = connection.ops.quote_name
         fields = model._meta.concrete_fields
+        self._suffixes, self._links = _parent_tables(model, quote)
         self.attnames = [f.attname for f in fields]
-        self._columns = [connection.ops.quote_name(f.column) for f in fields]
+        self._columns = [
+            (self._suffixes[f.model._meta.concrete_model], quote(f.column)) for f in fields
+        ]
         self.pk_index = list(fields).index(model._meta.pk)
         self._converters = []
         for i, field in enumerate(fields):
@@ -271,7 +294,19 @@ class ItemColumns:
         )
 
     def select_list(self, alias: str) -> str:
-        return ", ".join(f"{alias}.{column}" for column in self._columns)
+        """The columns of the row of ``alias`` (and of its parents' rows), in field order."""
+        return ", ".join(f"{alias}{suffix}.{column}" for suffix, column in self._columns)
+
+    def parent_joins(self, alias: str, kind: str) -> list[str]:
+        """``{kind} JOIN`` of each parent's row to the row of ``alias`` (none for a plain model).
+
+        ``INNER`` for the items, ``LEFT`` for the reasons, whose row may be missing.
+        """
+        return [
+            f"{kind} JOIN {table} {alias}{suffix} ON {alias}{suffix}.{pk_column}"
+            f" = {alias}{child_suffix}.{link_column}"
+            for table, suffix, pk_column, child_suffix, link_column in self._links
+        ]
 
     def convert_pk(self, value, connection):
         if self._pk_converters is not None and value is not None:
@@ -280,11 +315,36 @@ class ItemColumns:
                 value = func(value, col, connection)
         return value
 
-    def build(self, using: str, values, connection) -> models.Model:
+    def build(self, using: str, values, connection,
+              model: type[models.Model] | None = None) -> models.Model:
+        """An instance of ``model`` (default: the columns' model, or a proxy of it)."""
         values = list(values)
         for i, funcs, col in self._converters:
             value = values[i]
             for func in funcs:
                 value = func(value, col, connection)
             values[i] = value
-        return self.model.from_db(using, self.attnames, values)
+        return (model or self.model).from_db(using, self.attnames, values)
+
+
+def _parent_tables(model: type[models.Model], quote) -> tuple[dict, list[tuple]]:
+    """Alias suffixes of ``model``'s table ("") and its parents' ("_p1" ...), and their joins.
+
+    Each join is (quoted table, suffix, quoted primary key column, the
+    child's suffix, the child's quoted link column), parents after their
+    children, so every join names an alias already joined.
+    """
+    suffixes = {model: ""}
+    links = []
+    pending = [model]
+    while pending:
+        child = pending.pop(0)
+        for parent, link in child._meta.parents.items():
+            parent = parent._meta.concrete_model
+            if parent in suffixes or link is None:
+                continue
+            suffixes[parent] = f"_p{len(suffixes)}"
+            links.append((quote(parent._meta.db_table), suffixes[parent],
+                          quote(link.target_field.column), suffixes[child], quote(link.column)))
+            pending.append(parent)
+    return suffixes, links

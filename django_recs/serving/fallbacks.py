@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from ..categories import category_text
 from ..conf import exclude_seen_events, recs_settings
+from ..items import key_field
 from ..models import Interaction, PopularItem, Recommendation, Run, SimilarItem
 from .visitors import Visitor
 
@@ -91,7 +92,8 @@ class Sql:
         self.connection = connection
         self.model = model
         self.quote = connection.ops.quote_name
-        pk = model._meta.pk
+        # The root's key type: a multi-table child's primary key is a link to it.
+        pk = key_field(model)
         self.is_uuid = isinstance(pk, models.UUIDField)
         self._pk_type = pk.cast_db_type(connection)
         self._text_type = models.CharField(max_length=64).cast_db_type(connection)

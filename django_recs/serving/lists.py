@@ -46,7 +46,9 @@ from ..items import (
     item_content_type,
     item_key,
     item_models,
+    item_root,
     key_for_pk,
+    listed_item_model,
 )
 from ..querysets import check_n
 from ..registry import algorithm_names
@@ -142,12 +144,16 @@ def similar_to(
 
     if not isinstance(item, models.Model):
         raise ValueError(f"similar_to() needs a model instance, got {type(item).__name__}")
-    model = _item_model(type(item))
+    # A Book's list is of Books; a Book that is no item model itself is listed as its
+    # nearest listed parent (a Product); queryset= may pick another model of its family.
+    model = _item_model(type(item), as_listed=True)
     if item.pk is None:
-        raise ValueError(f"similar_to() needs a saved {model.__name__}: this one has no primary key")
+        raise ValueError(
+            f"similar_to() needs a saved {type(item).__name__}: this one has no primary key")
     n = check_n(n)
     _check_algorithm(algorithm, default="similar")
     base = _base_queryset(model, queryset)
+    model = base.model._meta.concrete_model
     visitor = Visitor.of(user, session_key)
     if n == 0:
         return base.none()
@@ -228,6 +234,7 @@ def recommended_for(
     n = check_n(n)
     _check_algorithm(algorithm, default="personal")
     base = _base_queryset(model, queryset)
+    model = base.model._meta.concrete_model
     visitor = Visitor.of(user, session_key)
     if n == 0:
         return base.none()
@@ -252,8 +259,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
 
     The chain's first source is read alone: usually it fills the list (a
     user's stored recommendations, an item's neighbours, the neighbours of a
-    visitor's recent items). The same statement reports which of the other
-    sources' runs are active; only when the list is short does a second
+    visitor's recent items). The same statement reports the active run of
+    every source's algorithm (the returned queryset's ``recs_runs``); only
+    when the list is short does a second
     statement read the sources that can add to it (:func:`_served`), naming
     their runs. So a list costs one statement, two at most, and a page with
     both tags at most four.
@@ -270,8 +278,10 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         with_items=loads_rows, with_categories=bool(cap),
     )
     indexed = list(enumerate(sources))
-    later = tuple(dict.fromkeys(source.algorithm for _, source in indexed[1:]))
-    candidates, runs = read(indexed[:1], report_runs=later)
+    # The first source's algorithm too: the list's impression names the run that
+    # produced it (django_recs.feedback), at no cost (the same statement).
+    algorithms = tuple(dict.fromkeys(source.algorithm for _, source in indexed))
+    candidates, runs = read(indexed[:1], report_runs=algorithms)
     chosen = pick(candidates, n, cap)
     rest = [(i, source) for i, source in indexed[1:] if _served(source, runs)]
     if len(chosen) < n and rest:
@@ -280,8 +290,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
     if not chosen:
         result = base.none()
         result._result_cache = []
+        result.recs_runs = runs
         return result
-    items = load_items(chosen, scope, using)
+    items = load_items(chosen, scope, using, model=base.model)
     names = [source.name for source in sources]
     entries = [(c.pk, names[c.source], float(c.score), c.reason) for c in chosen]
     result = (
@@ -290,6 +301,9 @@ def _ranked(base, scope, sources, n, max_per_category) -> models.QuerySet:
         .order_by("recs_order")
     )
     result._iterable_class = ExplainedModelIterable
+    # {algorithm: id of its active run, or None} as the list was read (not kept
+    # by a chained queryset).
+    result.recs_runs = runs
     if loads_rows:
         # The statement read the rows: iterating the list costs no query.
         # A chained queryset is a new one, which reads them again.
@@ -326,7 +340,6 @@ def _plain_rows(queryset: models.QuerySet) -> bool:
         and not query.extra
         and query.deferred_loading == (frozenset(), True)
         and not query.distinct
-        and not queryset.model._meta.parents
     )
 
 
@@ -342,12 +355,14 @@ def _scope(model, base, visitor, *, exclude=(), source=None):
     from ..categories import category_lookup
     from .fallbacks import ListScope
 
+    # Filters of queryset= or of a default manager restrict the candidates, and
+    # so does a child's own table: its items share their parent's content type.
+    restricted = base.query.has_filters() or item_root(model) is not model
     return ListScope(
         model=model,
         content_type_id=item_content_type(model).pk,
         visitor=visitor,
-        # Filters of queryset= or of a default manager restrict the candidates.
-        allowed=base if base.query.has_filters() else None,
+        allowed=base if restricted else None,
         excluded_keys=_excluded_keys(model, exclude, source),
         category=category_lookup(model),
     )
@@ -366,7 +381,7 @@ def _excluded_keys(model, exclude, source=None) -> tuple[str, ...]:
     keys = set() if source is None else {item_key(source)}
     for excluded in exclude:
         if isinstance(excluded, models.Model):
-            if excluded._meta.concrete_model is not model:
+            if item_root(type(excluded)) is not item_root(model):
                 raise ValueError(
                     f"exclude= holds a {excluded._meta.label}; the list is of {model._meta.label}"
                 )
@@ -441,22 +456,32 @@ def _resolve_model(model, queryset) -> type[models.Model]:
     return model
 
 
-def _item_model(model: type[models.Model]) -> type[models.Model]:
-    if not is_item_model(model):
+def _item_model(model: type[models.Model], *, as_listed: bool = False) -> type[models.Model]:
+    """``model``'s concrete model, or the listed one it is an instance of (``as_listed``).
+
+    ValueError unless ``model``'s instances are items (see
+    :func:`~django_recs.items.listed_item_model`).
+    """
+    listed = listed_item_model(model)
+    if listed is None:
         raise ValueError(
             f"{model._meta.label} is not in DJANGO_RECS['ITEM_MODELS'] "
             f"({', '.join(recs_settings.ITEM_MODELS) or 'empty'})"
         )
-    return model._meta.concrete_model
+    return listed if as_listed else model._meta.concrete_model
 
 
 def _base_queryset(model, queryset) -> models.QuerySet:
-    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces)."""
+    """``queryset``, or the model's ITEM_QUERYSETS default (which ``queryset=`` replaces).
+
+    ``queryset`` may be of any item model keyed like ``model`` (a parent or
+    child of it in ITEM_MODELS): the list is then of that model.
+    """
     if queryset is None:
         return default_item_queryset(model)
     if not isinstance(queryset, models.QuerySet):
         raise ValueError(f"queryset= must be a QuerySet, got {type(queryset).__name__}")
-    if queryset.model._meta.concrete_model is not model:
+    if not is_item_model(queryset.model) or item_root(queryset.model) is not item_root(model):
         raise ValueError(
             f"queryset= is of {queryset.model._meta.label}, the list is of {model._meta.label}"
         )

@@ -25,7 +25,7 @@ from django.db.models import BooleanField, Case, F, Value, When
 from django.db.models.functions import Cast
 
 from ..conf import exclude_seen_events
-from ..items import item_content_type, item_models, key_as_pk
+from ..items import ItemFamily, is_uuid_key, item_content_type, item_families, key_as_pk
 from ..matrix import index_keys
 from ..models import Interaction
 
@@ -129,7 +129,9 @@ def load_interactions(
     Returns
     -------
     LoadedInteractions
-        Columns are numbered per item model in ITEM_MODELS order, then by key.
+        Columns are numbered per item content type (a model, or a parent
+        listed with its children: see :class:`~django_recs.items.ItemFamily`)
+        in ITEM_MODELS order, then by key.
 
     Raises
     ------
@@ -147,9 +149,10 @@ def load_interactions(
     parts: list[_Columns] = []
     content_type_ids: list[np.ndarray] = []
     keys: list[np.ndarray] = []
-    for model in item_models():
-        queryset = _interaction_rows(model, exclude_seen, with_timestamps, user_ids, using)
-        columns = _read(queryset, model, with_timestamps, using, whole_table=user_ids is None)
+    for family in item_families():
+        model = family.root  # the keys' type
+        queryset = _interaction_rows(family, exclude_seen, with_timestamps, user_ids, using)
+        columns = _read(queryset, family, with_timestamps, using, whole_table=user_ids is None)
         unique_keys, index = index_keys(columns.keys)
         offset = sum(len(k) for k in keys)
         columns.keys = index.astype(np.int64) + offset
@@ -177,13 +180,14 @@ def load_interactions(
     )
 
 
-def _interaction_rows(model, exclude_seen, with_timestamps, user_ids, using):
-    """The query: user, item key as the model's pk type, weight, seen[, time].
+def _interaction_rows(family: ItemFamily, exclude_seen, with_timestamps, user_ids, using):
+    """The query: user, item key as the family's pk type, weight, seen[, time].
 
     The readers run the query's SQL themselves, so every selected column is an
     annotation, added in the order selected: Django before 5.2 puts model
     fields ahead of annotations in the SELECT whatever values_list() asks.
     """
+    model = family.root
     columns = {
         "recs_user": Cast("user_id", models.BigIntegerField()),
         "recs_key": key_as_pk(model, F("item_key")),
@@ -202,22 +206,23 @@ def _interaction_rows(model, exclude_seen, with_timestamps, user_ids, using):
         .annotate(**columns)
     )
     if connections[using].vendor != "postgresql":  # PostgreSQL's reader filters in numpy
-        queryset = queryset.filter(recs_key__in=model._default_manager.using(using).values("pk"))
+        queryset = queryset.filter(recs_key__in=family.existing(using).values("pk"))
     if user_ids is not None:
         queryset = queryset.filter(user_id__in=list(user_ids))
     return queryset.order_by().values_list(*columns)
 
 
 def _is_uuid(model) -> bool:
-    return isinstance(model._meta.pk, models.UUIDField)
+    return is_uuid_key(model)
 
 
-def _read(queryset, model, with_timestamps: bool, using: str, *, whole_table: bool) -> _Columns:
+def _read(queryset, family: ItemFamily, with_timestamps: bool, using: str, *,
+          whole_table: bool) -> _Columns:
     connection = connections[using]
     if connection.vendor == "postgresql":
-        return _read_postgresql_copy(queryset, model, with_timestamps, connection,
+        return _read_postgresql_copy(queryset, family, with_timestamps, connection,
                                      in_parts=whole_table)
-    return _read_batches(queryset, model, with_timestamps, connection)
+    return _read_batches(queryset, family.root, with_timestamps, connection)
 
 
 # -- PostgreSQL: COPY (SELECT array_agg(...)) TO STDOUT (FORMAT BINARY) ----------
@@ -241,8 +246,9 @@ _PG_ELEMENT = {"user": ">i8", "int_key": ">i8", "uuid_key": "V16", "weight": ">f
                "seen": "u1", "time": ">i8"}
 
 
-def _read_postgresql_copy(queryset, model, with_timestamps, connection, *,
+def _read_postgresql_copy(queryset, family: ItemFamily, with_timestamps, connection, *,
                           in_parts: bool = True) -> _Columns:
+    model = family.root
     elements = ["user", "uuid_key" if _is_uuid(model) else "int_key", "weight", "seen"]
     if with_timestamps:
         elements.append("time")
@@ -284,7 +290,7 @@ def _read_postgresql_copy(queryset, model, with_timestamps, connection, *,
         keys = np.ascontiguousarray(keys).view([("high", ">u8"), ("low", ">u8")])
     else:
         keys = keys.astype(np.int64)
-    existing = _existing_keys(model, connection)
+    existing = _existing_keys(family, connection)
     if len(keys) and existing is not None:
         kept = np.isin(_comparable(keys), _comparable(existing))
         if not kept.all():
@@ -346,10 +352,10 @@ def _aggregated_arrays(data: memoryview, dtypes: list[str]) -> list[np.ndarray]:
     return arrays
 
 
-def _existing_keys(model, connection) -> np.ndarray | None:
-    """The primary keys of the model's rows, as the loaded keys are represented."""
-    table = model._default_manager.using(connection.alias).order_by()
-    if _is_uuid(model):
+def _existing_keys(family: ItemFamily, connection) -> np.ndarray | None:
+    """The primary keys of the family's items, as the loaded keys are represented."""
+    table = family.existing(connection.alias).order_by()
+    if _is_uuid(family.root):
         [keys] = _copy_part(table.values_list("pk"), ["uuid_key"], connection)
         return np.ascontiguousarray(keys).view([("high", ">u8"), ("low", ">u8")])
     [keys] = _copy_part(table.annotate(recs_pk=Cast("pk", models.BigIntegerField()))

@@ -28,18 +28,34 @@ context (the ``request`` context processor), so anonymous visitors get
 recommendations from their session's history. The tags only call the
 queryset functions, which read the list when the tag runs: iterating it,
 ``{% if items %}`` and ``{{ items|length }}`` cost no further query.
+
+With IMPRESSIONS on, every list a tag shows is logged as an impression at
+its ``placement=`` (default: the tag's name, ``similar_items`` or
+``recommended_for``), and each item's link can carry its click token::
+
+    {% similar_items product 6 placement="product-also-bought" as items %}
+    {% for p in items %}<a href="{{ p|recs_click_url }}">{{ p }}</a>{% endfor %}
+
+``recs_click_url`` gives the item's ``get_absolute_url()`` (or the URL given
+as its argument) with ``?recs_click=<token>`` added, and the plain URL for an
+item of a list that was not logged; ``recs_click_token`` gives the token
+alone, for a ``data-recs-click`` attribute (docs/feedback.md).
 """
 
 from __future__ import annotations
+
+import logging
 
 from django import template
 from django.db import models
 from django.template.base import Token
 
-from .. import serving
+from .. import feedback
+from ..feedback.clicks import CLICK_PARAMETER
 from ..models import checked_session_key
 
 register = template.Library()
+logger = logging.getLogger("django_recs.feedback")
 
 
 def _session_key(context) -> str | None:
@@ -130,40 +146,45 @@ def _exclude_repeatable(name: str) -> None:
     register.tag(name, compile_func)
 
 
-@register.simple_tag
-def similar_items(item, n=10, algorithm="similar", exclude=None, queryset=None):
+@register.simple_tag(takes_context=True)
+def similar_items(context, item, n=10, algorithm="similar", exclude=None, queryset=None,
+                  placement="similar_items"):
     """Items similar to ``item`` (an empty list when ``item`` is None or empty).
 
     ``exclude``: items not to show (another list on the page, say);
-    ``queryset``: the candidates (default: ITEM_QUERYSETS, else every item).
+    ``queryset``: the candidates (default: ITEM_QUERYSETS, else every item);
+    ``placement``: where the list is logged as shown (IMPRESSIONS).
     """
     if not item:
         return []
-    return serving.similar_to(item, _length(n), algorithm=algorithm, exclude=_items(exclude),
-                              queryset=_candidates(queryset))
+    return feedback.similar_to(item, _length(n), algorithm=algorithm, exclude=_items(exclude),
+                               queryset=_candidates(queryset), placement=placement,
+                               request=context.get("request"))
 
 
 @register.simple_tag(takes_context=True)
 def recommended_for(context, user, n=10, algorithm="personal", model=None, exclude=None,
-                    queryset=None):
+                    queryset=None, placement="recommended_for"):
     """Items recommended to ``user`` and the request's session (anonymous works).
 
     ``exclude``: items not to show (the page's product, another list on the
     page); ``queryset``: the candidates (default: ITEM_QUERYSETS, else every
-    item; its model is the list's).
+    item; its model is the list's); ``placement``: where the list is logged
+    as shown (IMPRESSIONS).
     """
-    return serving.recommended_for(
+    return feedback.recommended_for(
         user, _length(n), algorithm=algorithm, session_key=_session_key(context), model=model,
-        exclude=_items(exclude), queryset=_candidates(queryset),
+        exclude=_items(exclude), queryset=_candidates(queryset), placement=placement,
+        request=context.get("request"),
     )
 
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
 def show_similar_items(context, item, n=10, algorithm="similar", title="", exclude=None,
-                       queryset=None):
+                       queryset=None, placement="similar_items"):
     """Render ``django_recs/item_list.html`` with the items similar to ``item``."""
     return {
-        "items": similar_items(item, n, algorithm, exclude, queryset),
+        "items": similar_items(context, item, n, algorithm, exclude, queryset, placement),
         "title": title,
         "kind": "similar",
         "request": context.get("request"),
@@ -172,14 +193,48 @@ def show_similar_items(context, item, n=10, algorithm="similar", title="", exclu
 
 @register.inclusion_tag("django_recs/item_list.html", takes_context=True)
 def show_recommended_for(context, user, n=10, algorithm="personal", title="", model=None,
-                         exclude=None, queryset=None):
+                         exclude=None, queryset=None, placement="recommended_for"):
     """Render ``django_recs/item_list.html`` with the items recommended to ``user``."""
     return {
-        "items": recommended_for(context, user, n, algorithm, model, exclude, queryset),
+        "items": recommended_for(context, user, n, algorithm, model, exclude, queryset,
+                                 placement),
         "title": title,
         "kind": "recommended",
         "request": context.get("request"),
     }
+
+
+@register.filter
+def recs_click_token(item) -> str:
+    """The signed click token of an item of a logged list; "" for any other value."""
+    shown = getattr(item, "recs_impression", None)
+    position = getattr(item, "recs_position", None)
+    if shown is None or position is None:
+        return ""
+    try:
+        return shown.token(position)
+    except Exception:  # a link without its token, never a broken page
+        logger.exception("django_recs: no click token for %r", item)
+        return ""
+
+
+@register.filter
+def recs_click_url(item, url=None) -> str:
+    """``url`` (default: the item's ``get_absolute_url()``) with the item's click token added.
+
+    The URL unchanged for an item of a list that was not logged, "" without a URL.
+    """
+    if url is None or url == "":
+        get_url = getattr(item, "get_absolute_url", None)
+        url = get_url() if callable(get_url) else ""
+    url = str(url)
+    token = recs_click_token(item)
+    if not url or not token:
+        return url
+    # String operations, not urlsplit(): a page builds one per item.
+    address, hash_mark, fragment = url.partition("#")
+    separator = "&" if "?" in address else "?"
+    return f"{address}{separator}{CLICK_PARAMETER}={token}{hash_mark}{fragment}"
 
 
 for _name in ("similar_items", "recommended_for", "show_similar_items", "show_recommended_for"):

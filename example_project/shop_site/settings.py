@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from celery.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "django-recs-example-shop-not-secret"
@@ -34,6 +36,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Records the click a recommended item's link carries (?recs_click=...).
+    "django_recs.feedback.middleware.ClickMiddleware",
 ]
 
 ROOT_URLCONF = "shop_site.urls"
@@ -101,11 +105,20 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL or None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# With a worker and beat: recommendations every night, the lists' daily numbers every
+# 10 minutes (without them, manage.py recs_rollup does the roll-up).
+CELERY_BEAT_SCHEDULE = {
+    "recompute-recommendations": {"task": "django_recs.recompute",
+                                  "schedule": crontab(hour=3, minute=0)},
+    "roll-up-feedback": {"task": "django_recs.roll_up_feedback",
+                         "schedule": crontab(minute="*/10")},
+}
 
 DJANGO_RECS = {
     "ITEM_MODELS": ["shop.Product"],
-    "EVENTS": {"view": 1.0, "cart": 3.0, "purchase": 5.0},
-    # Every order line is a purchase of its product by the order's customer.
+    "EVENTS": {"view": 1.0, "cart": 3.0, "purchase": 5.0, "click": 0.5},
+    # Every order line is a purchase of its product by the order's customer, worth
+    # its price times its quantity to the list it is attributed to.
     "SOURCES": [
         {
             "model": "shop.OrderLine",
@@ -113,8 +126,14 @@ DJANGO_RECS = {
             "user": "order.customer",
             "item": "product",
             "timestamp": "order.created",
+            "value": "price * quantity",
         }
     ],
+    # Every list shown is logged at its placement; clicks on its items (also "click"
+    # interactions) and the purchases they lead to are counted per list (docs/feedback.md).
+    "IMPRESSIONS": True,
+    "CLICK_EVENT": "click",
+    "CONVERSION_EVENTS": ["purchase"],
     "EXCLUDE_SEEN": ["purchase"],
     "ALGORITHMS": {
         "similar": {"class": "django_recs.algorithms.ItemKNN", "k": 30, "metric": "cosine"},

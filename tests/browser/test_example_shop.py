@@ -6,11 +6,14 @@ Playwright drives Debian's chromium (/usr/bin/chromium; CHROMIUM overrides):
 
 1. a product page shows its similar items;
 2. a demo customer logs in and sees personal recommendations with reasons;
-3. the customer buys the first recommended item;
+3. the customer follows the link of the first recommended item (a click on
+   the home page's list) and buys it;
 4. staff press "Recompute now" in the admin and wait for the run; the runs
    and interactions changelists fit a 1280 px window;
-5. the bought item is no longer among that customer's recommendations;
-6. on the pages of the products recommended to them, no list shows the
+5. the feedback is rolled up (``manage.py recs_rollup``) and the admin's
+   report shows the click and the conversion on the home page's placement;
+6. the bought item is no longer among that customer's recommendations;
+7. on the pages of the products recommended to them, no list shows the
    page's own product.
 
 Screenshots of the product page and the admin run page go to
@@ -65,7 +68,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory, sync_playwright):
-    """The demo shop served on a free port: (base URL, demo customer username)."""
+    """The demo shop served on a free port: (base URL, demo customer username, environment)."""
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
     directory = tmp_path_factory.mktemp("shop")
@@ -95,7 +98,7 @@ def shop(tmp_path_factory, sync_playwright):
                 if server.poll() is not None:
                     pytest.fail("runserver exited: " + (server.stdout.read() or ""))
                 time.sleep(0.5)
-        yield base, customer.group(1)
+        yield base, customer.group(1), env
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -154,8 +157,15 @@ def _list_links(page, kind: str) -> list[str]:
     return [links.nth(i).get_attribute("href") for i in range(links.count())]
 
 
+def _report_cells(page, placement: str) -> dict[str, str]:
+    """The clicks and conversions of ``placement``'s row of the admin's feedback report."""
+    row = page.locator("#recs-report .recs-report-row", has=page.locator(f"th:text-is('{placement}')"))
+    return {"clicks": row.locator(".recs-clicks").inner_text().strip(),
+            "conversions": row.locator(".recs-conversions").inner_text().strip()}
+
+
 def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
-    base, customer = shop
+    base, customer, env = shop
     ARTIFACTS.mkdir(exist_ok=True)
 
     # 1. A product page shows its similar items.
@@ -177,8 +187,10 @@ def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
     assert all(reason.startswith("because you bought ") for _, reason in recommended[:3])
     bought = recommended[0][0]
 
-    # 3. They buy the first one.
-    page.locator("#recs-recommended .recs-item a").first.click()
+    # 3. They follow its link (a click on the home page's list) and buy it.
+    link = page.locator("#recs-recommended .recs-item a").first
+    assert "recs_click=" in link.get_attribute("href")
+    link.click()
     page.wait_for_selector("#product")
     assert page.locator("#product h1").inner_text() == bought
     page.click("#add-to-basket")
@@ -207,16 +219,28 @@ def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
         page.goto(f"{base}/admin/django_recs/{changelist}/")
         page.screenshot(path=str(ARTIFACTS / f"admin_{changelist}_changelist.png"))
         assert _changelist_fits(page), f"the {changelist} changelist is cut at 1280 px"
+
+    # 5. The roll-up counts the click and the purchase it led to, on the home page's list.
+    rollup = subprocess.run(
+        [sys.executable, str(MANAGE), "recs_rollup", "--settle", "0"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert rollup.returncode == 0, rollup.stdout + rollup.stderr
+    assert "and 1 conversions." in rollup.stdout, rollup.stdout
+    page.goto(base + "/admin/django_recs/dailyfeedback/?period=7&by=placement")
+    page.wait_for_selector("#recs-report")
+    assert _report_cells(page, "home-for-you") == {"clicks": "1", "conversions": "1"}
+    page.screenshot(path=str(ARTIFACTS / "admin_feedback_report.png"), full_page=True)
     _log_out(page)
 
-    # 5. The bought item is gone from the customer's recommendations.
+    # 6. The bought item is gone from the customer's recommendations.
     _log_in(page, base, customer)
     page.goto(base + "/")
     after = [name for name, _ in _recommended(page)]
     assert len(after) == 8
     assert bought not in after
 
-    # 6. Their recommended products' pages: the customer's stored recommendations
+    # 7. Their recommended products' pages: the customer's stored recommendations
     # hold each page's product, yet no list on that page shows it.
     for path in _list_links(page, "recommended"):
         page.goto(base + path)

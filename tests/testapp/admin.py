@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Gadget, Product
+from .models import Article, Gadget, Product
 
 admin.site.register(Product)
 admin.site.register(Gadget)
+admin.site.register(Article)

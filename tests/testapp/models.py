@@ -112,3 +112,69 @@ class Poster(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Page(models.Model):
+    """A CMS page: the integer-keyed root of multi-table inheritance (a news site's page types)."""
+
+    title = models.CharField(max_length=200)
+    published = models.BooleanField(default=True)
+
+    def __str__(self):
+        return self.title
+
+
+class Article(Page):
+    """A page type: a multi-table child of Page, primary key ``page_ptr``."""
+
+    body = models.TextField(blank=True, default="")
+    section = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="articles")
+
+
+class LiveArticle(Article):
+    """Two levels down: primary key ``article_ptr``, a link to Article's ``page_ptr``."""
+
+    updates = models.PositiveIntegerField(default=0)
+
+
+class Event(Page):
+    """Another page type: a sibling of Article under Page."""
+
+    venue = models.CharField(max_length=200, blank=True, default="")
+
+
+class FrontPageArticle(Article):
+    """A proxy of an inheritance child: keyed as Page, like the Article it is."""
+
+    class Meta:
+        proxy = True
+
+
+class Asset(models.Model):
+    """A media asset: the UUID-keyed root of multi-table inheritance."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+
+    def __str__(self):
+        return self.name
+
+
+class Video(Asset):
+    """A multi-table child of Asset, primary key ``asset_ptr`` (a UUID)."""
+
+    minutes = models.PositiveIntegerField(default=1)
+
+
+class Trailer(Video):
+    """Two levels down from the UUID root."""
+
+    film = models.CharField(max_length=200, blank=True, default="")
+
+
+class ArticleRead(models.Model):
+    """A reader finished an article (a source whose item is an inheritance child)."""
+
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE)

@@ -24,3 +24,15 @@ def broken():
 
 
 NOT_CALLABLE = "posters"
+
+
+def published_pages():
+    from .models import Page
+
+    return Page.objects.filter(published=True)
+
+
+def published_articles():
+    from .models import Article
+
+    return Article.objects.filter(published=True)

@@ -40,3 +40,8 @@ def draft_product(line):
     from .models import Product
 
     return Product(name="draft")
+
+
+def line_value(line) -> float:
+    """An order line's worth: its product's price times its quantity."""
+    return float(line.product.price) * line.quantity

@@ -9,7 +9,7 @@ from django_recs.capture.forgetting import user_id_of
 
 
 class Command(BaseCommand):
-    help = ("Delete a user's interactions and stored recommendations (privacy requests); "
+    help = ("Delete a user's interactions, recommendations and feedback (privacy requests); "
             "nothing of the user is recorded again until --lift.")
 
     def add_arguments(self, parser):

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_recs', '0009_shard_start'),
+        ('django_recs', '0010_feedback'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
