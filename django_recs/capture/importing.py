@@ -42,7 +42,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ..conf import max_weight, recs_settings
-from ..items import integer_pk, is_item_model, item_content_type, item_models, key_for_pk
+from ..items import (
+    integer_pk,
+    is_item_model,
+    item_content_type,
+    item_models,
+    key_field,
+    key_for_pk,
+)
 from ..storage import bulk_insert, bulk_insert_chunks
 from .forgetting import forgotten_user_ids
 from .sources import active_sources, source_content_type, source_key, source_values
@@ -496,8 +503,11 @@ def _event_defaults() -> tuple[dict[str, float], dict[str, str]]:
 
 
 def _primary_key(model: type[models.Model], value):
-    """``value`` as ``model``'s primary key (integer or UUID); ValueError for anything else."""
-    field = model._meta.pk
+    """``value`` as ``model``'s primary key (integer or UUID); ValueError for anything else.
+
+    The key's type is the root's (a multi-table child's own primary key is a parent link).
+    """
+    field = key_field(model)
     if isinstance(field, models.UUIDField):
         try:
             return field.to_python(value)
