@@ -87,3 +87,29 @@ def test_checks_report_a_broken_value_as_e019(value, message):
     assert [m.id for m in errors] == ["django_recs.E019"]
     assert re.search(re.escape(message), errors[0].msg), errors[0].msg
     assert errors[0].hint
+
+
+def test_a_value_is_validated_like_a_weight_before_any_sql(order, teapot,
+                                                           django_assert_num_queries):
+    from django_recs.capture.validation import MAX_VALUE
+
+    assert django_recs.record(order.customer, teapot, "purchase",
+                              value=MAX_VALUE).value == MAX_VALUE
+    for bad, message in ((MAX_VALUE * 10, "<= 1e"), (10**400, "too large for a float"),
+                         (Decimal("1e400"), "finite"), (float("inf"), "finite"),
+                         (float("-inf"), "finite")):
+        with django_assert_num_queries(0), pytest.raises(ValueError, match=message):
+            django_recs.record(order.customer, teapot, "purchase", value=bad)
+    assert Interaction.objects.filter(value__isnull=False).count() == 1
+
+
+def test_record_view_passes_the_value_through(order, teapot, rf):
+    request = rf.get("/")
+    request.user = order.customer
+    from django.contrib.sessions.backends.db import SessionStore
+
+    request.session = SessionStore()
+    interaction = django_recs.record_view(request, teapot, "purchase", value=12.5)
+    assert interaction.value == 12.5 and interaction.user_id == order.customer.pk
+    with pytest.raises(ValueError, match="value"):
+        django_recs.record_view(request, teapot, "purchase", value=-1)
