@@ -128,13 +128,13 @@ class RecsSettings:
 
 recs_settings = RecsSettings(DEFAULTS)
 
-#: The largest MAX_WEIGHT accepted (django_recs.E067): squares and sums of weights
+#: The largest MAX_WEIGHT accepted (django_recs.E090): squares and sums of weights
 #: up to it stay far inside float32, which the kernels compute in.
 MAX_WEIGHT_CEILING = 1e12
 
 
 def max_weight() -> float:
-    """The MAX_WEIGHT setting, or its default while it is invalid (reported as E067).
+    """The MAX_WEIGHT setting, or its default while it is invalid (reported as E090).
 
     Capture and the pipeline both read it, so a broken value never lets a
     weight through that the kernels cannot handle.
