@@ -41,8 +41,9 @@ METRICS = ("cosine", "jaccard", "asymmetric")
 #: about a second of one core, so progress is reported often and the
 #: threads rejoin rarely.
 BLOCK_COST = 1 << 27
-#: ...and at most this many users per block.
-BLOCK_USERS = 1 << 15
+#: ...and at most this many users per block: a block's neighbour rows
+#: (8 k bytes a user) are held twice while they are gathered.
+BLOCK_USERS = 1 << 13
 
 
 class UserLists(NamedTuple):
@@ -175,12 +176,12 @@ class UserKNN(Algorithm):
         for first, last in user_blocks(costs):
             block = (start + first, start + last)
             similar = self._similarity(items_by_user, block, num_threads)
-            top, top_scores, top_reasons = kernels.neighbour_vote(
+            kernels.neighbour_vote(
                 weights, similar, n, seen=matrix.seen, users=block, num_threads=num_threads,
+                out=(recommended[first:last], scores[first:last], reasons[first:last]),
             )
-            recommended[first:last], scores[first:last] = top, top_scores
-            reasons[first:last] = top_reasons
             rows.append(similar)
+            del similar
             done += float(costs[first:last].sum())
             report(progress, done / total)
         return UserLists(recommended, scores, reasons, rows.matrix(matrix.n_users))

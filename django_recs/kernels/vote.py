@@ -40,6 +40,7 @@ def neighbour_vote(
     users: tuple[int, int] | None = None,
     reasons: bool = True,
     num_threads: int = 0,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The n best items of each user, voted by its neighbours; seen items excluded.
 
@@ -70,6 +71,10 @@ def neighbour_vote(
         Compute the reasons (else they are all -1).
     num_threads : int >= 0, default 0 (all available cores)
         The result does not depend on it.
+    out : (recommended, scores, reasons), optional
+        Arrays to write the result into (and return): C-contiguous, shape
+        (m, n), dtypes int32, float32, int32 — e.g. row slices of a caller's
+        arrays for all users, so a block's lists are never copied.
 
     Returns
     -------
@@ -89,7 +94,8 @@ def neighbour_vote(
         negative values; neighbours with other than n_users columns or
         other than stop - start rows; seen of another shape than X; n < 1;
         ``users`` not a (start, stop) pair within [0, n_users]; a negative
-        num_threads.
+        num_threads; ``out`` arrays of another shape or dtype, or not
+        C-contiguous.
     """
     n = check_positive_int(n, "n")
     threads = resolve_num_threads(num_threads)
@@ -110,12 +116,13 @@ def neighbour_vote(
         X.eliminate_zeros()
 
     m = stop - start
+    recommended, scores, reason_items = _output(out, (m, n))
     native = native_module("_vote")
     if native is None:
-        return reference.neighbour_vote(X, neighbours, n, pattern, start, with_reasons=reasons)
-    recommended = np.full((m, n), -1, dtype=np.int32)
-    scores = np.zeros((m, n), dtype=np.float32)
-    reason_items = np.full((m, n), -1, dtype=np.int32)
+        result = reference.neighbour_vote(X, neighbours, n, pattern, start, with_reasons=reasons)
+        for target, values in zip((recommended, scores, reason_items), result):
+            target[...] = values
+        return recommended, scores, reason_items
     if m == 0 or X.nnz == 0 or neighbours.nnz == 0:
         return recommended, scores, reason_items
     history = np.diff(X.indptr[start : stop + 1])
@@ -135,6 +142,32 @@ def neighbour_vote(
         recommended, scores, reason_items, bool(reasons), capacity, max_history, threads,
     )
     return recommended, scores, reason_items
+
+
+def _output(out, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The result arrays, -1 / 0 / -1 filled: ``out``'s once checked, or new ones."""
+    dtypes = (np.int32, np.float32, np.int32)
+    if out is None:
+        arrays = tuple(np.empty(shape, dtype=dtype) for dtype in dtypes)
+    else:
+        try:
+            arrays = tuple(out)
+        except TypeError:
+            arrays = ()
+        if len(arrays) != 3:
+            raise ValueError("out must be three arrays: (recommended, scores, reasons)")
+        for name, array, dtype in zip(("recommended", "scores", "reasons"), arrays, dtypes):
+            if (not isinstance(array, np.ndarray) or array.shape != shape
+                    or array.dtype != dtype or not array.flags.c_contiguous
+                    or not array.flags.writeable):
+                raise ValueError(
+                    f"out's {name} must be a writeable C-contiguous {np.dtype(dtype).name} "
+                    f"array of shape {shape}"
+                )
+    arrays[0].fill(-1)
+    arrays[1].fill(0)
+    arrays[2].fill(-1)
+    return arrays
 
 
 def _neighbour_rows(neighbours) -> sp.csr_matrix:

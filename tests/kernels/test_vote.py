@@ -250,3 +250,28 @@ def test_bad_input_is_refused_clearly(call, message):
     assert S.nnz > 0
     with pytest.raises(ValueError, match=message):
         call(X, S)
+
+
+def test_writes_into_the_arrays_given_and_refuses_unfit_ones(monkeypatch):
+    X = power_law_matrix(n_users=50, n_items=30, nnz=400, seed=11)
+    S = kernels.user_similarity(X, 4, users=(10, 30))
+    expected = kernels.neighbour_vote(X, S, 5, users=(10, 30))
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(vote, "native_module", lambda name: None)
+        whole = (np.full((50, 5), 7, np.int32), np.full((50, 5), 7, np.float32),
+                 np.full((50, 5), 7, np.int32))
+        out = tuple(array[10:30] for array in whole)
+        got = kernels.neighbour_vote(X, S, 5, users=(10, 30), out=out)
+        assert all(a is b for a, b in zip(got, out))
+        assert_equal_results(got, expected)
+        assert all((array[:10] == 7).all() and (array[30:] == 7).all() for array in whole)
+    good = tuple(np.empty((20, 5), dtype) for dtype in (np.int32, np.float32, np.int32))
+    for bad, message in [
+        (good[:2], "out must be three arrays"),
+        ((good[0].astype(np.int64), good[1], good[2]), "out's recommended must be"),
+        ((good[0], np.empty((20, 4), np.float32), good[2]), "out's scores must be"),
+        ((good[0], good[1], np.empty((5, 20), np.int32).T), "out's reasons must be"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            kernels.neighbour_vote(X, S, 5, users=(10, 30), out=bad)
