@@ -199,8 +199,26 @@ def run_child(contender: str, weights_path: str, seen_path: str, k: int, n: int,
         output_bytes += result.reasons.nbytes + _csr_bytes(result.user_neighbours)
     if save:
         np.savez(save, recommended=recommended, scores=scores)
-    return {"seconds": seconds, "peak": peak, "extra": max(peak - rss_before, 0),
-            "input_bytes": input_bytes, "output_bytes": output_bytes}
+    measured = {"seconds": seconds, "peak": peak, "extra": max(peak - rss_before, 0),
+                "input_bytes": input_bytes, "output_bytes": output_bytes}
+    if result is not None and save:
+        measured.update(phases(matrix, result, k, n, threads))
+    return measured
+
+
+def phases(matrix, result, k: int, n: int, threads: int) -> dict:
+    """The two phases timed apart (after the measured call) and their work terms."""
+    from django_recs import kernels
+
+    weights = matrix.weights
+    started = time.perf_counter()
+    neighbours = kernels.user_similarity(weights, k, num_threads=threads)
+    middle = time.perf_counter()
+    kernels.neighbour_vote(weights, neighbours, n, seen=matrix.seen, num_threads=threads)
+    ended = time.perf_counter()
+    history = np.diff(weights.indptr)
+    return {"neighbour_seconds": middle - started, "vote_seconds": ended - middle,
+            "votes": float(history[result.user_neighbours.indices].sum())}
 
 
 # --- parent: datasets, subprocesses, tables ------------------------------------------------
@@ -248,6 +266,24 @@ def co_occurrences(X: sp.csr_matrix) -> float:
     """The neighbour phase's work (docs/userknn.md): the sum over items of their buyers squared."""
     buyers = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
     return float((buyers**2).sum())
+
+
+def formula_bytes(X: sp.csr_matrix, k: int, n: int, threads: int) -> dict:
+    """Input, output and peak of UserKNN.fit by the formulas of docs/userknn.md (bytes).
+
+    U users, I items, P stored pairs, S seen pairs (= P here), T threads.
+    """
+    users, items = X.shape
+    pairs = seen_pairs = X.nnz
+    k = min(k, users - 1)
+    n = min(n, items)
+    held = 8 * pairs + 8 * seen_pairs + 8 * users  # the matrix: weights and seen CSR
+    output = 12 * n * users + 8 * k * users  # lists, scores, reasons; neighbour rows
+    extra = (8 * pairs + 4 * items  # X transposed (items x users)
+             + 80 * users + pairs  # per-user arrays of the kernels and the blocks
+             + 16 * k * min(users, 1 << 13)  # one block's neighbour rows, twice
+             + threads * (12 * users + 20 * items + 2 * 2**20))  # per-thread buffers
+    return {"input": held, "output": output, "peak": held + output + extra}
 
 
 def agreement(ours: Path, reference: Path) -> str:
@@ -323,7 +359,22 @@ def main() -> None:
                 result = run_contender(contender, paths, args.k, args.n, threads, args.runs, save)
                 rows.append((label, threads, result))
             print_table(name, X, args.k, args.n, rows)
-            print(f"co-occurrences (sum over items of buyers^2): {co_occurrences(X):.3g}")
+            work = co_occurrences(X)
+            print(f"co-occurrences (sum over items of buyers^2): {work:.3g}")
+            for label, threads, r in rows:
+                if "neighbour_seconds" not in r:
+                    continue
+                formula = formula_bytes(X, args.k, args.n, threads)
+                print(f"{label}, {threads} thread(s), phases apart: neighbours "
+                      f"{r['neighbour_seconds']:.2f} s = {1e9 * r['neighbour_seconds'] / work:.2f} ns "
+                      f"per co-occurrence, votes and reasons {r['vote_seconds']:.2f} s = "
+                      f"{1e9 * r['vote_seconds'] / max(r['votes'], 1):.2f} ns per vote "
+                      f"({r['votes']:.3g} votes)")
+                print(f"  formula: peak {formula['peak'] / 2**20:.1f} MB = input "
+                      f"{formula['input'] / 2**20:.1f} + output {formula['output'] / 2**20:.1f} + "
+                      f"{(formula['peak'] - formula['input'] - formula['output']) / 2**20:.1f}; "
+                      f"measured: input + extra = "
+                      f"{(r['input_bytes'] + r['extra']) / 2**20:.1f} MB")
             if {"ours", "scipy"} <= wanted:
                 print(agreement(workdir / f"{name}-ours.npz", workdir / f"{name}-scipy.npz"))
             sys.stdout.flush()
