@@ -92,10 +92,10 @@ def neighbour_vote(
     ValueError
         X or neighbours not a 2-D sparse matrix, or holding NaN, infinite or
         negative values; neighbours with other than n_users columns or
-        other than stop - start rows; seen of another shape than X; n < 1;
-        ``users`` not a (start, stop) pair within [0, n_users]; a negative
-        num_threads; ``out`` arrays of another shape or dtype, or not
-        C-contiguous.
+        other than stop - start rows, or with user indexes out of range;
+        seen of another shape than X; n < 1; ``users`` not a (start, stop)
+        pair within [0, n_users]; a negative num_threads; ``out`` arrays of
+        another shape or dtype, or not C-contiguous.
     """
     n = check_positive_int(n, "n")
     threads = resolve_num_threads(num_threads)
@@ -108,6 +108,8 @@ def neighbour_vote(
             f"neighbours must have shape ({stop - start}, {n_users}) (one row per user of "
             f"the range, one column per user of X), got {neighbours.shape}"
         )
+    if neighbours.nnz and (neighbours.indices.min() < 0 or neighbours.indices.max() >= n_users):
+        raise ValueError(f"neighbours holds user indexes outside [0, {n_users})")
     if max(n_users, n_items) > _INT32_MAX:
         raise ValueError(f"X has {n_users} x {n_items} users x items; at most 2**31 - 1 each")
     pattern = _seen_pattern(seen, X.shape)

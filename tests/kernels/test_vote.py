@@ -236,6 +236,9 @@ def test_reference_fallback_gives_the_same_result(monkeypatch):
         (lambda X, S: kernels.neighbour_vote(X, S, 2, users=(1, 4)),
          r"neighbours must have shape \(3, 6\)"),
         (lambda X, S: kernels.neighbour_vote(X, -S, 2), "negative similarities"),
+        (lambda X, S: kernels.neighbour_vote(
+            X, sp.csr_matrix((S.data, S.indices + 6, S.indptr), shape=S.shape), 2),
+         r"user indexes outside \[0, 6\)"),
         (lambda X, S: kernels.neighbour_vote(X, S * np.nan, 2), "NaN or infinite"),
         (lambda X, S: kernels.neighbour_vote(-X, S, 2), "negative"),
         (lambda X, S: kernels.neighbour_vote(X, S, 2, seen=X[:2]), "seen must have the shape"),
