@@ -112,6 +112,14 @@ class UserKNN(Algorithm):
         num_threads: int = 0,
         progress: ProgressCallback | None = None,
     ) -> FitResult:
+        """Every user's list, its scores and reasons, and the user neighbours they came from.
+
+        Returns a FitResult with ``recommended``, ``recommended_scores`` and
+        ``reasons`` of shape (n_users, min(n_recommendations, n_items)),
+        ``user_neighbours`` (n_users x n_users, float32, k per row) and
+        the counts of items, users, user neighbour pairs and users without
+        neighbours; ``similar`` is None.
+        """
         lists = self.recommend_users(matrix, n_recommendations, num_threads=num_threads,
                                      progress=progress)
         report(progress, 1.0)
