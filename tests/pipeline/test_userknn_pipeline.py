@@ -59,6 +59,18 @@ def test_recompute_stores_lists_from_similar_customers_with_reasons(shop):
                django_recs.recommended_for(u[4], 5, algorithm="customers") if item in p[:3])
 
 
+def test_no_fold_in_a_user_keeps_the_run_s_list(shop):
+    from django_recs.pipeline.foldin import refresh_user
+
+    [run] = django_recs.recompute("customers", sync=True)
+    user = shop.users[7]
+    before = list(Recommendation.objects.filter(run=run, user=user).values_list("item_key", "rank"))
+    assert before
+    assert refresh_user(user.pk, "customers") == 0
+    assert list(Recommendation.objects.filter(run=run, user=user)
+                .values_list("item_key", "rank")) == before
+
+
 def test_runs_in_every_configured_run_and_in_the_admin(shop):
     runs = django_recs.recompute(sync=True)
     assert {run.algorithm: run.status for run in runs}["customers"] == "succeeded"
