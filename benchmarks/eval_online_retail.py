@@ -12,8 +12,8 @@ each invoice line once, as a shop recording one "purchase" event per order
 line does; ``--weights quantity`` weighs a line by its quantity (a few bulk
 orders of thousands of units then dominate the similarities).
 Algorithms: Random and Popular (baselines), ItemKNN with the cosine and the
-conditional-probability metric, and ALS, each with the parameters printed
-under the table.
+conditional-probability metric, ALS, and UserKNN with the cosine and the
+asymmetric cosine, each with the parameters printed under the table.
 
 Data: Daqing Chen, "Online Retail", UCI Machine Learning Repository, 2015,
 https://doi.org/10.24432/C5BW33, CC BY 4.0.
@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.datasets import online_retail
-from django_recs.algorithms import ALS, ItemKNN
+from django_recs.algorithms import ALS, ItemKNN, UserKNN
 from django_recs.evaluation import TimedInteractions
 from django_recs.evaluation.report import format_table, write_report
 from django_recs.evaluation.suite import Candidate, run_evaluation
@@ -44,6 +44,8 @@ CANDIDATES = [
     Candidate(
         "ALS", ALS, {"factors": 64, "iterations": 15, "regularization": 0.01, "alpha": 10.0}
     ),
+    Candidate("UserKNN cosine", UserKNN, {"k": 50, "metric": "cosine"}),
+    Candidate("UserKNN asymmetric", UserKNN, {"k": 50, "metric": "asymmetric", "alpha": 0.4}),
 ]
 
 

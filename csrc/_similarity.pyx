@@ -14,6 +14,10 @@ keeps the best neighbours (a partial selection: most candidates are rejected
 by one comparison with the heap's worst entry). The heap is finally sorted
 in place into the output: descending score, ties to the lower item index.
 
+With a minimum overlap, pairs sharing fewer users are skipped before
+scoring: binarised sums are the shared-user count already, weighted sums
+keep a per-thread count beside the accumulator (only then).
+
 Memory: X is transposed one group of columns at a time (about 1/8 of its
 non-zeros each), so the transposed copy costs a fraction of the input;
 per-thread buffers are O(n_items + k). Scores are accumulated in double and
@@ -141,9 +145,14 @@ cdef Py_ssize_t _accumulate(
     Py_ssize_t local,
     const long long* group_indptr, const index_t* users, const floating* weights,
     const index_t* indptr, const index_t* indices, const floating* data,
-    bint binary, double* accumulator, index_t* touched,
+    bint binary, double* accumulator, index_t* touched, int* overlap,
 ) noexcept nogil:
-    """Co-occurrence of one item with every other: returns the touched count."""
+    """Co-occurrence of one item with every other: returns the touched count.
+
+    ``overlap`` (weighted sums only; NULL when not needed) counts the users
+    each touched item shares with this one, for the minimum overlap: the
+    binarised sums are that count already.
+    """
     cdef Py_ssize_t n_touched = 0
     cdef long long p, q, row_end
     cdef index_t u, j
@@ -172,7 +181,7 @@ cdef Py_ssize_t _accumulate(
                     accumulator[j] = 1.0
                 else:
                     accumulator[j] = value + 1.0
-        else:
+        elif overlap == NULL:
             weight = weights[p]
             for q in range(indptr[u], row_end):
                 j = indices[q]
@@ -183,6 +192,19 @@ cdef Py_ssize_t _accumulate(
                     accumulator[j] = weight * data[q]
                 else:
                     accumulator[j] = value + weight * data[q]
+        else:
+            weight = weights[p]
+            for q in range(indptr[u], row_end):
+                j = indices[q]
+                value = accumulator[j]
+                if value < 0:
+                    touched[n_touched] = j
+                    n_touched += 1
+                    accumulator[j] = weight * data[q]
+                    overlap[j] = 1
+                else:
+                    accumulator[j] = value + weight * data[q]
+                    overlap[j] += 1
     return n_touched
 
 
@@ -199,8 +221,13 @@ cdef Py_ssize_t _select(
     Py_ssize_t item, Py_ssize_t n_touched, index_t* touched, double* accumulator,
     const double* row_factor, const double* column_factor, bint jaccard, double shrink,
     Py_ssize_t k, bint count_only, float* heap_scores, long long* heap_items,
+    double min_overlap, const int* overlap,
 ) noexcept nogil:
     """Score the touched items, reset the accumulator, keep the best k in a heap.
+
+    Items sharing fewer than ``min_overlap`` users with this one are no
+    neighbours: their count is ``overlap[j]`` when given, else the
+    (binarised) accumulated value itself.
 
     Returns the heap size (or, when ``count_only``, the number of neighbours
     with a positive score, capped at k).
@@ -216,6 +243,8 @@ cdef Py_ssize_t _select(
         common = accumulator[j]
         accumulator[j] = UNTOUCHED
         if j == item:
+            continue
+        if min_overlap > 1 and (overlap[j] if overlap != NULL else common) < min_overlap:
             continue
         if jaccard:
             denominator = own + column_factor[j] - common + shrink
@@ -262,7 +291,7 @@ cdef int _score_group(
     const double[::1] row_factor, const double[::1] column_factor,
     bint jaccard, bint binary, double shrink, Py_ssize_t k, bint count_only,
     const long long[::1] row_start, out_index_t[::1] out_indices, float[::1] out_data,
-    long long[::1] row_length, int num_threads,
+    long long[::1] row_length, int num_threads, double min_overlap,
 ) except -1:
     """Score every item of one group in parallel, heaviest items first."""
     cdef Py_ssize_t n_items = row_factor.shape[0]
@@ -276,6 +305,9 @@ cdef int _score_group(
     cdef index_t* touched = NULL
     cdef float* heap_scores = NULL
     cdef long long* heap_items = NULL
+    cdef int* overlap = NULL
+    # Weighted sums need a count of their own for the minimum overlap.
+    cdef bint count_overlap = min_overlap > 1 and not binary
     cdef long long base
     # Pointers into the shared read-only arrays (empty views have no data).
     cdef const long long* group_indptr_ptr = &group_indptr[0]
@@ -297,9 +329,10 @@ cdef int _score_group(
         touched = <index_t*> malloc(n_items * sizeof(index_t))
         heap_scores = <float*> malloc((k + 1) * sizeof(float))
         heap_items = <long long*> malloc((k + 1) * sizeof(long long))
+        overlap = <int*> malloc(n_items * sizeof(int)) if count_overlap else NULL
         try:
             if (accumulator == NULL or touched == NULL or heap_scores == NULL
-                    or heap_items == NULL):
+                    or heap_items == NULL or (count_overlap and overlap == NULL)):
                 failed_flag[0] = 1
             else:
                 for t in range(n_items):
@@ -315,11 +348,12 @@ cdef int _score_group(
                 n_touched = _accumulate(
                     local, group_indptr_ptr, users_ptr, weights_ptr,
                     indptr_ptr, indices_ptr, data_ptr, binary, accumulator, touched,
+                    overlap,
                 )
                 size = _select(
                     item, n_touched, touched, accumulator, row_factor_ptr,
                     column_factor_ptr, jaccard, shrink, k, count_only,
-                    heap_scores, heap_items,
+                    heap_scores, heap_items, min_overlap, overlap,
                 )
                 row_length_ptr[item] = size
                 if not count_only and size > 0:
@@ -331,6 +365,7 @@ cdef int _score_group(
             free(touched)
             free(heap_scores)
             free(heap_items)
+            free(overlap)
     if failed:
         raise MemoryError("item_similarity: out of memory for the per-thread buffers")
     return 0
@@ -343,7 +378,7 @@ def top_k_similarity(
     bint jaccard, bint binary, double shrink, Py_ssize_t k, bint count_only,
     const long long[::1] row_start, out_index_t[::1] out_indices, float[::1] out_data,
     long long[::1] row_length, long long group_nnz, int num_threads,
-    Py_ssize_t item_start=0, Py_ssize_t item_stop=-1,
+    Py_ssize_t item_start=0, Py_ssize_t item_stop=-1, long long min_overlap=1,
 ):
     """Top-k neighbours of the items [item_start, item_stop) of the user x item CSR matrix X.
 
@@ -374,6 +409,8 @@ def top_k_similarity(
         still indexed by item, entries outside the range are left untouched.
         Each row is computed on its own, so a range gives exactly the rows
         of the full result.
+    min_overlap : int >= 1, default 1
+        Pairs sharing fewer users than this are no neighbours.
     """
     cdef Py_ssize_t n_items = column_counts.shape[0]
     cdef Py_ssize_t start, stop, local
@@ -415,7 +452,8 @@ def top_k_similarity(
         order = np.argsort(-cost_array, kind="stable").astype(np.int64, copy=False)
         _score_group(indptr, indices, data, group_indptr, users, weights, order, start,
                      row_factor, column_factor, jaccard, binary, shrink, k, count_only,
-                     row_start, out_indices, out_data, row_length, num_threads)
+                     row_start, out_indices, out_data, row_length, num_threads,
+                     <double> min_overlap)
         start = stop
 
 

@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     # Finished runs kept per algorithm (their metadata, for the admin).
     "KEEP_RUNS": 10,
     # Shards of a run executed through Celery (docs/scaling.md): 1 = the whole run
-    # in one worker; N > 1 = ItemKNN and ALS runs split into N shards spread over
+    # in one worker; N > 1 = ItemKNN, ALS and UserKNN runs split into N shards spread over
     # the workers; 0 = automatic, one shard per 250,000 stored pairs (at most 64).
     "SHARDS": 1,
     # The items a shop shows, per item model: the default candidates of every list.

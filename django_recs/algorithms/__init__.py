@@ -13,5 +13,7 @@ from .content import ContentKNN
 from .hybrid import Hybrid
 from .itemknn import ItemKNN
 from .popular import Popular
+from .userknn import UserKNN
 
 __all__ = ["ALS", "Algorithm", "ContentKNN", "FitResult", "Hybrid", "ItemKNN", "Popular"]
+__all__ += ["UserKNN"]

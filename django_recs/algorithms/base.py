@@ -48,6 +48,10 @@ class FitResult:
         Content-based algorithms (ContentKNN, Hybrid): the item features and
         similarity settings, stored with the run so a new item's neighbours
         can be computed without a full run.
+    user_neighbours : csr_matrix, shape (n_users, n_users), float32, optional
+        User-based algorithms (UserKNN): row u holds the neighbours of user
+        u, best first. Not stored by the pipeline; the evaluation scores
+        every item from it.
     """
 
     similar: sp.csr_matrix | None = None
@@ -60,6 +64,7 @@ class FitResult:
     item_factors: np.ndarray | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     content_index: Any = None
+    user_neighbours: sp.csr_matrix | None = None
 
 
 class Algorithm:

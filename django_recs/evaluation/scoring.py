@@ -4,8 +4,9 @@ AUC judges the full ranking of the catalog, not only the top of it, so it
 needs a score for every item. A :class:`~django_recs.algorithms.FitResult`
 holds what is needed to rebuild them: latent factors (ALS:
 ``user_factors @ item_factors.T``), an item neighbour matrix (ItemKNN:
-``history @ similar``, the same item-based sum its lists come from) or
-popularity scores (Popular). For any other algorithm the stored list is the
+``history @ similar``, the same item-based sum its lists come from), a user
+neighbour matrix (UserKNN: ``neighbours @ weights``, its neighbours' votes)
+or popularity scores (Popular). For any other algorithm the stored list is the
 ranking: its items in order, every other item tied below them.
 """
 
@@ -27,14 +28,19 @@ def full_scorer(fit: FitResult, train: InteractionMatrix) -> tuple[Scorer, str]:
     Returns
     -------
     (scorer, source)
-        ``source`` is ``"factors"``, ``"neighbours"``, ``"popularity"`` or
-        ``"list"``, telling which of the fit's arrays the scores come from.
+        ``source`` is ``"factors"``, ``"user_neighbours"``, ``"neighbours"``,
+        ``"popularity"`` or ``"list"``, telling which of the fit's arrays the
+        scores come from.
     """
     n_items = train.n_items
     if fit.user_factors is not None and fit.item_factors is not None:
         user_factors = np.asarray(fit.user_factors, dtype=np.float64)
         item_factors = np.asarray(fit.item_factors, dtype=np.float64)
         return (lambda rows: user_factors[rows] @ item_factors.T), "factors"
+    if fit.user_neighbours is not None:
+        votes = train.weights.astype(np.float64)
+        neighbours = fit.user_neighbours.tocsr().astype(np.float64)
+        return (lambda rows: (neighbours[rows] @ votes).toarray()), "user_neighbours"
     if fit.similar is not None:
         weights, similar = train.weights.astype(np.float64), fit.similar.astype(np.float64)
         return (lambda rows: (weights[rows] @ similar).toarray()), "neighbours"

@@ -12,8 +12,9 @@ from ._native import COMPILED_MODULES, missing_modules, native_module
 from ._threads import limit_blas_threads, resolve_num_threads
 from .als import als_fit, als_fold_in, als_loss
 from .norms import row_norms
-from .similarity import item_similarity
+from .similarity import item_similarity, user_similarity
 from .topn import top_n
+from .vote import neighbour_vote
 
 __all__ = [
     "als_fit",
@@ -25,6 +26,8 @@ __all__ = [
     "resolve_num_threads",
     "limit_blas_threads",
     "top_n",
+    "user_similarity",
+    "neighbour_vote",
 ]
 
 

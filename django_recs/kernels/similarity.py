@@ -18,10 +18,13 @@ from ._reference import similarity as reference
 from ._threads import resolve_num_threads
 from ._validation import as_csr, check_non_negative_float, check_positive_int
 
-__all__ = ["METRICS", "item_similarity"]
+__all__ = ["METRICS", "item_similarity", "user_similarity"]
 
-#: The similarity metrics item_similarity understands.
-METRICS = ("cosine", "jaccard", "conditional")
+#: The similarity metrics item_similarity and user_similarity understand.
+METRICS = ("cosine", "jaccard", "conditional", "asymmetric")
+
+#: The metrics that ignore the weights (only who bought what counts).
+BINARISED = ("jaccard", "conditional")
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -46,6 +49,7 @@ def item_similarity(
     alpha: float = 0.5,
     num_threads: int = 0,
     items: tuple[int, int] | None = None,
+    min_overlap: int = 1,
 ) -> sp.csr_matrix:
     r"""The k most similar items of every item (or of a range of items), from users' interactions.
 
@@ -62,6 +66,11 @@ def item_similarity(
       with popular items j damped by :math:`|U_j|^{\alpha}` (``alpha`` = 0 is
       the plain conditional probability). Asymmetric: row i holds the items
       j most likely to be bought by buyers of i.
+    - ``"asymmetric"`` (the asymmetric cosine of Aiolli 2013, with weights):
+      :math:`\mathrm{sim}(i, j) = \frac{\sum_u x_{ui} x_{uj}}{\lVert x_i\rVert^{2\alpha}
+      \lVert x_j\rVert^{2(1 - \alpha)} + s}`, ``alpha`` in [0, 1]: 0.5 is the
+      cosine, 1 the share of i's (squared) weight that j shares. On 0/1
+      weights it is Aiolli's :math:`|U_i \cap U_j| / (|U_i|^{\alpha} |U_j|^{1-\alpha})`.
 
     Parameters
     ----------
@@ -71,12 +80,13 @@ def item_similarity(
         explicit zeros are no interaction.
     k : int >= 1, default 50
         Neighbours kept per item; k >= n_items keeps every neighbour.
-    metric : {"cosine", "jaccard", "conditional"}, default "cosine"
+    metric : {"cosine", "jaccard", "conditional", "asymmetric"}, default "cosine"
     shrink : float >= 0, default 0
         Added to every denominator: pulls the scores of pairs with little
         support (few common users) towards 0.
     alpha : float >= 0, default 0.5
-        Popularity damping of ``"conditional"`` (ignored by the others).
+        Popularity damping of ``"conditional"``; the row's share of the
+        denominator of ``"asymmetric"`` (then at most 1); ignored by the others.
     num_threads : int >= 0, default 0
         Threads to use; 0 means every core available to the process. The
         result does not depend on it.
@@ -85,6 +95,9 @@ def item_similarity(
         stop <= n_items); every item is still a candidate neighbour. Each
         row is computed on its own, so the result equals rows start:stop of
         the full result — what lets several workers split one computation.
+    min_overlap : int >= 1, default 1
+        Pairs of items with fewer common users than this are no neighbours
+        (whatever their score): a floor on the support of a similarity.
 
     Returns
     -------
@@ -101,14 +114,18 @@ def item_similarity(
     ValueError
         X is not a 2-D sparse matrix or holds NaN, infinite or negative
         weights; k < 1; an unknown metric; a negative or non-finite shrink
-        or alpha; a negative num_threads; ``items`` not a (start, stop) pair
-        of integers within [0, n_items] with start <= stop.
+        or alpha, or an alpha above 1 with ``"asymmetric"``; a min_overlap
+        that is not an integer >= 1; a negative num_threads; ``items`` not a
+        (start, stop) pair of integers within [0, n_items] with start <= stop.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     k = check_positive_int(k, "k")
     shrink = check_non_negative_float(shrink, "shrink")
     alpha = check_non_negative_float(alpha, "alpha")
+    if metric == "asymmetric" and alpha > 1:
+        raise ValueError(f"alpha of the asymmetric cosine must be in [0, 1], got {alpha}")
+    min_overlap = check_positive_int(min_overlap, "min_overlap")
     threads = resolve_num_threads(num_threads)
     X = as_csr(X)
     if (X.data == 0).any():
@@ -124,32 +141,93 @@ def item_similarity(
     native = native_module("_similarity")
     if native is None:
         return reference.item_similarity(X, k, metric=metric, shrink=shrink, alpha=alpha,
-                                         items=(start, stop))
-    return _native_similarity(native, X, k, metric, shrink, alpha, threads, start, stop)
+                                         items=(start, stop), min_overlap=min_overlap)
+    return _native_similarity(native, X, k, metric, shrink, alpha, threads, start, stop,
+                              min_overlap)
 
 
-def check_item_range(items, n_items: int) -> tuple[int, int]:
-    """``items`` as a validated (start, stop) pair; None means every item."""
+def user_similarity(
+    X,
+    k: int = 50,
+    *,
+    metric: str = "cosine",
+    shrink: float = 0.0,
+    alpha: float = 0.5,
+    min_overlap: int = 1,
+    num_threads: int = 0,
+    users: tuple[int, int] | None = None,
+) -> sp.csr_matrix:
+    r"""The k most similar users of every user (or of a range of users), from their items.
+
+    The same kernel as :func:`item_similarity`, run over users: X is
+    transposed once (items x users), so items become the "users" whose
+    co-occurrences are counted and ``users`` is its item range. The dense
+    users x users matrix is never formed. Metrics and parameters as in
+    :func:`item_similarity`, with users and items swapped: ``"cosine"`` of
+    two users' weight rows, ``"jaccard"`` of their item sets,
+    ``"asymmetric"`` cosine :math:`\sum_i x_{ui} x_{vi} / (\lVert x_u\rVert^{2\alpha}
+    \lVert x_v\rVert^{2(1-\alpha)} + s)` (row u is the user whose neighbours they are).
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix, shape (n_users, n_items), weights >= 0
+    k : int >= 1, default 50
+        Neighbours kept per user.
+    metric, shrink, alpha, min_overlap, num_threads
+        As in :func:`item_similarity` (``min_overlap``: common items).
+    users : (start, stop), optional
+        Only the rows of the users ``start <= u < stop`` (every user stays a
+        candidate neighbour): exactly those rows of the full result.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (n_users, n_users) or (stop - start, n_users), float32
+        Row u holds at most k users v != u with a positive score, best
+        first, ties to the lower user index.
+
+    Raises
+    ------
+    ValueError
+        As :func:`item_similarity`, with ``users`` in place of ``items``.
+    """
+    if not sp.issparse(X):
+        raise ValueError(f"X must be a scipy.sparse matrix, got {type(X).__name__}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim}-D")
+    check_item_range(users, X.shape[0], name="users")
+    # X.T as CSR is X's CSC layout: one copy of the input.
+    return item_similarity(
+        sp.csr_matrix(X).T.tocsr(), k, metric=metric, shrink=shrink, alpha=alpha,
+        min_overlap=min_overlap, num_threads=num_threads, items=users,
+    )
+
+
+def check_item_range(items, n_items: int, *, name: str = "items") -> tuple[int, int]:
+    """``items`` as a validated (start, stop) pair; None means every item.
+
+    ``name`` is what error messages call the range and its bound
+    (``"users"``: a range of users, bounded by n_users).
+    """
     if items is None:
         return 0, n_items
     try:
         start, stop = items
     except (TypeError, ValueError):
-        raise ValueError(f"items must be a (start, stop) pair, got {items!r}") from None
+        raise ValueError(f"{name} must be a (start, stop) pair, got {items!r}") from None
     if not all(isinstance(value, int | np.integer) and not isinstance(value, bool)
                for value in (start, stop)):
-        raise ValueError(f"items must hold two integers, got {items!r}")
+        raise ValueError(f"{name} must hold two integers, got {items!r}")
     start, stop = int(start), int(stop)
     if not 0 <= start <= stop <= n_items:
         raise ValueError(
-            f"items ({start}, {stop}) must satisfy 0 <= start <= stop <= n_items ({n_items})"
+            f"{name} ({start}, {stop}) must satisfy 0 <= start <= stop <= n_{name} ({n_items})"
         )
     return start, stop
 
 
 def _native_similarity(
     native, X: sp.csr_matrix, k: int, metric: str, shrink: float, alpha: float, threads: int,
-    start: int, stop: int,
+    start: int, stop: int, min_overlap: int,
 ) -> sp.csr_matrix:
     n_items = X.shape[1]
     n_rows = stop - start
@@ -161,6 +239,9 @@ def _native_similarity(
     counts, squared_norms = native.column_statistics(indices, X.data, n_items)
     if metric == "cosine":
         row_factor = column_factor = np.sqrt(squared_norms)
+    elif metric == "asymmetric":
+        row_factor = np.power(squared_norms, alpha)
+        column_factor = np.power(squared_norms, 1.0 - alpha)
     else:
         row_factor = counts.astype(np.float64)
         column_factor = row_factor if metric == "jaccard" else np.power(row_factor, alpha)
@@ -178,7 +259,7 @@ def _native_similarity(
             row_factor,
             column_factor,
             metric == "jaccard",
-            metric != "cosine",
+            metric in BINARISED,
             shrink,
             k,
             count_only,
@@ -190,6 +271,7 @@ def _native_similarity(
             threads,
             start,
             stop,
+            min_overlap,
         )
 
     # row_start and row_length are indexed by item; only [start, stop) is used.

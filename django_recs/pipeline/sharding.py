@@ -8,6 +8,8 @@ the ``django_recs.recompute`` task) is split once its matrix is built::
                chord(recommendation shards over user ranges) → finish_sharded_run
       ALS:     train here (every thread) → factors to the storage
                chord(recommendation shards over user ranges) → finish_sharded_run
+      UserKNN: chord(recommendation shards over user ranges: each finds its
+               users' neighbours, then their votes) → finish_sharded_run
 
 Shards (:mod:`django_recs.shards`) write their rows under the run's id with
 a RunShard row each, exactly once. ``finish_sharded_run`` checks that every
@@ -18,7 +20,7 @@ retries are exhausted the run is failed (rows and files deleted, previous
 results still served). Ranges are contiguous and balanced by an estimate of
 their work, so a best-selling item does not make one shard the straggler.
 
-Algorithms other than ItemKNN and ALS (or subclasses that override ``fit``),
+Algorithms other than ItemKNN, ALS and UserKNN (or subclasses that override ``fit``),
 ``sync=True`` runs and runs whose plan has fewer than two shards execute in
 one process as before. See docs/scaling.md.
 """
@@ -38,6 +40,7 @@ from django.utils import timezone
 
 from ..algorithms.als import ALS
 from ..algorithms.itemknn import ItemKNN, neighbour_counts
+from ..algorithms.userknn import UserKNN, neighbour_costs
 from ..conf import recs_settings
 from ..kernels import limit_blas_threads
 from ..models import ForgottenUser, Recommendation, Run, RunShard, SimilarItem
@@ -165,8 +168,13 @@ def als_user_costs(weights: sp.csr_matrix) -> np.ndarray:
     return (np.diff(weights.indptr) > 0).astype(np.float64)
 
 
+def userknn_user_costs(weights: sp.csr_matrix) -> np.ndarray:
+    """UserKNN work per user: its neighbours' accumulation (the votes cost far less)."""
+    return neighbour_costs(weights)
+
+
 def shard_kind(algorithm) -> str | None:
-    """"itemknn" or "als" when the algorithm can be sharded, else None.
+    """"itemknn", "als" or "userknn" when the algorithm can be sharded, else None.
 
     A subclass that overrides ``fit`` computes something of its own, so it
     runs in one process; content-based algorithms too.
@@ -177,6 +185,8 @@ def shard_kind(algorithm) -> str | None:
         return "itemknn"
     if isinstance(algorithm, ALS) and type(algorithm).fit is ALS.fit:
         return "als"
+    if isinstance(algorithm, UserKNN) and type(algorithm).fit is UserKNN.fit:
+        return "userknn"
     return None
 
 
@@ -226,6 +236,14 @@ def _start(run: Run, tracker: runs.RunTracker, using: str, queue: str | None) ->
             plan[SIMILAR] = split_ranges(item_costs(matrix.weights), n_shards)
             plan["total"] = 2 * len(plan[SIMILAR])
             phase, ranges, callback = SIMILAR, plan[SIMILAR], "assemble"
+        elif kind == "userknn":
+            # A user's neighbours and votes need the whole matrix but nothing
+            # of other users' results: one phase over user ranges.
+            plan[SIMILAR] = []
+            plan[RECOMMEND] = split_ranges(userknn_user_costs(matrix.weights), n_shards)
+            plan["total"] = len(plan[RECOMMEND])
+            plan["counts"] = {"items": int(matrix.n_items), "users": int(matrix.n_users)}
+            phase, ranges, callback = RECOMMEND, plan[RECOMMEND], "finish"
         else:
             plan.update(_train(run, prepared, tracker, using))
             plan[RECOMMEND] = split_ranges(als_user_costs(matrix.weights), n_shards)
@@ -372,7 +390,8 @@ def finish_run(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> dict:
                 "recommendations": sum(m.rows for m in recommend), "popular": 0}
         _check_rows(run, rows, using)
         metrics = {**(run.metrics or {}), **{f"rows_{name}": count for name, count in rows.items()},
-                   **plan.get("counts", {}), **_list_metrics(recommend, run.metrics or {})}
+                   **plan.get("counts", {}), **_shard_counts(recommend),
+                   **_list_metrics(recommend, run.metrics or {})}
         shards = similar + recommend
         timings = {
             **(run.timings or {}),
@@ -411,6 +430,15 @@ def _check_rows(run: Run, rows: dict, using: str) -> None:
         raise RuntimeError(
             f"run {run_id}: the {table} table holds {count} rows, its shards wrote {rows[table]}"
         )
+
+
+def _shard_counts(markers: list[RunShard]) -> dict:
+    """Counts the shards computed for their own users (UserKNN's neighbours), summed."""
+    totals: dict = {}
+    for marker in markers:
+        for name, value in marker.details.get("counts", {}).items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
 
 
 def _list_metrics(markers: list[RunShard], metrics: dict) -> dict:

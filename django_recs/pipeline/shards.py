@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 
 from ..algorithms.base import Algorithm
 from ..algorithms.itemknn import recommend_from_neighbours
+from ..algorithms.userknn import user_neighbour_counts
 from ..conf import recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..models import Recommendation, Run, RunShard, ShardStart, SimilarItem
@@ -363,7 +364,8 @@ def compute_recommend_shard(
     """The recommendations of users [start, stop): Recommendation rows.
 
     ItemKNN scores them against the assembled neighbour matrix, ALS against
-    the trained factors; both read them from storage, checksums verified.
+    the trained factors (both read them from storage, checksums verified);
+    UserKNN finds these users' neighbours and sums their votes here.
     """
     run, summary = begin_shard(run_id, RECOMMEND, index, using)
     if run is None:
@@ -375,7 +377,15 @@ def compute_recommend_shard(
         snapshot = snapshot_of(run)
         users = snapshot.matrix.user_range(start, stop)
         algorithm = algorithm_of(run)
-        if run.params.get("sharding", {}).get("kind") == "als":
+        kind = run.params.get("sharding", {}).get("kind")
+        counts = {}
+        if kind == "userknn":
+            loaded = time.perf_counter()
+            lists = algorithm.recommend_users(snapshot.matrix, n, users=(start, stop),
+                                              num_threads=threads)
+            recommended, scores, reasons = lists.recommended, lists.scores, lists.reasons
+            counts = user_neighbour_counts(lists.neighbours)
+        elif kind == "als":
             user_factors, item_factors = factors_of(run)
             loaded = time.perf_counter()
             recommended, scores, reasons = algorithm.score_users(
@@ -399,6 +409,7 @@ def compute_recommend_shard(
                 "users_with_recommendations": int(listed.any(axis=1).sum()),
                 "recommended_items": encode_items(recommended[listed],
                                                   snapshot.matrix.n_items),
+                **({"counts": counts} if counts else {}),
             },
             worker=worker, using=using,
         )

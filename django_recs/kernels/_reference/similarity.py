@@ -17,10 +17,14 @@ def column_factors(X: sp.csr_matrix, metric: str, alpha: float) -> tuple[np.ndar
     """The per-item terms of each metric's denominator, in float64.
 
     cosine: (|x_i|, |x_j|); jaccard: (|U_i|, |U_j|); conditional:
-    (|U_i|, |U_j| ** alpha). ``X`` has no explicit zeros.
+    (|U_i|, |U_j| ** alpha); asymmetric: (|x_i| ** 2 alpha, |x_j| ** 2 (1 - alpha)).
+    ``X`` has no explicit zeros.
     """
-    if metric == "cosine":
-        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel())
+    if metric in ("cosine", "asymmetric"):
+        squared = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel()
+        if metric == "asymmetric":
+            return np.power(squared, alpha), np.power(squared, 1.0 - alpha)
+        norms = np.sqrt(squared)
         return norms, norms
     counts = np.diff(X.tocsc().indptr).astype(np.float64)
     if metric == "jaccard":
@@ -49,22 +53,30 @@ def item_similarity(
     shrink: float = 0.0,
     alpha: float = 0.5,
     items: tuple[int, int] | None = None,
+    min_overlap: int = 1,
 ) -> sp.csr_matrix:
     """Top-k item-item similarity, computed from the whole sparse product.
 
     Same contract as :func:`django_recs.kernels.item_similarity` (which
     validates): X is a canonical CSR matrix with finite weights >= 0;
     ``items=(start, stop)`` gives only the rows of those items (the product
-    is then formed for their columns only).
+    is then formed for their columns only); pairs with fewer than
+    ``min_overlap`` common users are dropped (a second, binarised product
+    counts them).
     """
     n_items = X.shape[1]
     first, last = (0, n_items) if items is None else (int(items[0]), int(items[1]))
     X = X.astype(np.float64)  # a copy: the zeros and binarising below stay local
     X.eliminate_zeros()
-    if metric != "cosine":
+    if metric in ("jaccard", "conditional"):
         X.data[:] = 1.0
     row_factor, col_factor = column_factors(X, metric, alpha)
     product = (X[:, first:last].T.tocsr() @ X).tocsr()  # row r: item first + r
+    if min_overlap > 1:
+        binary = X.copy()
+        binary.data[:] = 1.0
+        overlap = (binary[:, first:last].T.tocsr() @ binary).tocsr()
+        product = product.multiply(overlap >= min_overlap).tocsr()
 
     indptr = np.zeros(last - first + 1, dtype=np.int64)
     indices_parts, data_parts = [], []
