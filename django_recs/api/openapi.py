@@ -14,7 +14,14 @@ from ..feedback.impressions import PLACEMENT_MAX_LENGTH
 from ..items import item_models
 from .caching import api_max_age
 from .errors import PROBLEM_CONTENT_TYPE
-from .parameters import DEFAULT_N, MAX_EXCLUDED, PLACEMENT_PATTERN, api_max_n, model_label
+from .parameters import (
+    DEFAULT_N,
+    EXCLUDE_PATTERN,
+    MAX_EXCLUDED,
+    PLACEMENT_PATTERN,
+    api_max_n,
+    model_label,
+)
 
 __all__ = ["openapi_document"]
 
@@ -104,9 +111,11 @@ def _list_parameters() -> list[dict]:
                     "default": DEFAULT_N}},
         {"name": "exclude", "in": "query", "required": False,
          "description": "Primary keys of items never to list (the page's own, another "
-                        "list's); repeated, or comma-separated",
+                        "list's): integers or UUIDs, repeated or comma-separated; a key that "
+                        "no item of the list's model has excludes nothing",
          "style": "form", "explode": True,
-         "schema": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_EXCLUDED}},
+         "schema": {"type": "array", "maxItems": MAX_EXCLUDED,
+                    "items": {"type": "string", "pattern": EXCLUDE_PATTERN}}},
         {"name": "placement", "in": "query", "required": False,
          "description": "Where the page shows the list: it is logged there as an impression "
                         "(IMPRESSIONS) and its items carry click tokens",

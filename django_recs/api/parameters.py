@@ -2,7 +2,8 @@
 
 - ``n``: the list's length, 1..API_MAX_N (default 10);
 - ``exclude``: primary keys of items never to list, repeated
-  (``exclude=3&exclude=9``) or comma-separated (``exclude=3,9``);
+  (``exclude=3&exclude=9``) or comma-separated (``exclude=3,9``): integers
+  or UUIDs (32 hex digits, or with dashes);
 - ``placement``: where the page shows the list (logged as an impression);
 - ``model``: the item model of ``recommended/`` and ``popular/``
   (``app_label.model``; default the first of ITEM_MODELS);
@@ -22,7 +23,7 @@ from ..feedback.impressions import PLACEMENT_MAX_LENGTH
 from ..items import item_models, key_for_pk, pk_for_key
 from .errors import ApiError
 
-__all__ = ["DEFAULT_N", "MAX_EXCLUDED", "ListRequest", "api_max_n", "item_of", "item_model",
+__all__ = ["DEFAULT_N", "EXCLUDE_PATTERN", "MAX_EXCLUDED", "PLACEMENT_PATTERN", "ListRequest", "api_max_n", "item_of", "item_model",
            "list_request", "model_label"]
 
 #: The length of a list when the request gives no ``n``.
@@ -32,6 +33,11 @@ MAX_EXCLUDED = 200
 #: A placement's characters: no control characters (C0, DEL), not only spaces.
 PLACEMENT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 _PLACEMENT = re.compile(PLACEMENT_PATTERN)
+_KEY = (r"(?:[0-9]{1,20}|[0-9a-fA-F]{32}"
+        r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+#: One ``exclude`` value: primary keys (integers or UUIDs) separated by commas.
+EXCLUDE_PATTERN = rf"^{_KEY}?(?:,{_KEY}?)*$"
+_EXCLUDE = re.compile(EXCLUDE_PATTERN)
 _DIGITS = re.compile(r"[0-9]{1,6}")
 
 
@@ -78,18 +84,27 @@ def _length(query) -> int:
 
 
 def _excluded_keys(query, model: type[models.Model]) -> tuple[str, ...]:
-    values = [part.strip() for value in query.getlist("exclude") for part in value.split(",")]
-    values = [value for value in values if value]
-    if len(values) > MAX_EXCLUDED:
-        raise ApiError(400, f"exclude names {len(values)} items; at most {MAX_EXCLUDED} are "
-                       "accepted", parameter="exclude")
+    """The stored keys of ``exclude``'s items; ApiError (400) for a value not of keys' form.
+
+    A well-formed key that names no item of ``model`` (an integer on a UUID-keyed
+    model, an integer beyond the column's range) excludes nothing, like the key of
+    an item deleted since: such an item cannot be in the list anyway.
+    """
+    given = query.getlist("exclude")
+    for value in given:
+        if not _EXCLUDE.fullmatch(value):
+            raise ApiError(400, f"exclude must be primary keys (integers or UUIDs), separated by "
+                           f"commas, got {value[:40]!r}", parameter="exclude")
+    values = [part for value in given for part in value.split(",") if part]
+    if max(len(given), len(values)) > MAX_EXCLUDED:
+        raise ApiError(400, f"exclude names {max(len(given), len(values))} items; at most "
+                       f"{MAX_EXCLUDED} are accepted", parameter="exclude")
     keys = set()
     for value in values:
         try:
             keys.add(key_for_pk(model, value))
         except (TypeError, ValueError):
-            raise ApiError(400, f"exclude holds {value[:40]!r}, which is not a primary key of "
-                           f"{model_label(model)}", parameter="exclude") from None
+            continue  # no item of this model has it
     return tuple(sorted(keys))
 
 

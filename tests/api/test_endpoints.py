@@ -157,11 +157,18 @@ def test_api_max_n_bounds_n(shop):
 
 
 @override_settings(DJANGO_RECS=API)
-@pytest.mark.parametrize("exclude", ["abc", "1.5", "1,x", "99999999999999999999999",
-                                     ",".join(["1"] * 201)])
+@pytest.mark.parametrize("exclude", ["abc", "1.5", "1,x", "-1", " 1", "999999999999999999999",
+                                     ",".join(["1"] * 201), ["1"] * 201])
 def test_a_bad_exclude_is_400_naming_it(shop, exclude):
     body = problem(Client().get("/recs/popular/", {"exclude": exclude}), 400)
     assert body["parameter"] == "exclude"
+
+
+@override_settings(DJANGO_RECS=API)
+def test_a_key_no_item_of_the_model_has_excludes_nothing(shop):
+    wrong_kind = Client().get("/recs/popular/", {"n": 2, "exclude": [
+        "0" * 32, "99999999999999999999", str(uuid.uuid4()), ""]})
+    assert names(wrong_kind) == ["p7", "p6"]
 
 
 @override_settings(DJANGO_RECS=API)
