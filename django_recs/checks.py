@@ -466,3 +466,56 @@ def _positive_number(value) -> bool:
 
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value) and value > 0)
+
+
+@checks.register("django_recs")
+def check_api(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E120-E122: the JSON endpoints' settings (docs/api.md).
+
+    E120 API_SERIALIZER is not the dotted path of a callable (it is imported
+    now); E121 API_MAX_AGE is not an integer number of seconds from 0 to a
+    year; E122 API_MAX_N is not an integer from 1 to 10,000. The endpoints
+    use the default while a value is wrong.
+    """
+    from django.utils.module_loading import import_string
+
+    from .api.caching import MAX_AGE_CEILING
+
+    errors = []
+    path = recs_settings.API_SERIALIZER
+    problem = None
+    if not isinstance(path, str) or "." not in path:
+        problem = f"must be the dotted path of a function, got {path!r}"
+    else:
+        try:
+            function = import_string(path)
+        except ImportError as error:
+            problem = f"is {path!r}, which does not import ({error})"
+        else:
+            if not callable(function):
+                problem = f"is {path!r}, which is not callable"
+    if problem:
+        errors.append(checks.Error(
+            f"DJANGO_RECS['API_SERIALIZER'] {problem}.",
+            hint='A function item -> dict of JSON values, e.g. "shop.api.product_json"; the '
+                 "default is django_recs.api.serialisation.default_serializer (pk, name, url).",
+            id="django_recs.E120",
+        ))
+    max_age = recs_settings.API_MAX_AGE
+    if not (isinstance(max_age, int) and not isinstance(max_age, bool)
+            and 0 <= max_age <= MAX_AGE_CEILING):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['API_MAX_AGE'] must be an integer number of seconds from 0 to "
+            f"{MAX_AGE_CEILING}, got {max_age!r}.",
+            hint="How long a CDN or a browser may keep a public list, e.g. 300; 0 makes them "
+                 "revalidate every time (with the ETag).",
+            id="django_recs.E121",
+        ))
+    max_n = recs_settings.API_MAX_N
+    if not (isinstance(max_n, int) and not isinstance(max_n, bool) and 1 <= max_n <= 10_000):
+        errors.append(checks.Error(
+            f"DJANGO_RECS['API_MAX_N'] must be an integer from 1 to 10000, got {max_n!r}.",
+            hint="The longest list a request may ask for, e.g. 100.",
+            id="django_recs.E122",
+        ))
+    return errors

@@ -94,6 +94,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between writes of a process's buffered impressions by a background
     # thread; 0 = no thread, the buffer is written at the end of each request.
     "IMPRESSION_FLUSH_SECONDS": 1.0,
+    # The JSON endpoints (docs/api.md). Dotted path to a function item -> dict of JSON
+    # values: what each listed item says of itself (default: pk, name, url).
+    "API_SERIALIZER": "django_recs.api.serialisation.default_serializer",
+    # Seconds a shared cache (a CDN) or a browser may keep a public list (similar, popular).
+    "API_MAX_AGE": 300,
+    # The longest list a request may ask for (its n).
+    "API_MAX_N": 100,
 }
 
 

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import cache_page
 from django.views.decorators.http import require_POST
 
 import django_recs
@@ -28,6 +29,18 @@ def product_detail(request, pk):
     product = get_object_or_404(Product, pk=pk)
     django_recs.record_view(request, product)
     return render(request, "shop/product_detail.html", {"product": product})
+
+
+@cache_page(60 * 15)
+def product_cached(request, pk):
+    """The product page as a full-page cache keeps it: one copy for every visitor.
+
+    The page reads neither the session nor the user, so the copy is shared;
+    its lists are filled in the browser by django_recs/recs.js from the JSON
+    endpoints, each for the visitor who sees it.
+    """
+    product = get_object_or_404(Product, pk=pk)
+    return render(request, "shop/product_cached.html", {"product": product})
 
 
 @require_POST

@@ -14,7 +14,11 @@ Playwright drives Debian's chromium (/usr/bin/chromium; CHROMIUM overrides):
    report shows the click and the conversion on the home page's placement;
 6. the bought item is no longer among that customer's recommendations;
 7. on the pages of the products recommended to them, no list shows the
-   page's own product.
+   page's own product;
+8. the cached product page (one copy for every visitor, cache_page) gets its
+   lists from the JSON endpoints through django_recs/recs.js, for an
+   anonymous visitor and a customer alike, and a click on a listed item is
+   recorded through the beacon.
 
 Screenshots of the product page and the admin run page go to
 test-artifacts/ (beside the repository's README).
@@ -249,3 +253,65 @@ def test_visitor_buys_a_recommendation_and_recompute_drops_it(shop, page):
         assert len(similar) >= 3 and len(recommended) == 6, (path, similar, recommended)
         assert path not in similar + recommended, (path, similar, recommended)
         assert not set(similar) & set(recommended)
+
+
+def _filled(page, box: str) -> list[tuple[str, str, str]]:
+    """(name, href, reason) of the items recs.js put into ``box`` once it is filled."""
+    page.wait_for_selector(f"{box}[data-recs-state=filled]", timeout=15_000)
+    items = page.locator(f"{box} .recs-item")
+    return [
+        (items.nth(i).locator("a").inner_text(), items.nth(i).locator("a").get_attribute("href"),
+         items.nth(i).locator(".reason").inner_text() if items.nth(i).locator(".reason").count()
+         else "")
+        for i in range(items.count())
+    ]
+
+
+def _clicks_on(env, impression: str) -> int:
+    """Clicks recorded on ``impression`` (read by the shop's own manage.py)."""
+    count = subprocess.run(
+        [sys.executable, str(MANAGE), "shell", "-c",
+         "from django_recs.models import Click; "
+         f"print(Click.objects.filter(impression_id='{impression}').count())"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert count.returncode == 0, count.stdout + count.stderr
+    return int(count.stdout.split()[-1])
+
+
+def test_a_cached_page_gets_its_lists_from_the_api_and_records_a_click(shop, page):
+    base, customer, env = shop
+    page.goto(base + "/")
+    product_path = page.locator("#products a").first.get_attribute("href")
+    cached = base + product_path + "cached/"
+
+    # An anonymous visitor: both lists, the page's product in neither.
+    first = page.goto(cached)
+    similar = _filled(page, "#recs-js-similar")
+    anonymous = _filled(page, "#recs-js-recommended")
+    assert len(similar) >= 3 and len(anonymous) == 6, (similar, anonymous)
+    assert product_path not in [href for _, href, _ in similar + anonymous]
+    assert not any(reason for _, _, reason in anonymous)  # popular items: no reasons
+
+    # A customer gets the same cached page, and their own recommendations in it.
+    _log_in(page, base, customer)
+    again = page.goto(cached)
+    assert again.headers.get("expires") == first.headers.get("expires")  # one cached copy
+    personal = _filled(page, "#recs-js-recommended")
+    assert len(personal) == 6
+    assert any(reason for _, _, reason in personal), personal  # "because of" their purchases
+    assert [name for name, _, _ in personal] != [name for name, _, _ in anonymous]
+
+    # Following an item of a logged list sends its click token to the beacon.
+    impression = page.get_attribute("#recs-js-recommended", "data-recs-impression")
+    assert impression
+    link = page.locator("#recs-js-recommended .recs-item a").first
+    assert link.get_attribute("data-recs-click")
+    target = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(base + target)
+    for _ in range(60):
+        if _clicks_on(env, impression):
+            break
+        time.sleep(0.5)
+    assert _clicks_on(env, impression) == 1
