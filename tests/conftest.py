@@ -1,4 +1,4 @@
-"""Service markers: tests that need PostgreSQL or Redis.
+"""Service markers: tests that need PostgreSQL, MySQL/MariaDB or Redis.
 
 On a developer's machine without the service they skip with a message that
 names it; with CI=true they fail instead, so a CI run can never pass by
@@ -38,6 +38,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if connection.vendor != "postgresql":
             _missing(
                 "needs PostgreSQL: run with DATABASE_URL=postgres://127.0.0.1:5432/test "
+                f"(the configured database is {connection.vendor})"
+            )
+    if item.get_closest_marker("mysql"):
+        from django.db import connection
+
+        if connection.vendor != "mysql":
+            _missing(
+                "needs MySQL/MariaDB: run with DATABASE_URL=mysql://root@127.0.0.1:3306/test "
                 f"(the configured database is {connection.vendor})"
             )
     if item.get_closest_marker("redis"):
