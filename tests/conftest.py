@@ -48,6 +48,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 "needs MySQL/MariaDB: run with DATABASE_URL=mysql://root@127.0.0.1:3306/test "
                 f"(the configured database is {connection.vendor})"
             )
+    if item.get_closest_marker("server_db"):
+        from django.db import connection
+
+        if connection.vendor not in {"postgresql", "mysql"}:
+            _missing(
+                "needs PostgreSQL or MySQL/MariaDB: run with DATABASE_URL=postgres://... or "
+                f"mysql://... (the configured database is {connection.vendor})"
+            )
     if item.get_closest_marker("redis"):
         from django.conf import settings
 
