@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between writes of a process's buffered impressions by a background
     # thread; 0 = no thread, the buffer is written at the end of each request.
     "IMPRESSION_FLUSH_SECONDS": 1.0,
+    # --- A/B experiments (docs/experiments.md) ---
+    # Seconds a process serves its copy of the running experiments and promoted
+    # algorithms before reading them again (a change saved in this process applies at once).
+    "EXPERIMENT_REFRESH_SECONDS": 10.0,
 }
 
 
