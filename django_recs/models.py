@@ -664,6 +664,17 @@ class Variant(models.Model):
     def __str__(self) -> str:
         return f"{self.name}: {self.algorithm} x{self.weight}"
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .registry import algorithm_names
+
+        names = algorithm_names()
+        if self.algorithm != self.NONE and self.algorithm not in names:
+            raise ValidationError({"algorithm": _(
+                "%(algorithm)r is not in DJANGO_RECS['ALGORITHMS'] (%(names)s) nor \"none\".")
+                % {"algorithm": self.algorithm, "names": ", ".join(names) or "none configured"}})
+
 
 class PlacementAlgorithm(models.Model):
     """The algorithm a placement serves to everyone, whatever the page asks (a promoted winner)."""
