@@ -422,7 +422,7 @@ def run_producer(args) -> None:
             None if anonymous else rng.randint(1, SIZE["users"]),
             f"session{args.producer}{i:032d}" if anonymous else "",
             item_type_id, "" if i % 3 else str(rng.randint(1, SIZE["items"])), items,
-            "personal*8,popular*2" if i % 5 else "popular*10", "personal", 1,
+            "personal*8,popular*2" if i % 5 else "popular*10", "personal", 1, None, "", "",
         ))
     flushes = 0
     original_flush = buffer.flush

@@ -11,17 +11,29 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from .models import DailyFeedback, Interaction, PopularItem, Recommendation, Run, SimilarItem
+from .models import (
+    DailyFeedback,
+    Experiment,
+    Interaction,
+    PlacementAlgorithm,
+    PopularItem,
+    Recommendation,
+    Run,
+    SimilarItem,
+    Variant,
+)
 
 # --- Interactions (capture) ---------------------------------------------------
 
@@ -473,3 +485,195 @@ class DailyFeedbackAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/django_recs/dailyfeedback/report.html", context)
+
+
+# --- A/B experiments ----------------------------------------------------------
+
+
+class _VariantFormSet(BaseInlineFormSet):
+    """Two or more variants, exactly one of them the control."""
+
+    def clean(self):
+        super().clean()
+        from django.core.exceptions import ValidationError
+
+        kept = [form.cleaned_data for form in self.forms
+                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        if len(kept) < 2:
+            raise ValidationError(_("An experiment needs at least two variants."))
+        if sum(1 for data in kept if data.get("is_control")) != 1:
+            raise ValidationError(_("Exactly one variant must be the control."))
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    formset = _VariantFormSet
+    extra = 2
+    fields = ("name", "algorithm", "weight", "is_control")
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == Experiment.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """A/B experiments: variants edited while a draft; start, stop, promote and the results."""
+
+    inlines = [VariantInline]
+    list_display = ("name", "placement", "status", "started_at", "stopped_at", "promoted_variant",
+                    "results_link")
+    list_filter = ("status",)
+    search_fields = ("name", "placement")
+    readonly_fields = ("status", "started_at", "stopped_at", "promoted_variant", "results_link")
+    fields = ("name", "placement", "minimum_effect", "status", "started_at", "stopped_at",
+              "promoted_variant", "results_link")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != Experiment.Status.DRAFT:
+            return (*self.readonly_fields, "placement", "minimum_effect")
+        return self.readonly_fields
+
+    @admin.display(description=_("results"))
+    def results_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>',
+                           reverse("admin:django_recs_experiment_results", args=[obj.pk]),
+                           _("Results"))
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/results/", self.admin_site.admin_view(self.results_view),
+                 name="django_recs_experiment_results"),
+            path("<int:pk>/status/", self.admin_site.admin_view(self.status_view),
+                 name="django_recs_experiment_status"),
+            *super().get_urls(),
+        ]
+
+    def results_view(self, request, pk):
+        from .experiments.results import experiment_results
+
+        experiment = self.get_object(request, str(pk))
+        if experiment is None or not self.has_view_permission(request, experiment):
+            raise PermissionDenied
+        stored = experiment.status == Experiment.Status.STOPPED and experiment.results
+        results = experiment.results if stored else experiment_results(experiment).as_dict()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Results of %(name)s") % {"name": experiment.name},
+            "experiment": experiment,
+            "results": results,
+            "rows": _result_rows(results),
+            "can_change": self.has_change_permission(request, experiment),
+        }
+        return TemplateResponse(request, "admin/django_recs/experiment/results.html", context)
+
+    @method_decorator(require_POST)
+    def status_view(self, request, pk):
+        from django.core.exceptions import ValidationError
+
+        from .experiments import start, stop
+
+        experiment = self.get_object(request, str(pk))
+        if experiment is None or not self.has_change_permission(request, experiment):
+            raise PermissionDenied
+        action = request.POST.get("action")
+        try:
+            if action == "start":
+                start(experiment)
+                self.message_user(request, _("The experiment runs."), messages.SUCCESS)
+            elif action == "stop":
+                promote = request.POST.get("promote") or None
+                stop(experiment, promote_variant=promote)
+                self.message_user(request, _("Stopped.") if promote is None else _(
+                    "Stopped; %(placement)s now serves variant %(variant)s to everyone.")
+                    % {"placement": experiment.placement, "variant": promote}, messages.SUCCESS)
+            elif action == "promote":
+                from .experiments import promote as promote_variant
+
+                promote_variant(experiment, request.POST.get("promote", ""))
+                self.message_user(request, _("%(placement)s now serves variant %(variant)s to "
+                                             "everyone.") % {"placement": experiment.placement,
+                                                             "variant": request.POST.get("promote")},
+                                  messages.SUCCESS)
+            else:
+                self.message_user(request, _("Unknown action."), messages.ERROR)
+        except (ValidationError, ValueError) as error:
+            text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            self.message_user(request, text, messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:django_recs_experiment_results", args=[pk]))
+
+
+@admin.register(PlacementAlgorithm)
+class PlacementAlgorithmAdmin(admin.ModelAdmin):
+    """The algorithm each placement serves to everyone (promoted winners); delete to undo."""
+
+    list_display = ("placement", "algorithm", "experiment", "updated_at")
+    readonly_fields = ("experiment", "updated_at")
+
+
+def _percent(value, digits=2):
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _interval(interval, percent=True):
+    if not interval:
+        return ""
+    low, high = interval
+    if percent:
+        return f"{low * 100:.2f}% – {high * 100:.2f}%"
+    return f"{low:,.2f} – {high:,.2f}"
+
+
+def _difference(diff, percent=True):
+    if not diff:
+        return None
+    if percent:
+        text = f"{diff['difference'] * 100:+.2f} pts"
+        span = f"{diff['low'] * 100:+.2f} to {diff['high'] * 100:+.2f}"
+    else:
+        text = f"{diff['difference']:+,.2f}"
+        span = f"{diff['low']:+,.2f} to {diff['high']:+,.2f}"
+    return {"text": text, "interval": span, "p_value": f"{diff['p_value']:.3g}",
+            "significant": diff["p_value"] < 0.05}
+
+
+def _result_rows(results: dict) -> list[dict]:
+    """The variants as the results page prints them."""
+    rows = []
+    for variant in results.get("variants", []):
+        lift = variant.get("conversion_lift")
+        rows.append({
+            "name": variant["name"],
+            "algorithm": variant["algorithm"],
+            "weight": variant["weight"],
+            "is_control": variant["is_control"],
+            "visitors": number_format(variant["visitors"], force_grouping=True),
+            "impressions": number_format(variant["impressions"], force_grouping=True),
+            "ctr": _percent(variant["ctr"]),
+            "ctr_interval": _interval(variant["ctr_interval"]),
+            "click_through": _percent(variant["click_through"]),
+            "click_through_interval": _interval(variant["click_through_interval"]),
+            "conversion_rate": _percent(variant["conversion_rate"]),
+            "conversion_interval": _interval(variant["conversion_interval"]),
+            "revenue_per_visitor": ("—" if variant["revenue_per_visitor"] is None
+                                    else f"{variant['revenue_per_visitor']:,.2f}"),
+            "revenue_interval": _interval(variant["revenue_interval"], percent=False),
+            "click_through_difference": _difference(variant["click_through_difference"]),
+            "conversion_difference": _difference(variant["conversion_difference"]),
+            "lift": (None if not lift else
+                     f"{lift['lift'] * 100:+.1f}% ({lift['low'] * 100:+.1f}% to "
+                     f"{lift['high'] * 100:+.1f}%)"),
+            "revenue_difference": _difference(variant["revenue_difference"], percent=False),
+        })
+    return rows

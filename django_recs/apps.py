@@ -9,10 +9,11 @@ class DjangoRecsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import capture, checks, dispatch, feedback  # noqa: F401  (registers checks)
+        from . import capture, checks, dispatch, experiments, feedback  # noqa: F401  (registers checks)
         from .content import signals as content_signals
 
         capture.connect_sources()
         content_signals.connect()
         dispatch.connect()
         feedback.connect()
+        experiments.connect()

@@ -461,6 +461,23 @@ def check_feedback(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+@checks.register("django_recs")
+def check_experiments(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E110: EXPERIMENT_REFRESH_SECONDS is not a number >= 0."""
+    import math
+
+    value = recs_settings.EXPERIMENT_REFRESH_SECONDS
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or value < 0):
+        return [checks.Error(
+            f"DJANGO_RECS['EXPERIMENT_REFRESH_SECONDS'] must be a number >= 0, got {value!r}.",
+            hint="Seconds a process serves its copy of the running experiments before reading "
+                 "them again (10.0).",
+            id="django_recs.E110",
+        )]
+    return []
+
+
 def _positive_number(value) -> bool:
     import math
 

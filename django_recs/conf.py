@@ -101,6 +101,10 @@ DEFAULTS: dict[str, Any] = {
     "API_MAX_AGE": 300,
     # The longest list a request may ask for (its n).
     "API_MAX_N": 100,
+    # --- A/B experiments (docs/experiments.md) ---
+    # Seconds a process serves its copy of the running experiments and promoted
+    # algorithms before reading them again (a change saved in this process applies at once).
+    "EXPERIMENT_REFRESH_SECONDS": 10.0,
 }
 
 

@@ -419,6 +419,14 @@ class Impression(models.Model):
                     "personal*8,popular*2."))
     algorithm = models.CharField(max_length=64)
     run = models.ForeignKey(Run, null=True, blank=True, **_LOG_REFERENCE)
+    # A list served in an A/B experiment: which one, the variant, and the visitor's
+    # assignment unit (the same before and after a login). The experiment may be
+    # deleted since: its impressions keep its id.
+    experiment = models.ForeignKey("Experiment", null=True, blank=True, **_LOG_REFERENCE)
+    variant = models.CharField(max_length=64, blank=True, default="")
+    visitor_unit = models.CharField(
+        max_length=40, blank=True, default="",
+        help_text=_("The visitor as the experiment assigns them (kept across a login)."))
 
     class Meta:
         verbose_name = _("impression")
@@ -549,3 +557,153 @@ class FeedbackRollup(models.Model):
 
     def __str__(self) -> str:
         return f"feedback rolled up at {self.rolled_up_at}"
+
+
+# --- A/B experiments: which algorithm a placement serves to which visitor --------------------
+
+
+def new_experiment_salt() -> str:
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+class Experiment(models.Model):
+    """An A/B test at one placement: visitors split between variants by a hash, by weight.
+
+    At most one experiment runs per placement: ``running_placement`` holds the
+    placement while the experiment runs and NULL otherwise, under a plain
+    unique constraint (NULLs never collide), which every supported database
+    enforces, MariaDB included.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        RUNNING = "running", _("running")
+        STOPPED = "stopped", _("stopped")
+
+    name = models.CharField(max_length=100)
+    placement = models.CharField(
+        max_length=64, help_text=_("The placement= of the lists it applies to."))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    running_placement = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False,  # noqa: DJ001
+        help_text=_("The placement while running, else empty: one running experiment per "
+                    "placement."))
+    salt = models.CharField(
+        max_length=32, default=new_experiment_salt, editable=False,
+        help_text=_("Mixed into the visitors' hash: each experiment splits them anew."))
+    minimum_effect = models.FloatField(
+        default=0.10,
+        help_text=_("The smallest relative change in conversion rate worth detecting (0.10 = "
+                    "10%): it sets the sample size to wait for."))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+    promoted_variant = models.CharField(max_length=64, blank=True, default="", editable=False)
+    results = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text=_("The results as they stood when the experiment stopped."))
+
+    class Meta:
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.placement}, {self.status})"
+
+    def save(self, *args, **kwargs):
+        self.running_placement = self.placement if self.status == self.Status.RUNNING else None
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "status" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "running_placement"}
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.status == self.Status.RUNNING and self.placement:
+            others = Experiment.objects.filter(running_placement=self.placement)
+            if self.pk is not None:
+                others = others.exclude(pk=self.pk)
+            other = others.first()
+            if other is not None:
+                raise ValidationError({"status": _(
+                    "Experiment %(other)r already runs at placement %(placement)r: stop it "
+                    "first (one running experiment per placement).")
+                    % {"other": other.name, "placement": self.placement}})
+        if not (isinstance(self.minimum_effect, int | float) and 0 < self.minimum_effect < 10):
+            raise ValidationError({"minimum_effect": _(
+                "A relative effect between 0 and 10 (0.10 = 10%).")})
+
+
+class Variant(models.Model):
+    """One arm of an experiment: the algorithm it serves ("none": no list) and its weight."""
+
+    #: The algorithm of a hold-out variant: an empty list, still logged (the visitor counts).
+    NONE = "none"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=64, help_text=_('e.g. "A", "als"'))
+    algorithm = models.CharField(
+        max_length=64,
+        help_text=_('A name of ALGORITHMS, or "none" for a hold-out that shows no list.'))
+    weight = models.PositiveIntegerField(default=1, help_text=_("Its share of the traffic."))
+    is_control = models.BooleanField(
+        default=False, help_text=_("The variant the others are compared with (one)."))
+
+    class Meta:
+        verbose_name = _("variant")
+        verbose_name_plural = _("variants")
+        ordering = ["experiment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="recs_variant_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.algorithm} x{self.weight}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .registry import algorithm_names
+
+        names = algorithm_names()
+        if self.algorithm != self.NONE and self.algorithm not in names:
+            raise ValidationError({"algorithm": _(
+                "%(algorithm)r is not in DJANGO_RECS['ALGORITHMS'] (%(names)s) nor \"none\".")
+                % {"algorithm": self.algorithm, "names": ", ".join(names) or "none configured"}})
+
+
+class PlacementAlgorithm(models.Model):
+    """The algorithm a placement serves to everyone, whatever the page asks (a promoted winner)."""
+
+    placement = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(
+        max_length=64, help_text=_('A name of ALGORITHMS, or "none": no list there.'))
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("placement algorithm")
+        verbose_name_plural = _("placement algorithms")
+
+    def __str__(self) -> str:
+        return f"{self.placement}: {self.algorithm}"
+
+
+class ExperimentVisitor(models.Model):
+    """An account's assignment unit, so it keeps its variants on every device and after login."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                primary_key=True, related_name="+")
+    unit = models.CharField(max_length=40)
+
+    class Meta:
+        verbose_name = _("experiment visitor")
+        verbose_name_plural = _("experiment visitors")
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.unit}"

@@ -49,7 +49,7 @@ MAX_BUFFERED_ROWS = 50_000
 #: The columns of a buffered row, in order (Impression's attribute names). ``shown_at``
 #: is not among them: it is read from the id when the rows are written, off the page.
 COLUMNS = ("id", "placement", "user_id", "session_key", "item_type_id", "source_key", "items",
-           "sources", "algorithm", "run_id")
+           "sources", "algorithm", "run_id", "experiment_id", "variant", "visitor_unit")
 
 
 class ImpressionBuffer:

@@ -67,6 +67,7 @@ def log_list(
     visitor: Visitor,
     source: models.Model | None = None,
     request=None,
+    route=None,
 ) -> ShownList | None:
     """Log ``items`` (a list returned by serving) as shown at ``placement``, when IMPRESSIONS is on.
 
@@ -76,8 +77,12 @@ def log_list(
     :class:`ShownList`) and ``recs_position``; the queryset gets
     ``recs_impression``.
 
+    ``route`` (a :class:`django_recs.experiments.Route`) puts the list in its
+    experiment: the row records the experiment, variant and visitor unit, and
+    an empty list is logged too (a hold-out's visitor must be counted).
+
     Returns None, and logs nothing, when IMPRESSIONS is off, the list is
-    empty, or ``request`` is a well-known bot's. Never raises: an error is
+    empty (outside an experiment), or ``request`` is a well-known bot's. Never raises: an error is
     logged and None returned.
     """
     if not recs_settings.IMPRESSIONS:
@@ -88,7 +93,8 @@ def log_list(
         shown_items = items._result_cache
         if shown_items is None:  # a queryset= that loads more than rows: read it now
             shown_items = list(items)
-        if not shown_items:
+        in_experiment = route is not None and route.experiment_id is not None
+        if not shown_items and not in_experiment:
             return None
         model = items.model
         impression_id = new_impression_id()
@@ -106,8 +112,11 @@ def log_list(
             "" if source is None else key_for_pk(type(source), source.pk),
             ",".join(keys),
             source_runs([item.__dict__.get("recs_source") or "" for item in shown_items]),
-            algorithm,
+            "none" if in_experiment and route.algorithm == "none" else algorithm,
             runs.get(algorithm),
+            route.experiment_id if in_experiment else None,
+            route.variant if in_experiment else "",
+            route.unit if in_experiment else "",
         ))
         for position, item in enumerate(shown_items):
             attributes = item.__dict__  # plain attributes of the instance, set at C speed
