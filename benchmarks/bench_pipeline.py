@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.databases import create_postgres_database  # noqa: E402
 
-PG_DB_NAME = "recs_bench_pipeline"
+PG_DB_NAME = os.environ.get("BENCH_PIPELINE_DB", "recs_bench_pipeline")
 FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
 QUICK = {"users": 10_000, "items": 2_000, "interactions": 100_000}
 NAIVE_WRITE_SAMPLE = {"full": 300_000, "quick": 100_000}
