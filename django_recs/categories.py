@@ -2,7 +2,7 @@
 
 A category is whatever a dotted path of the item's fields gives (a foreign
 key, a text field); it is compared as the database's own text form of that
-value (``CAST(... AS varchar(64))``), so the popular run can store it beside
+value (``CAST(... AS varchar(64))``; ``LEFT(..., 64)`` on MySQL), so the popular run can store it beside
 each popular item and serving can match it in SQL.
 
 An item has at most one category: every step of the path leads to one
@@ -25,8 +25,8 @@ from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import F
-from django.db.models.functions import Cast
 
+from .casts import Text
 from .conf import recs_settings
 from .items import item_content_type, item_families, key_for_pk, listed_item_model, pk_chain
 
@@ -202,9 +202,9 @@ def category_errors() -> list[CategoryError]:
     return errors
 
 
-def category_text(lookup: str) -> Cast:
+def category_text(lookup: str) -> Text:
     """The category at ``lookup`` as the text stored and compared."""
-    return Cast(F(lookup), models.CharField(max_length=64))
+    return Text(F(lookup), 64)
 
 
 def catalog_categories(catalog, *, using: str) -> np.ndarray | None:

@@ -1,4 +1,4 @@
-"""Service markers: tests that need PostgreSQL or Redis.
+"""Service markers: tests that need PostgreSQL, MySQL/MariaDB or Redis.
 
 On a developer's machine without the service they skip with a message that
 names it; with CI=true they fail instead, so a CI run can never pass by
@@ -39,6 +39,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             _missing(
                 "needs PostgreSQL: run with DATABASE_URL=postgres://127.0.0.1:5432/test "
                 f"(the configured database is {connection.vendor})"
+            )
+    if item.get_closest_marker("mysql"):
+        from django.db import connection
+
+        if connection.vendor != "mysql":
+            _missing(
+                "needs MySQL/MariaDB: run with DATABASE_URL=mysql://root@127.0.0.1:3306/test "
+                f"(the configured database is {connection.vendor})"
+            )
+    if item.get_closest_marker("server_db"):
+        from django.db import connection
+
+        if connection.vendor not in {"postgresql", "mysql"}:
+            _missing(
+                "needs PostgreSQL or MySQL/MariaDB: run with DATABASE_URL=postgres://... or "
+                f"mysql://... (the configured database is {connection.vendor})"
             )
     if item.get_closest_marker("redis"):
         from django.conf import settings

@@ -45,7 +45,7 @@ def database_from_url(url: str) -> dict:
         raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not one of {sorted(engines)}")
     if parsed.scheme == "sqlite":
         return {"ENGINE": engines["sqlite"], "NAME": parsed.path[1:] or ":memory:"}
-    return {
+    database = {
         "ENGINE": engines[parsed.scheme],
         "NAME": unquote(parsed.path.lstrip("/")),
         "USER": unquote(parsed.username or ""),
@@ -55,6 +55,12 @@ def database_from_url(url: str) -> dict:
         # Lets runs in parallel use test databases of their own.
         "TEST": {"NAME": os.environ.get("DJANGO_RECS_TEST_DB_NAME") or None},
     }
+    if parsed.scheme == "mysql":
+        # What a shop on MySQL/MariaDB sets: 4-byte UTF-8 everywhere, and
+        # local_infile so the bulk writes may use LOAD DATA LOCAL INFILE.
+        database["OPTIONS"] = {"charset": "utf8mb4", "local_infile": 1}
+        database["TEST"].update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    return database
 
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", ""))}

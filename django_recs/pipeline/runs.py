@@ -9,6 +9,9 @@ therefore sees either the old rows or the new ones, never a mix or nothing.
 Single flight is the database's job: the partial unique constraint
 ``recs_run_single_flight`` allows one pending or running run per algorithm,
 so a second trigger fails to insert and gets the run in flight instead.
+MySQL/MariaDB have no partial unique constraint: there a trigger holds a
+named lock of the algorithm (``GET_LOCK``, :func:`storage.locks.run_start_lock`)
+while it looks for a run in flight and creates one.
 A run whose heartbeat is older than RUN_HEARTBEAT_TIMEOUT (its worker was
 killed) is marked failed by the sweep task or by the next trigger, which
 then starts afresh; a lost prefork child fails its run at once.
@@ -34,6 +37,7 @@ from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
 from ..models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from ..registry import algorithm_config, build_algorithm
+from ..storage.locks import run_start_lock
 from ..storage.partitions import drop_run_partition, is_partitioned
 from ..storage.read import ItemCatalog, LoadedInteractions, load_interactions
 from .artifacts import delete_artifacts, save_artifacts
@@ -76,30 +80,43 @@ def start_run(
     Returns ``(run, created)``. The database guarantees at most one pending
     or running run per algorithm; a run with a stale heartbeat is failed
     first, so a killed worker does not block the algorithm forever.
+    Raises :class:`~django_recs.storage.locks.RunStartLockTimeout` on
+    MySQL/MariaDB when another trigger held the algorithm's lock for 30 s.
     """
-    fail_stale_runs(algorithm, using=using)
+    with run_start_lock(algorithm, using=using) as locked:
+        fail_stale_runs(algorithm, using=using)
+        if locked:  # MySQL/MariaDB: no other trigger of the algorithm runs this
+            in_flight = _in_flight(algorithm, using)
+            if in_flight is not None:
+                return in_flight, False
+            return _create_run(algorithm, triggered_by, using), True
     for _attempt in range(5):
-        now = timezone.now()
         try:
             with transaction.atomic(using=using):
-                run = Run.objects.using(using).create(
-                    algorithm=algorithm,
-                    status=Run.Status.PENDING,
-                    created_at=now,
-                    heartbeat_at=now,
-                    triggered_by=triggered_by[:150],
-                )
+                run = _create_run(algorithm, triggered_by, using)
             return run, True
         except IntegrityError:
-            in_flight = (
-                Run.objects.using(using)
-                .filter(algorithm=algorithm, status__in=[Run.Status.PENDING, Run.Status.RUNNING])
-                .first()
-            )
+            in_flight = _in_flight(algorithm, using)
             if in_flight is not None:
                 return in_flight, False
             # The run in flight finished between our insert and our read: try again.
     raise RuntimeError(f"could not start or find a run of {algorithm!r}")
+
+
+def _create_run(algorithm: str, triggered_by: str, using: str) -> Run:
+    now = timezone.now()
+    return Run.objects.using(using).create(
+        algorithm=algorithm, status=Run.Status.PENDING, created_at=now, heartbeat_at=now,
+        triggered_by=triggered_by[:150],
+    )
+
+
+def _in_flight(algorithm: str, using: str) -> Run | None:
+    return (
+        Run.objects.using(using)
+        .filter(algorithm=algorithm, status__in=[Run.Status.PENDING, Run.Status.RUNNING])
+        .first()
+    )
 
 
 def fail_stale_runs(algorithm: str | None = None, *, using: str = DEFAULT_DB_ALIAS) -> int:

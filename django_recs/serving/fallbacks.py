@@ -43,6 +43,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from ..casts import key_as_pk_sql, null_text_sql, text_sql
 from ..categories import category_text
 from ..conf import exclude_seen_events, recs_settings
 from ..items import key_field
@@ -102,8 +103,7 @@ class Sql:
         # The root's key type: a multi-table child's primary key is a link to it.
         pk = key_field(model)
         self.is_uuid = isinstance(pk, models.UUIDField)
-        self._pk_type = pk.cast_db_type(connection)
-        self._text_type = models.CharField(max_length=64).cast_db_type(connection)
+        self._pk = pk
         self._int_type = models.IntegerField().cast_db_type(connection)
 
     def table(self, model: type[models.Model]) -> str:
@@ -114,16 +114,16 @@ class Sql:
 
     def key_as_pk(self, key_sql: str) -> str:
         """A stored key as the item model's primary key type."""
-        return f"CAST({key_sql} AS {self._pk_type})"
+        return key_as_pk_sql(self.connection, key_sql, self._pk)
 
     def pk_as_key(self, pk_sql: str) -> str:
         """A primary key as a stored key (32 hex digits for a UUID)."""
-        text = f"CAST({pk_sql} AS {self._text_type})"
+        text = text_sql(self.connection, pk_sql)
         return f"REPLACE({text}, '-', '')" if self.is_uuid else text
 
     def no_reason(self) -> str:
         """The reason columns of a source without reasons (typed, so UNION ALL accepts them)."""
-        return self.reason(f"CAST(NULL AS {self._int_type})", f"CAST(NULL AS {self._text_type})")
+        return self.reason(f"CAST(NULL AS {self._int_type})", null_text_sql(self.connection))
 
     @staticmethod
     def reason(type_sql: str, key_sql: str) -> str:

@@ -5,7 +5,10 @@ keyed by the model's attribute names (``"user_id"``, ``"item_key"``...). On
 PostgreSQL the rows are streamed with ``COPY ... FROM STDIN`` in text format,
 each column turned into text as a whole (numpy arrays without a Python loop
 per value where the dtype allows); on other databases they go in batches of
-``executemany`` INSERTs. Either way the whole write is one transaction.
+``executemany`` INSERTs. On MySQL/MariaDB the same text goes through
+``LOAD DATA LOCAL INFILE`` where client and server allow it
+(:mod:`~django_recs.storage.mysql_bulk`), else multi-row INSERTs of up to
+4 MiB. Either way the whole write is one transaction.
 
 Columns not given take the field's default as a model instance would (a
 callable default is called per row, NULL for a nullable field, "" for a text
@@ -25,6 +28,8 @@ import numpy as np
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
+
+from .mysql_bulk import load_data, load_data_allowed
 
 __all__ = ["bulk_insert", "bulk_insert_chunks"]
 
@@ -140,6 +145,10 @@ def bulk_insert_chunks(
         ):
             return _copy_in(connection, f"COPY {table} ({column_names}) FROM STDIN", fields,
                             batches())
+        if connection.vendor == "mysql" and all(
+            _storage_field(f).get_internal_type() in _COPY_TEXT_TYPES for f in fields
+        ) and load_data_allowed(connection):
+            return _load_data_in(connection, table, column_names, fields, batches())
         # Other databases, and rare field types (JSON, arrays...) the driver must adapt.
         return _insert_batches(connection, insert_sql, fields, batches())
 
@@ -259,6 +268,20 @@ def _copy_in(connection, sql, fields, batches) -> int:
     return written
 
 
+def _load_data_in(connection, table, column_names, fields, batches) -> int:
+    written = 0
+
+    def texts():
+        nonlocal written
+        for data in batches:
+            written += len(data[0])
+            yield _copy_text(connection, fields, data)
+
+    with connection.execute_wrapper(_refuse_queries_during_copy):
+        load_data(connection, table, column_names, texts())
+    return written
+
+
 def _refuse_queries_during_copy(execute, sql, params, many, context):
     raise RuntimeError(
         "a query ran on the database connection while bulk_insert_chunks() was streaming "
@@ -276,8 +299,9 @@ def _copy_text_column(connection, field, values) -> list[str]:
     """One column as COPY text, converted as a whole where its type allows."""
     storage = _storage_field(field)
     kind = storage.get_internal_type()
+    mysql = connection.vendor == "mysql"
     if isinstance(values, np.ndarray) and values.dtype.kind in "biufM":
-        return _copy_text_array(values, kind, field)
+        return _copy_text_array(values, kind, field, mysql)
     if isinstance(values, np.ndarray):
         values = values.tolist()
     if kind in _INTEGER_TYPES:
@@ -301,18 +325,30 @@ def _copy_text_column(connection, field, values) -> list[str]:
         for value in values:
             text = texts.get(value)
             if text is None:
-                text = texts[value] = _aware(value).isoformat()
+                text = texts[value] = _datetime_text(_aware(value), mysql)
             out.append(text)
         return out
+    if mysql and kind == "BooleanField":
+        return [_NULL if v is None else ("1" if v else "0") for v in values]
     return [_copy_text_value(storage.get_db_prep_save(v, connection)) for v in values]
 
 
-def _copy_text_array(values: np.ndarray, kind: str, field) -> list[str]:
+def _datetime_text(value, mysql: bool) -> str:
+    """COPY's ISO text; MySQL's DATETIME takes UTC without an offset (as Django stores it)."""
+    if not mysql or not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value.isoformat(sep=" ")
+
+
+def _copy_text_array(values: np.ndarray, kind: str, field, mysql: bool = False) -> list[str]:
     if values.dtype.kind == "M":
         text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").tolist()
-        return [_NULL if t == "NaT" else t + "+00:00" for t in text]
+        suffix = "" if mysql else "+00:00"
+        return [_NULL if t == "NaT" else t + suffix for t in text]
     if values.dtype.kind == "b":
-        return np.where(values, "t", "f").tolist()
+        return np.where(values, "1", "0").tolist() if mysql else np.where(values, "t", "f").tolist()
     if values.dtype.kind == "f":
         if kind in _INTEGER_TYPES:
             return list(map(str, _float_to_int(values, field).tolist()))
@@ -367,10 +403,18 @@ class _ChunkReader(io.TextIOBase):
 
 # --- Other databases: batched executemany -------------------------------------
 
+#: Bytes of one multi-row INSERT on MySQL/MariaDB, below the server's smallest
+#: default max_allowed_packet (MySQL 8: 64 MiB, MariaDB: 16 MiB) with room to spare.
+MYSQL_STATEMENT_BYTES = 4 * 1024 * 1024
+
 
 def _insert_batches(connection, sql, fields, batches) -> int:
     written = 0
     with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            # mysqlclient sends an executemany INSERT as multi-row statements of at
+            # most max_stmt_length bytes (64 KiB by default): fewer, larger ones.
+            cursor.cursor.max_stmt_length = MYSQL_STATEMENT_BYTES
         for data in batches:
             columns = [_prepared_column(connection, f, v) for f, v in zip(fields, data)]
             cursor.executemany(sql, list(zip(*columns)))

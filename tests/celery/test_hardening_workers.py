@@ -1,6 +1,6 @@
 """Real workers on Redis: dead runs noticed without a trigger, lost processes, coalescing.
 
-- Kill points (PostgreSQL): a worker is SIGKILLed at each stage of a small
+- Kill points (PostgreSQL, MySQL/MariaDB): a worker is SIGKILLed at each stage of a small
   run; the old results stay served, and the sweep — a second worker with
   beat inside, sending ``django_recs.sweep_runs`` every second — fails the
   dead run with its stage, no trigger needed.
@@ -102,7 +102,7 @@ def served(algorithm: str = "similar") -> list[tuple]:
         "item_key", "neighbour_key", "rank"))
 
 
-@pytest.mark.postgres
+@pytest.mark.server_db
 def test_a_worker_killed_at_each_stage_leaves_old_results_and_is_failed_by_the_sweep(
         queues, workers, tmp_path):
     run_queue, sweep_queue = queues

@@ -42,12 +42,14 @@ def database_environment() -> dict[str, str]:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return {"DJANGO_RECS_SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
-    if connection.vendor == "postgresql":
+    schemes = {"postgresql": ("postgres", "5432"), "mysql": ("mysql", "3306")}
+    if connection.vendor in schemes:
+        scheme, default_port = schemes[connection.vendor]
         user = quote(db.get("USER") or "")
         password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
         host = db.get("HOST") or "127.0.0.1"
-        port = db.get("PORT") or "5432"
-        return {"DATABASE_URL": f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"}
+        port = db.get("PORT") or default_port
+        return {"DATABASE_URL": f"{scheme}://{user}{password}@{host}:{port}/{db['NAME']}"}
     pytest.skip(f"no worker setup for {connection.vendor}")
 
 

@@ -16,7 +16,7 @@ from django_recs.storage.partitions import (
     write_run_partition,
 )
 from tests.pipeline.pipeline_fixtures import RECS, Shop
-from tests.pipeline.test_pipeline_postgres import in_threads
+from tests.pipeline.test_pipeline_concurrency import in_threads
 
 pytestmark = [pytest.mark.postgres]
 

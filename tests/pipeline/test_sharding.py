@@ -434,10 +434,9 @@ def test_shard_task_options_are_declared():
     assert tasks.finish_sharded_run.name == "django_recs.finish_sharded_run"
 
 
-# -- PostgreSQL: two copies of one shard at the same time ------------------------------------------
+# -- Two copies of one shard at the same time, on every database ---------------------------------
 
 
-@pytest.mark.postgres
 def test_concurrent_copies_of_a_shard_write_once(transactional_db, settings, media):
     from tests.pipeline.sharding_fixtures import RandomShop
 
@@ -491,7 +490,6 @@ def test_concurrent_copies_of_a_shard_write_once(transactional_db, settings, med
     assert SimilarItem.objects.filter(run=run).count() == marker.rows == results["first"]["rows"]
 
 
-@pytest.mark.postgres
 def test_concurrent_starts_of_a_shard_are_both_counted(transactional_db, settings, media):
     from tests.pipeline.sharding_fixtures import RandomShop
 

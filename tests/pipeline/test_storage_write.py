@@ -200,7 +200,7 @@ def test_a_query_from_the_chunk_iterator_fails_instead_of_hanging(product_type):
         yield {"session_key": ["s2"], "item_type_id": [product_type], "item_key": ["1"],
                "event": ["view"], "weight": [1.0]}
 
-    if connection.vendor == "postgresql":
+    if connection.vendor in {"postgresql", "mysql"}:  # COPY, LOAD DATA: the connection is busy
         with pytest.raises(RuntimeError, match="while bulk_insert_chunks"):
             bulk_insert_chunks(Interaction, chunks())
         assert Interaction.objects.count() == 0
@@ -217,3 +217,26 @@ def test_repeated_default_behaves_as_a_sequence():
     assert repeated[1:] == ["", ""] and repeated[-1] == ""
     with pytest.raises(IndexError):
         repeated[3]
+
+
+@pytest.mark.mysql
+def test_mysql_loads_data_and_falls_back_to_inserts_when_local_infile_is_off(
+        product_type, monkeypatch):
+    from django_recs.storage import write
+
+    used = []
+    real = write.load_data
+    monkeypatch.setattr(write, "load_data", lambda *a: used.append(1) or real(*a))
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
+    columns = {"session_key": ["a\tb\\c", "d\ne"], "item_type_id": [product_type] * 2,
+               "item_key": ["1", "2"], "event": ["view"] * 2, "weight": [1.5, 2.0],
+               "timestamp": [when, when]}
+    assert bulk_insert(Interaction, columns) == 2
+    assert used == [1]
+    # Without local_infile in the connection's OPTIONS: multi-row INSERTs, same rows.
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"charset": "utf8mb4"})
+    assert bulk_insert(Interaction, columns) == 2
+    assert used == [1]
+    rows = list(Interaction.objects.order_by("pk").values_list("session_key", "weight",
+                                                               "timestamp"))
+    assert rows[:2] == rows[2:] == [("a\tb\\c", 1.5, when), ("d\ne", 2.0, when)]

@@ -98,7 +98,8 @@ def test_the_first_statement_reports_the_runs_the_second_names(
     assert "recs_state" in first and "recs_state" not in second
     # The second statement names the popular run instead of looking it up,
     # and leaves out recent popularity, which only stands in for it.
-    assert "recs_run" not in second and f'recs_pop."run_id" = {popular_run.pk} ' in second
+    run_id = connection.ops.quote_name("run_id")
+    assert "recs_run" not in second and f"recs_pop.{run_id} = {popular_run.pk} " in second
     assert "recs_win" not in second
 
 
