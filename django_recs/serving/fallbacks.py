@@ -437,7 +437,7 @@ def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]
     ``JSON_TABLE`` on MariaDB and MySQL. A missing reason is NULL.
     """
     vendor = db.connection.vendor
-    text, integer = db._text_type, db._int_type
+    integer = db._int_type
     if vendor == "postgresql":
         return (
             f"CROSS JOIN LATERAL json_array_elements(CAST({items_sql} AS json))"
@@ -459,13 +459,13 @@ def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]
         )
     return (
         f", JSON_TABLE({items_sql}, '$[*]' COLUMNS(recs_position FOR ORDINALITY,"
-        f" recs_key {text} PATH '$[0]', recs_score DOUBLE PATH '$[1]',"
-        f" recs_reason_type INTEGER PATH '$[2]', recs_reason_key {text} PATH '$[3]'))"
+        " recs_key VARCHAR(64) PATH '$[0]', recs_score DOUBLE PATH '$[1]',"
+        " recs_reason_type INTEGER PATH '$[2]', recs_reason_key VARCHAR(64) PATH '$[3]'))"
         " recs_entry",
-        "recs_entry.recs_key",
+        text_sql(db.connection, "recs_entry.recs_key"),
         "recs_entry.recs_score",
         "recs_entry.recs_reason_type",
-        "recs_entry.recs_reason_key",
+        text_sql(db.connection, "recs_entry.recs_reason_key"),
         "recs_entry.recs_position",
     )
 
