@@ -35,7 +35,6 @@ from ..conf import recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..models import Run, RunShard, ShardStart, SimilarItem
 from .results import similar_item_columns
-from .writing import recommendation_chunks
 from .snapshot import (
     MatrixSnapshot,
     SnapshotError,
@@ -47,6 +46,7 @@ from .snapshot import (
     save_csr,
     stored_artifact,
 )
+from .writing import recommendation_chunks
 
 logger = logging.getLogger(__name__)
 

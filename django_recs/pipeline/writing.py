@@ -14,8 +14,8 @@ from django.db import DEFAULT_DB_ALIAS
 
 from ..algorithms.base import Algorithm, FitResult
 from ..categories import catalog_categories
-from ..matrix import InteractionMatrix
 from ..conf import recommendation_layout
+from ..matrix import InteractionMatrix
 from ..models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from ..storage.copy_binary import copy_binary, supports_binary_copy
 from ..storage.partitions import is_partitioned, write_run_partition

@@ -43,7 +43,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
-from ..casts import key_as_pk_sql, null_text_sql, text_sql
+from ..casts import is_mysql, key_as_pk_sql, null_text_sql, text_sql
 from ..categories import category_text
 from ..conf import exclude_seen_events, recs_settings
 from ..items import key_field
@@ -448,7 +448,7 @@ def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]
             "(recs_entry.value ->> 3)",
             "recs_entry.position",
         )
-    if vendor == "sqlite":
+    if not is_mysql(db.connection):  # SQLite
         return (
             f", json_each({items_sql}) recs_entry",
             "(recs_entry.value ->> 0)",
