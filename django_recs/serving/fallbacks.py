@@ -436,9 +436,10 @@ def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]
     ``json_array_elements`` on PostgreSQL, ``json_each`` on SQLite,
     ``JSON_TABLE`` on MariaDB and MySQL. A missing reason is NULL.
     """
-    vendor = db.connection.vendor
     integer = db._int_type
-    if vendor == "postgresql":
+    # The backend's own module, not ``vendor``: the SQL is the engine's, whatever the
+    # connection is called.
+    if "postgresql" in type(db.connection).__module__:
         return (
             f"CROSS JOIN LATERAL json_array_elements(CAST({items_sql} AS json))"
             " WITH ORDINALITY AS recs_entry(value, position)",
