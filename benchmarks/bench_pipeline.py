@@ -1,4 +1,10 @@
-"""Seconds per stage of a recompute run on PostgreSQL, against a naive ORM path.
+"""Seconds per stage of a recompute run on PostgreSQL, per result layout, against a naive ORM path.
+
+Each algorithm runs in both RECOMMENDATION_LAYOUTs ("rows": one row per
+recommendation; "lists": one RecommendationList row per user) in the same
+process, and the table shows each run's stages, rows written and the size of
+the result tables after it (PostgreSQL's pg_total_relation_size, indexes
+included), with the peak resident memory of the process.
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
@@ -8,7 +14,8 @@ of each stage (load, matrix, compute, write, swap, cleanup) with the rows
 per second loaded and written. The naive path does the same reading with
 ``values_list`` and the same writing with ``bulk_create``; its write speed is
 measured on a sample of the rows (it would take minutes on all of them).
-``--quick`` uses 100,000 interactions (10,000 users x 2,000 products).
+``--quick`` uses 100,000 interactions (10,000 users x 2,000 products),
+``--large`` 10,000,000 (1,000,000 users x 100,000 products).
 
 Its own database: ``recs_bench_pipeline`` on DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
@@ -30,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.databases import create_postgres_database  # noqa: E402
 
-PG_DB_NAME = "recs_bench_pipeline"
+PG_DB_NAME = os.environ.get("BENCH_PIPELINE_DB", "recs_bench_pipeline")
 FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
 QUICK = {"users": 10_000, "items": 2_000, "interactions": 100_000}
+LARGE = {"users": 1_000_000, "items": 100_000, "interactions": 10_000_000}
 NAIVE_WRITE_SAMPLE = {"full": 300_000, "quick": 100_000}
 SEED = 20240601
 
@@ -81,6 +89,7 @@ def load_data(size: dict) -> bool:
     with transaction.atomic():
         with connection.cursor() as cursor:
             for table in ("django_recs_similaritem", "django_recs_recommendation",
+                          "django_recs_recommendationlist",
                           "django_recs_popularitem", "django_recs_interaction",
                           "django_recs_runshard", "django_recs_run",
                           "testapp_product", "auth_user"):
@@ -122,6 +131,25 @@ def load_data(size: dict) -> bool:
 
 
 # -- the pipeline -------------------------------------------------------------------------
+
+
+def result_bytes() -> int:
+    """Bytes of the result tables with their indexes and partitions (PostgreSQL)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " WHERE c.relkind IN ('r', 'p') AND (c.relname LIKE 'django_recs_similaritem%%'"
+            " OR c.relname LIKE 'django_recs_recommendation%%'"
+            " OR c.relname LIKE 'django_recs_popularitem%%')")
+        return int(cursor.fetchone()[0])
+
+
+def peak_memory_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_pipeline(name: str, repeats: int = 2):
@@ -193,11 +221,15 @@ def naive_write(run_id: int, sample: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 interactions")
+    parser.add_argument("--large", action="store_true",
+                        help="10,000,000 interactions (1,000,000 users x 100,000 products)")
     parser.add_argument("--algorithms", default="similar,personal",
                         help="comma-separated: similar (ItemKNN k=50), personal (ALS f=64)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ORM path")
+    parser.add_argument("--layouts", default="rows,lists",
+                        help="comma-separated RECOMMENDATION_LAYOUTs to compare")
     args = parser.parse_args()
-    size = QUICK if args.quick else FULL
+    size = QUICK if args.quick else LARGE if args.large else FULL
     setup_django()
 
     from django.test.utils import override_settings
@@ -213,12 +245,17 @@ def main() -> None:
             "EXCLUDE_SEEN": ["purchase"], "NUM_THREADS": 0, "RECOMMENDATIONS_PER_USER": 50}
     names = [name.strip() for name in args.algorithms.split(",") if name.strip()]
     results = []
-    with override_settings(DJANGO_RECS=recs, DEBUG=False):
-        for name in names:
-            run = run_pipeline(name)
+    layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
+    for name in names:
+        for layout in layouts:
+            with override_settings(DJANGO_RECS={**recs, "RECOMMENDATION_LAYOUT": layout},
+                                   DEBUG=False):
+                run = run_pipeline(name)
+                run.layout, run.result_bytes, run.peak_mb = layout, result_bytes(), peak_memory_mb()
             results.append(run)
-            print(f"{name}: run {run.pk} succeeded in {run.duration.total_seconds():.1f} s",
-                  flush=True)
+            print(f"{name} ({layout}): run {run.pk} succeeded in "
+                  f"{run.duration.total_seconds():.1f} s", flush=True)
+    with override_settings(DJANGO_RECS=recs, DEBUG=False):
         naive = None
         if not args.no_naive and results:
             load_seconds, load_rows = naive_load()
@@ -232,19 +269,22 @@ def main() -> None:
           f"kernels native={info['native']} openmp={info['openmp']} "
           f"threads={info['max_threads']}")
     stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
-    header = f"{'path':<22}" + "".join(f"{s:>9}" for s in stages) + \
-        f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}"
+    header = f"{'path':<30}" + "".join(f"{s:>9}" for s in stages) + \
+        f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}" + \
+        f"{'tables MB':>11}{'peak MB':>9}"
     print(header)
     for run in results:
         t = run.timings
         total = run.duration.total_seconds()
-        label = f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]})"
-        print(f"{label:<22}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
+        label = (f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]}, "
+                 f"{run.layout})")
+        print(f"{label:<30}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
               + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
-              + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}")
+              + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}"
+              + f"{run.result_bytes / 2**20:>11,.0f}{run.peak_mb:>9,.0f}")
     if naive:
         load_seconds, load_rows, write_seconds, write_rows = naive
-        print(f"{'naive ORM':<22}{load_seconds:>9.2f}" + " " * 9 * 2
+        print(f"{'naive ORM':<30}{load_seconds:>9.2f}" + " " * 9 * 2
               + f"{'':>9}{write_seconds:>9.2f}" + " " * 9 * 2 + f"{'':>9}"
               + f"{load_rows:>11,}{load_rows / load_seconds:>11,.0f}"
               + f"{write_rows:>14,}{write_rows / write_seconds:>11,.0f}")

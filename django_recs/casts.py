@@ -15,7 +15,12 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Func
 
-__all__ = ["Text", "key_as_pk_sql", "null_text_sql", "text_sql"]
+__all__ = ["Text", "is_mysql", "key_as_pk_sql", "null_text_sql", "text_sql"]
+
+
+def is_mysql(connection) -> bool:
+    """Whether ``connection`` is MySQL or MariaDB, whatever its ``vendor`` says."""
+    return _is_mysql(connection)
 
 
 def _is_mysql(connection) -> bool:

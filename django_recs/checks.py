@@ -240,6 +240,23 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register("django_recs")
+def check_recommendation_layout(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """RECOMMENDATION_LAYOUT names one of the layouts (E140)."""
+    from .conf import RECOMMENDATION_LAYOUTS
+
+    value = recs_settings.RECOMMENDATION_LAYOUT
+    if isinstance(value, str) and value in RECOMMENDATION_LAYOUTS:
+        return []
+    return [checks.Error(
+        f"RECOMMENDATION_LAYOUT is {value!r}; it must be one of "
+        f"{', '.join(map(repr, RECOMMENDATION_LAYOUTS))}",
+        hint='"lists" (one row per user holding the list, the default) or "rows" (one row '
+             "per recommendation).",
+        id="django_recs.E140",
+    )]
+
+
+@checks.register("django_recs")
 def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E010-E017: SOURCES entries; E020-E021: EVENTS; E090: MAX_WEIGHT.
 

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "NUM_THREADS": 0,
     # Recommendations stored per user and neighbours per item by a run.
     "RECOMMENDATIONS_PER_USER": 50,
+    # How a run stores per-user lists: "lists" = one row per user holding the list
+    # (RecommendationList, docs/scaling.md); "rows" = one row per recommendation.
+    "RECOMMENDATION_LAYOUT": "lists",
     # Soft time limit of the recompute task, in seconds (None = no limit).
     "TASK_SOFT_TIME_LIMIT": None,
     # A running run whose heartbeat is older than this, in seconds, is declared dead:
@@ -202,3 +205,13 @@ def max_per_category() -> int | None:
 def _reload_recs_settings(*, setting: str, **kwargs) -> None:
     if setting == "DJANGO_RECS":
         recs_settings.reload()
+
+
+#: The layouts of RECOMMENDATION_LAYOUT.
+RECOMMENDATION_LAYOUTS = ("lists", "rows")
+
+
+def recommendation_layout() -> str:
+    """RECOMMENDATION_LAYOUT, or "lists" when it names no layout (check E140 reports that)."""
+    value = recs_settings.RECOMMENDATION_LAYOUT
+    return value if isinstance(value, str) and value in RECOMMENDATION_LAYOUTS else "lists"

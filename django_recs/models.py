@@ -16,7 +16,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .querysets import PopularItemQuerySet, RecommendationQuerySet, SimilarItemQuerySet
+from .querysets import (
+    PopularItemQuerySet,
+    RecommendationListQuerySet,
+    RecommendationQuerySet,
+    SimilarItemQuerySet,
+)
 
 # CheckConstraint's argument is `condition` from Django 5.1 and `check` before.
 _CHECK_KWARG = "condition" if django.VERSION >= (5, 1) else "check"
@@ -285,6 +290,43 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} -> {self.item_type_id}:{self.item_key}"
+
+
+class RecommendationList(models.Model):
+    """A user's whole list of recommendations of one item model, as computed by a run.
+
+    One row per (run, user, item model) instead of one per recommendation
+    (RECOMMENDATION_LAYOUT "lists", the default): ``items`` is a JSON array,
+    best first, of ``[key, score]`` or ``[key, score, reason type id, reason
+    key]`` entries. Serving unnests it in SQL (``json_array_elements`` on
+    PostgreSQL, ``json_each`` on SQLite, ``JSON_TABLE`` on MariaDB), so a
+    stored list is still read in the statement that reads its items.
+    """
+
+    run = models.ForeignKey(Run, **_RESULT_FK)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, **_RESULT_FK)
+    item_type = models.ForeignKey(ContentType, **_RESULT_FK)
+    items = models.TextField(help_text=_("JSON: [[key, score, reason type, reason key], ...]"))
+    length = models.PositiveIntegerField(help_text=_("Entries in the list."))
+
+    objects = models.Manager.from_queryset(RecommendationListQuerySet)()
+
+    class Meta:
+        verbose_name = _("recommendation list")
+        verbose_name_plural = _("recommendation lists")
+        indexes = [models.Index(fields=["run", "user", "item_type"], name="recs_rec_list_lookup")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.length} items of type {self.item_type_id}"
+
+    @property
+    def entries(self) -> list[tuple[str, float, int | None, str | None]]:
+        """``(item key, score, reason type id, reason key)`` per entry, best first."""
+        import json
+
+        return [(str(entry[0]), float(entry[1]),
+                 entry[2] if len(entry) > 2 else None, entry[3] if len(entry) > 3 else None)
+                for entry in json.loads(self.items)]
 
 
 class PopularItem(models.Model):

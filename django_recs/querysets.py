@@ -15,6 +15,7 @@ from .items import item_content_type, item_key
 
 __all__ = [
     "PopularItemQuerySet",
+    "RecommendationListQuerySet",
     "RecommendationQuerySet",
     "RunRowsQuerySet",
     "SimilarItemQuerySet",
@@ -82,6 +83,15 @@ class RecommendationQuerySet(RunRowsQuerySet):
         if user_id is None:
             return self.none()
         return self.active(algorithm).filter(user_id=user_id).order_by("rank")
+
+
+class RecommendationListQuerySet(RunRowsQuerySet):
+    def for_user(self, user, algorithm: str = "personal") -> RecommendationListQuerySet:
+        """The stored lists of ``user`` in the active run of ``algorithm`` (one per item model)."""
+        user_id = getattr(user, "pk", user)
+        if user_id is None:
+            return self.none()
+        return self.active(algorithm).filter(user_id=user_id).order_by("item_type")
 
 
 class PopularItemQuerySet(RunRowsQuerySet):

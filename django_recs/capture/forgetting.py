@@ -59,7 +59,7 @@ def forget_user(user, *, using: str | None = None) -> int:
 
 def forget_user_details(user, *, using: str | None = None) -> dict[str, int]:
     """As :func:`forget_user`, with the rows deleted per model label."""
-    from ..models import ForgottenUser, Interaction, Recommendation
+    from ..models import ForgottenUser, Interaction, Recommendation, RecommendationList
 
     user_id = user_id_of(user)
     using = using or router.db_for_write(Interaction)
@@ -70,7 +70,7 @@ def forget_user_details(user, *, using: str | None = None) -> dict[str, int]:
         if not created:
             ForgottenUser.objects.using(using).filter(pk=tombstone.pk).update(
                 forgotten_at=timezone.now())
-        for model in (Interaction, Recommendation):
+        for model in (Interaction, Recommendation, RecommendationList):
             count, _ = model.objects.using(using).filter(user_id=user_id).delete()
             deleted[model._meta.label] = count
         for _receiver, counts in user_forgotten.send(sender=Interaction, user_id=user_id,
@@ -158,4 +158,42 @@ def forget_item(item, *, using: str | None = None) -> int:
         Recommendation.objects.using(using).filter(reason_type_id=type_id, reason_key=key).update(
             reason_type=None, reason_key=""
         )
+        deleted += _forget_item_in_lists(type_id, key, using)
     return deleted
+
+
+def _forget_item_in_lists(type_id: int, key: str, using: str) -> int:
+    """Rewrite the stored lists that name the item: its entries dropped, its reasons cleared.
+
+    Returns the entries dropped. The lists holding it are found by their text
+    (the item's entry opens with ``["key",``, a reason closes with
+    ``,type,"key"]``), then parsed and written back one by one.
+    """
+    import json
+
+    from django.db.models import Q
+
+    from ..models import RecommendationList
+
+    quoted = json.dumps(key)
+    naming = RecommendationList.objects.using(using).filter(
+        Q(item_type_id=type_id, items__contains=f"[{quoted},")
+        | Q(items__contains=f",{int(type_id)},{quoted}]")
+    )
+    dropped = 0
+    for row in naming.select_for_update():
+        entries = json.loads(row.items)
+        kept = []
+        for entry in entries:
+            if row.item_type_id == type_id and str(entry[0]) == key:
+                dropped += 1
+                continue
+            if len(entry) > 3 and entry[2] == type_id and str(entry[3]) == key:
+                entry = entry[:2]
+            kept.append(entry)
+        if kept:
+            RecommendationList.objects.using(using).filter(pk=row.pk).update(
+                items=json.dumps(kept, separators=(",", ":")), length=len(kept))
+        else:
+            RecommendationList.objects.using(using).filter(pk=row.pk).delete()
+    return dropped

@@ -30,7 +30,7 @@ from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Q
 
-from ..models import ForgottenUser, Recommendation, Run
+from ..models import ForgottenUser, Recommendation, RecommendationList, Run
 from ..storage.locks import hold_writes
 from .artifacts import delete_artifact_files
 from .shards import FACTORS, SNAPSHOT
@@ -100,9 +100,10 @@ def purge_forgotten_users(run: Run, *, using: str = DEFAULT_DB_ALIAS) -> int:
     user_ids = list(ForgottenUser.objects.using(using).values_list("user_id", flat=True))
     deleted = 0
     for start in range(0, len(user_ids), 1000):
-        count, _ = Recommendation.objects.using(using).filter(
-            run_id=run.pk, user_id__in=user_ids[start:start + 1000]).delete()
-        deleted += count
+        for model in (Recommendation, RecommendationList):
+            count, _ = model.objects.using(using).filter(
+                run_id=run.pk, user_id__in=user_ids[start:start + 1000]).delete()
+            deleted += count
     return deleted
 
 

@@ -20,11 +20,10 @@ from .. import kernels
 from ..algorithms.als import confidence, factor_reasons, normalised_rows
 from ..conf import recs_settings
 from ..matrix import InteractionMatrix
-from ..models import Recommendation, Run
+from ..models import Recommendation, RecommendationList, Run
 from ..storage.read import load_interactions
 from .artifacts import ItemFactors, load_item_factors
-from .results import recommendation_columns
-from .writing import store_rows
+from .writing import recommendation_chunks, store_rows
 
 __all__ = ["refresh_user"]
 
@@ -38,7 +37,7 @@ def refresh_user(
     regularization, solver) on the user's current history, and replaces the
     user's rows of that run in one transaction. Idempotent.
 
-    Returns the number of rows written: 0 when the algorithm has no active
+    Returns the number of recommendations stored: 0 when the algorithm has no active
     run with item factors (not a factorisation, or never run), or when the
     user has no history (their rows are deleted; serving falls back).
     """
@@ -72,8 +71,15 @@ def refresh_user(
         # Lock the run: a swap meanwhile waits, then deletes these rows with the run's others.
         if not Run.objects.using(using).select_for_update().filter(pk=run.pk).exists():
             return 0
-        Recommendation.objects.using(using).filter(run=run, user_id=user_id).delete()
-        return store_rows(Recommendation, rows, using=using)
+        for model in (Recommendation, RecommendationList):
+            model.objects.using(using).filter(run=run, user_id=user_id).delete()
+        if not rows:
+            return 0
+        model, chunks = rows
+        written = store_rows(model, chunks, using=using)
+        if model is RecommendationList:  # one row holds the list
+            return int(sum(int(np.sum(columns["length"])) for columns in chunks))
+        return written
 
 
 def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, params: dict):
@@ -94,7 +100,8 @@ def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, par
     )
     unit = normalised_rows(item_factors)
     reasons = factor_reasons(history.weights, recommended, unit)
-    return list(recommendation_columns(
+    model, chunks = recommendation_chunks(
         run.pk, history.user_ids, recommended, np.where(recommended >= 0, scores, 0.0),
         reasons, stored.catalog,
-    ))
+    )
+    return model, list(chunks)

@@ -8,11 +8,13 @@ per item and gathered by index (text columns are UTF-8 ``S`` arrays).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
+from .. import kernels
 from ..algorithms.ranking import row_then_descending_key
 from ..categories import ranks_within
 from ..storage.read import ItemCatalog
@@ -144,3 +146,62 @@ def popular_item_columns(
         columns["category"] = listed
         columns["category_rank"] = np.where(ranks >= 0, ranks, None).astype(object)
     return columns
+
+
+
+
+def recommendation_list_columns(
+    run_id: int,
+    user_ids: np.ndarray,
+    recommended: np.ndarray,
+    scores: np.ndarray,
+    reasons: np.ndarray | None,
+    catalog: ItemCatalog,
+    *,
+    users_per_chunk: int = 50_000,
+    num_threads: int = 0,
+) -> Iterator[Columns]:
+    """RecommendationList rows (one per user and item content type) in chunks of users.
+
+    ``recommended`` (n_users x n) is best first with -1 padding; a user with
+    no entry of a content type has no row of it. ``items`` is the JSON text
+    of :func:`django_recs.kernels.encode_lists`, each catalog item's
+    fragments encoded once here.
+    """
+    recommended = np.asarray(recommended)
+    if recommended.ndim != 2 or 0 in recommended.shape or len(catalog) == 0:
+        return
+    item_fragments, reason_fragments = list_fragments(catalog)
+    types = np.asarray(catalog.content_type_ids)
+    distinct_types = np.unique(types)
+    for start in range(0, recommended.shape[0], users_per_chunk):
+        stop = min(recommended.shape[0], start + users_per_chunk)
+        for type_id in distinct_types:
+            keep = None if len(distinct_types) == 1 else types == type_id
+            buffer, offsets, lengths = kernels.encode_lists(
+                recommended[start:stop], scores[start:stop], item_fragments, reason_fragments,
+                reasons=None if reasons is None else reasons[start:stop], keep=keep,
+                num_threads=num_threads,
+            )
+            listed = np.flatnonzero(lengths)
+            if not len(listed):
+                continue
+            data = buffer.tobytes()
+            bounds = offsets.tolist()
+            yield {
+                "run_id": np.full(len(listed), run_id, dtype=np.int64),
+                "user_id": np.asarray(user_ids[start:stop], dtype=np.int64)[listed],
+                "item_type_id": np.full(len(listed), int(type_id), dtype=np.int64),
+                "items": np.array([data[bounds[u]:bounds[u + 1]] for u in listed.tolist()],
+                                  dtype=bytes),
+                "length": lengths[listed],
+            }
+
+
+def list_fragments(catalog: ItemCatalog) -> tuple[list[bytes], list[bytes]]:
+    """Per catalog item: ``,["key",`` and ``,type,"key"]``; then ``]`` (no reason)."""
+    keys = [json.dumps(key.decode("utf-8")) for key in catalog.key_bytes.tolist()]
+    types = np.asarray(catalog.content_type_ids).tolist()
+    items = [f",[{key},".encode() for key in keys]
+    reasons = [f",{int(t)},{key}]".encode() for t, key in zip(types, keys, strict=True)]
+    return items, [*reasons, b"]"]

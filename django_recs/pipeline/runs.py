@@ -35,7 +35,7 @@ from ..algorithms.base import Algorithm
 from ..conf import exclude_seen_events, max_weight, recs_settings, seconds
 from ..kernels import limit_blas_threads, resolve_num_threads
 from ..matrix import InteractionMatrix, index_keys
-from ..models import PopularItem, Recommendation, Run, SimilarItem
+from ..models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from ..registry import algorithm_config, build_algorithm
 from ..storage.locks import run_start_lock
 from ..storage.partitions import drop_run_partition, is_partitioned
@@ -48,7 +48,7 @@ from .writing import write_results
 logger = logging.getLogger("django_recs.pipeline")
 
 #: Result tables, each holding rows of many runs.
-RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
+RESULT_MODELS = (SimilarItem, Recommendation, RecommendationList, PopularItem)
 
 #: Rows deleted per statement when old rows are cleaned up.
 DELETE_BATCH = 50_000

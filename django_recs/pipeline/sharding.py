@@ -43,7 +43,14 @@ from ..algorithms.itemknn import ItemKNN, neighbour_counts
 from ..algorithms.userknn import UserKNN, neighbour_costs
 from ..conf import recs_settings
 from ..kernels import limit_blas_threads
-from ..models import ForgottenUser, Recommendation, Run, RunShard, SimilarItem
+from ..models import (
+    ForgottenUser,
+    Recommendation,
+    RecommendationList,
+    Run,
+    RunShard,
+    SimilarItem,
+)
 from ..storage.partitions import create_run_partition, is_partitioned
 from . import runs
 from .artifacts import save_item_factors
@@ -421,7 +428,8 @@ def _check_rows(run: Run, rows: dict, using: str) -> None:
     """
     run_id = run.pk
     stored = {"similar": SimilarItem.objects.using(using).filter(run_id=run_id).count(),
-              "recommendations": Recommendation.objects.using(using).filter(run_id=run_id).count()}
+              "recommendations": Recommendation.objects.using(using).filter(run_id=run_id).count()
+              + RecommendationList.objects.using(using).filter(run_id=run_id).count()}
     erased = ForgottenUser.objects.using(using).filter(forgotten_at__gte=run.created_at).exists()
     for table, count in stored.items():
         if count == rows[table] or (table == "recommendations" and erased

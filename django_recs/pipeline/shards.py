@@ -33,8 +33,8 @@ from ..algorithms.itemknn import recommend_from_neighbours
 from ..algorithms.userknn import user_neighbour_counts
 from ..conf import recs_settings
 from ..kernels import limit_blas_threads, resolve_num_threads
-from ..models import Recommendation, Run, RunShard, ShardStart, SimilarItem
-from .results import recommendation_columns, similar_item_columns
+from ..models import Run, RunShard, ShardStart, SimilarItem
+from .results import similar_item_columns
 from .snapshot import (
     MatrixSnapshot,
     SnapshotError,
@@ -46,6 +46,7 @@ from .snapshot import (
     save_csr,
     stored_artifact,
 )
+from .writing import recommendation_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +362,7 @@ def compute_recommend_shard(
     run_id: int, index: int, start: int, stop: int, *,
     worker: str = "", using: str = DEFAULT_DB_ALIAS,
 ) -> dict:
-    """The recommendations of users [start, stop): Recommendation rows.
+    """The recommendations of users [start, stop): rows of RECOMMENDATION_LAYOUT's table.
 
     ItemKNN scores them against the assembled neighbour matrix, ALS against
     the trained factors (both read them from storage, checksums verified);
@@ -400,10 +401,10 @@ def compute_recommend_shard(
             )
         computed = time.perf_counter()
         listed = recommended >= 0
-        chunks = recommendation_columns(run_id, users.user_ids, recommended, scores, reasons,
-                                        snapshot.catalog)
+        model, chunks = recommendation_chunks(run_id, users.user_ids, recommended, scores,
+                                              reasons, snapshot.catalog)
         marker = write_shard(
-            run, RECOMMEND, index, (start, stop), Recommendation, chunks,
+            run, RECOMMEND, index, (start, stop), model, chunks,
             seconds={"load": round(loaded - started, 4), "compute": round(computed - loaded, 4)},
             details={
                 "users_with_recommendations": int(listed.any(axis=1).sum()),

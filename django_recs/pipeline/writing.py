@@ -14,15 +14,21 @@ from django.db import DEFAULT_DB_ALIAS
 
 from ..algorithms.base import Algorithm, FitResult
 from ..categories import catalog_categories
+from ..conf import recommendation_layout
 from ..matrix import InteractionMatrix
-from ..models import PopularItem, Recommendation, Run, SimilarItem
+from ..models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from ..storage.copy_binary import copy_binary, supports_binary_copy
 from ..storage.partitions import is_partitioned, write_run_partition
 from ..storage.read import ItemCatalog
 from ..storage.write import bulk_insert_chunks
-from .results import popular_item_columns, recommendation_columns, similar_item_columns
+from .results import (
+    popular_item_columns,
+    recommendation_columns,
+    recommendation_list_columns,
+    similar_item_columns,
+)
 
-__all__ = ["store_rows", "write_results"]
+__all__ = ["recommendation_chunks", "store_rows", "write_results"]
 
 
 def write_results(
@@ -62,16 +68,37 @@ def write_results(
         columns = similar_item_columns(run.pk, result.similar, catalog)
         written["similar"] = store_rows(SimilarItem, counted([columns]), using=using)
     if recommended is not None:
-        chunks = recommendation_columns(
+        model, chunks = recommendation_chunks(
             run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
             catalog,
         )
-        written["recommendations"] = store_rows(Recommendation, counted(chunks), using=using)
+        if model is RecommendationList:
+            written["recommendations"] = store_rows(model, _counted_lists(chunks, advance),
+                                                    using=using)
+        else:
+            written["recommendations"] = store_rows(model, counted(chunks), using=using)
     if result.popular is not None and len(result.popular):
         columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog,
                                        catalog_categories(catalog, using=using))
         written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
     return written
+
+
+def recommendation_chunks(run_id: int, user_ids, recommended, scores, reasons, catalog,
+                          *, layout: str | None = None):
+    """``(model, column chunks)`` of per-user lists in RECOMMENDATION_LAYOUT (or ``layout``)."""
+    if (layout or recommendation_layout()) == "lists":
+        return RecommendationList, recommendation_list_columns(
+            run_id, user_ids, recommended, scores, reasons, catalog)
+    return Recommendation, recommendation_columns(
+        run_id, user_ids, recommended, scores, reasons, catalog)
+
+
+def _counted_lists(chunks, advance):
+    """List chunks, progress advanced by the recommendations they hold."""
+    for columns in chunks:
+        yield columns
+        advance(int(np.sum(columns["length"])))
 
 
 def store_rows(model, chunks, *, using: str = DEFAULT_DB_ALIAS) -> int:

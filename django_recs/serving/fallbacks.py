@@ -43,11 +43,18 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
-from ..casts import key_as_pk_sql, null_text_sql, text_sql
+from ..casts import is_mysql, key_as_pk_sql, null_text_sql, text_sql
 from ..categories import category_text
 from ..conf import exclude_seen_events, recs_settings
 from ..items import key_field
-from ..models import Interaction, PopularItem, Recommendation, Run, SimilarItem
+from ..models import (
+    Interaction,
+    PopularItem,
+    Recommendation,
+    RecommendationList,
+    Run,
+    SimilarItem,
+)
 from .visitors import Visitor
 
 #: Half-life of the request-time popularity when HALF_LIFE_DAYS is unset.
@@ -387,10 +394,81 @@ class StoredRecommendations(Source):
             db.column(a, Recommendation, "reason_type"),
             f"NULLIF({db.column(a, Recommendation, 'reason_key')}, '')",
         )
-        return stored_pool(
+        rows_sql, rows_params = stored_pool(
             db, Recommendation, a, self._rows(db, scope, a), index, limit,
             key="item_key", reason=reason,
         )
+        # A run stores its lists in one of the two tables (RECOMMENDATION_LAYOUT):
+        # the other branch costs one probe of an index range that is empty.
+        lists_sql, lists_params = self._list_pool(db, scope, index, limit)
+        return (
+            f"SELECT * FROM ({lists_sql}) recs_lists UNION ALL"
+            f" SELECT * FROM ({rows_sql}) recs_rows",
+            [*lists_params, *rows_params],
+        )
+
+    def _list_pool(self, db, scope, index, limit) -> Fragment:
+        """The pool of the user's RecommendationList row, its JSON entries unnested in SQL."""
+        a = "recs_list"
+        run_sql, run_params = db.active_run(self.algorithm)
+        entries, key, score, reason_type, reason_key, position = list_entries(
+            db, db.column(a, RecommendationList, "items"))
+        base = (
+            f"{db.column(a, RecommendationList, 'run')} = {run_sql}"
+            f" AND {db.column(a, RecommendationList, 'user')} = %s"
+            f" AND {db.column(a, RecommendationList, 'item_type')} = %s",
+            [*run_params, self.user_id, scope.content_type_id],
+        )
+        where, params = self._where(db, scope, base, key)
+        columns = pool_columns(index, db.key_as_pk(key), score,
+                               db.reason(reason_type, reason_key))
+        return (
+            f"SELECT {columns} FROM {db.table(RecommendationList)} {a} {entries}"
+            f" WHERE {where} ORDER BY {position} LIMIT {int(limit)}",
+            params,
+        )
+
+
+def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]:
+    """The entries of a stored list's JSON text as rows: the join, then their columns.
+
+    Returns ``(join, key, score, reason type, reason key, position)`` SQL:
+    ``json_array_elements`` on PostgreSQL, ``json_each`` on SQLite,
+    ``JSON_TABLE`` on MariaDB and MySQL. A missing reason is NULL.
+    """
+    integer = db._int_type
+    # The backend's own module, not ``vendor``: the SQL is the engine's, whatever the
+    # connection is called.
+    if "postgresql" in type(db.connection).__module__:
+        return (
+            f"CROSS JOIN LATERAL json_array_elements(CAST({items_sql} AS json))"
+            " WITH ORDINALITY AS recs_entry(value, position)",
+            "(recs_entry.value ->> 0)",
+            "CAST(recs_entry.value ->> 1 AS double precision)",
+            f"CAST(recs_entry.value ->> 2 AS {integer})",
+            "(recs_entry.value ->> 3)",
+            "recs_entry.position",
+        )
+    if not is_mysql(db.connection):  # SQLite
+        return (
+            f", json_each({items_sql}) recs_entry",
+            "(recs_entry.value ->> 0)",
+            "(recs_entry.value ->> 1)",
+            "(recs_entry.value ->> 2)",
+            "(recs_entry.value ->> 3)",
+            "recs_entry.key",
+        )
+    return (
+        f", JSON_TABLE({items_sql}, '$[*]' COLUMNS(recs_position FOR ORDINALITY,"
+        " recs_key VARCHAR(64) PATH '$[0]', recs_score DOUBLE PATH '$[1]',"
+        " recs_reason_type INTEGER PATH '$[2]', recs_reason_key VARCHAR(64) PATH '$[3]'))"
+        " recs_entry",
+        text_sql(db.connection, "recs_entry.recs_key"),
+        "recs_entry.recs_score",
+        "recs_entry.recs_reason_type",
+        text_sql(db.connection, "recs_entry.recs_reason_key"),
+        "recs_entry.recs_position",
+    )
 
 
 @dataclass(eq=False)

@@ -159,7 +159,10 @@ def test_results_are_read_only(shop):
 
 @pytest.mark.parametrize("model", ["similaritem", "recommendation"])
 def test_results_show_item_names_without_a_query_per_row(model, shop, django_assert_max_num_queries,
+                                                          monkeypatch,
                                                           settings):
+    # The Recommendation admin browses the rows layout's rows.
+    monkeypatch.setattr("django_recs.pipeline.writing.recommendation_layout", lambda: "rows")
     django_recs.recompute("similar", sync=True)
     client = staff("manager", can_recompute=False)
     url = reverse(f"admin:django_recs_{model}_changelist")

@@ -84,8 +84,15 @@ def similar_rows(run: Run) -> list[tuple]:
 
 
 def recommendation_rows(run: Run) -> list[tuple]:
-    return sorted(Recommendation.objects.filter(run=run).values_list(
+    """The run's recommendations as rows, from whichever layout it stored them in."""
+    from django_recs.models import RecommendationList
+
+    rows = list(Recommendation.objects.filter(run=run).values_list(
         "user_id", "rank", "item_type_id", "item_key", "reason_type_id", "reason_key", "score"))
+    for stored in RecommendationList.objects.filter(run=run):
+        rows += [(stored.user_id, rank, stored.item_type_id, key, why_type, why or "", score)
+                 for rank, (key, score, why_type, why) in enumerate(stored.entries)]
+    return sorted(rows)
 
 
 def assert_same_rows(got: list[tuple], expected: list[tuple]) -> None:

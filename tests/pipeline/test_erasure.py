@@ -24,6 +24,9 @@ from tests.pipeline import pipeline_fixtures, sharding_fixtures
 from tests.pipeline.pipeline_fixtures import RECS, interact
 from tests.pipeline.sharding_fixtures import SHARDED, run_through_celery
 
+# These tests read the rows layout's Recommendation rows (the lists layout: test_lists_layout.py).
+pytestmark = pytest.mark.usefixtures("rows_layout")
+
 shop = pipeline_fixtures.shop  # fixture
 random_shop = sharding_fixtures.random_shop  # fixture
 media = sharding_fixtures.media  # fixture

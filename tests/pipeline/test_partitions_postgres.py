@@ -63,6 +63,7 @@ def test_migration_partitions_every_result_table():
     assert SimilarItem.objects.get(pk=similar.pk).neighbour_key == "2"
 
 
+@pytest.mark.usefixtures("rows_layout")  # Recommendation partitions: the rows layout's
 def test_a_run_writes_its_own_partition_and_the_next_run_drops_it(shop_committed):
     [first] = django_recs.recompute("similar", sync=True)
     assert first.status == "succeeded"

@@ -18,6 +18,9 @@ from django_recs.storage.read import load_interactions
 from tests.pipeline import pipeline_fixtures
 from tests.pipeline.pipeline_fixtures import RECS, interact, served_similar
 
+# These tests read the rows layout's Recommendation rows (the lists layout: test_lists_layout.py).
+pytestmark = pytest.mark.usefixtures("rows_layout")
+
 shop = pipeline_fixtures.shop  # fixture
 
 

@@ -32,6 +32,9 @@ from tests.pipeline.sharding_fixtures import (
     similar_rows,
 )
 
+# These tests read the rows layout's Recommendation rows (the lists layout: test_lists_layout.py).
+pytestmark = pytest.mark.usefixtures("rows_layout")
+
 media = sharding_fixtures.media  # fixture
 random_shop = sharding_fixtures.random_shop  # fixture
 

@@ -20,6 +20,9 @@ from tests.pipeline.sharding_fixtures import (
     run_through_celery,
 )
 
+# These tests read the rows layout's Recommendation rows (the lists layout: test_lists_layout.py).
+pytestmark = pytest.mark.usefixtures("rows_layout")
+
 CUSTOMERS = {"class": "django_recs.algorithms.UserKNN", "k": 3}
 WITH_USERKNN = {**RECS, "ALGORITHMS": {**RECS["ALGORITHMS"], "customers": CUSTOMERS}}
 

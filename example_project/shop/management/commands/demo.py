@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Count
 
 import django_recs
-from django_recs.models import Interaction, Recommendation
+from django_recs.models import Interaction, Recommendation, RecommendationList
 from shop.catalog import DEMO_PASSWORD, load_sample
 from shop.models import Product
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         User = get_user_model()
         if not User.objects.filter(username=STAFF).exists():
             User.objects.create_superuser(STAFF, "staff@example.com", DEMO_PASSWORD)
-        if not Recommendation.objects.exists():
+        if not (Recommendation.objects.exists() or RecommendationList.objects.exists()):
             say("Computing recommendations ...")
             for run in django_recs.recompute(sync=True, triggered_by="demo"):
                 say(f"  {run.algorithm}: {run.status}, {run.rows_written:,} rows"
@@ -63,7 +63,8 @@ class Command(BaseCommand):
 def demo_customer() -> str | None:
     """A customer with stored recommendations and several orders."""
     User = get_user_model()
-    with_recs = Recommendation.objects.values("user_id")
+    with_recs = [*Recommendation.objects.values_list("user_id", flat=True).distinct(),
+                 *RecommendationList.objects.values_list("user_id", flat=True).distinct()]
     customer = (
         User.objects.filter(pk__in=with_recs, username__startswith="customer")
         .annotate(order_count=Count("orders"))
