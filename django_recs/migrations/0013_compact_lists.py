@@ -75,7 +75,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('django_recs', '0011_forgotten_users'),
+        ('django_recs', '0012_experiments'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
