@@ -26,6 +26,8 @@ MANAGE = ROOT / "example_project" / "manage.py"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+#: What ``manage.py demo --no-serve`` printed when the ``shop`` fixture built the shop.
+DEMO_OUTPUT: dict[str, str] = {}
 
 
 def _missing(reason: str):
@@ -65,6 +67,7 @@ def shop(tmp_path_factory, sync_playwright):
         env=env, capture_output=True, text=True, timeout=1200,
     )
     assert setup.returncode == 0, setup.stdout + setup.stderr
+    DEMO_OUTPUT["stdout"] = setup.stdout
     customer = re.search(r"Log in as a customer: (\S+) / demo", setup.stdout)
     assert customer, setup.stdout
     port = _free_port()

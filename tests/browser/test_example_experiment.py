@@ -15,15 +15,20 @@ their recommendations ("personal", the control), the bestsellers
    variant;
 5. staff open the experiment's results in the admin: each variant's
    visitors as the impressions count them.
+
+And the worked example of docs/experiments.md holds on the demo shop.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 
 import pytest
 
-from .conftest import ARTIFACTS, log_in, shop_json
+from .conftest import ARTIFACTS, DEMO_OUTPUT, MANAGE, ROOT, log_in, shop_json
 
 pytestmark = pytest.mark.browser
 
@@ -218,3 +223,31 @@ print(json.dumps({{name: list(first.values()).count(name) for name in set(first.
     clicked_cell = staff.locator("#recs-variants tr[data-variant='popular'] td").nth(6)
     assert not clicked_cell.inner_text().startswith("0.00%")
     assert staff.locator("#recs-verdict").inner_text().strip()
+
+
+def test_the_worked_example_of_the_docs_holds_on_the_demo_shop(shop):
+    base, _, env = shop
+    doc = (ROOT / "docs" / "experiments.md").read_text()
+    example = doc[doc.index("## A worked example: the example shop"):
+                  doc.index("## Who gets which variant")]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", example, re.DOTALL)
+    # The template tag is the basket page's; the demo prints the line shown.
+    tag = next(text for kind, text in blocks if kind == "django").strip()
+    basket = ROOT / "example_project" / "shop" / "templates" / "shop" / "basket.html"
+    assert tag in basket.read_text()
+    printed = next(text for kind, text in blocks if "A/B experiment:" in text).strip()
+    assert printed in DEMO_OUTPUT["stdout"]
+    # The shell snippet prints a line per variant, then the verdict, as shown.
+    snippet = next(text for kind, text in blocks if kind == "python")
+    run = subprocess.run([sys.executable, str(MANAGE), "shell", "-c", snippet], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    shown = next(text for kind, text in blocks if "visitors," in text and kind == "")
+    pattern = re.compile(r"^ *(personal|popular|hold-out): \d+ visitors, \d+ lists$")
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    lines = lines[next(i for i, line in enumerate(lines) if pattern.match(line)):]  # after the
+    # shell's own "objects imported" line
+    assert [pattern.match(line)[1] for line in lines[:3]] == ["personal", "popular", "hold-out"]
+    assert [pattern.match(line)[1] for line in shown.splitlines()[:3]] == [
+        "personal", "popular", "hold-out"]
+    assert len(lines) > 3 and lines[3].startswith(("Not enough data yet", "No visitors yet"))
