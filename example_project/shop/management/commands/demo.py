@@ -18,7 +18,7 @@ from django.db.models import Count
 
 import django_recs
 from django_recs.experiments import start
-from django_recs.models import Experiment, Interaction, Recommendation, Variant
+from django_recs.models import Experiment, ExperimentPlacement, Interaction, Recommendation, Variant
 from shop.catalog import DEMO_PASSWORD, load_sample
 from shop.models import Product
 
@@ -78,13 +78,13 @@ def demo_experiment() -> Experiment:
     experiment = Experiment.objects.filter(name=EXPERIMENT).first()
     if experiment is not None:
         return experiment
-    experiment = Experiment.objects.create(name=EXPERIMENT, placement=EXPERIMENT_PLACEMENT,
+    experiment = Experiment.objects.create(name=EXPERIMENT, placements=EXPERIMENT_PLACEMENT,
                                            minimum_effect=0.10)
     Variant.objects.create(experiment=experiment, name="personal", algorithm="personal",
                            is_control=True)
     Variant.objects.create(experiment=experiment, name="popular", algorithm="popular")
     Variant.objects.create(experiment=experiment, name="hold-out", algorithm="none")
-    if not Experiment.objects.filter(running_placement=EXPERIMENT_PLACEMENT).exists():
+    if not ExperimentPlacement.objects.filter(running_placement=EXPERIMENT_PLACEMENT).exists():
         start(experiment)
     return experiment
 
