@@ -94,7 +94,7 @@ def test_the_basket_experiment_splits_visitors_sticky_across_login(shop, browser
 import json
 from django.contrib.auth import get_user_model
 from django_recs.models import Experiment, ExperimentVisitor, Recommendation
-experiment = Experiment.objects.get(status="running", placement={PLACEMENT!r})
+experiment = Experiment.objects.get(status="running", placement_rows__running_placement={PLACEMENT!r})
 with_recs = Recommendation.objects.filter(run__algorithm="personal").values("user_id")
 fresh = (get_user_model().objects.filter(username__startswith="customer", pk__in=with_recs)
          .exclude(pk__in=ExperimentVisitor.objects.values("user_id"))
