@@ -139,7 +139,7 @@ def measure(renders: int, block: int = 10) -> dict:
         request.session.get("loaded")  # a page's session is loaded by the auth middleware
     with override_settings(DJANGO_RECS=settings):
         for tag, algorithm in (("similar_items", "similar"), ("recommended_for", "personal")):
-            test = Experiment.objects.create(name=tag, placement=f"ab-{tag}")
+            test = Experiment.objects.create(name=tag, placements=f"ab-{tag}")
             for name in ("A", "B"):
                 Variant.objects.create(experiment=test, name=name, algorithm=algorithm,
                                        is_control=name == "A")

@@ -529,17 +529,17 @@ class ExperimentAdmin(admin.ModelAdmin):
     """A/B experiments: variants edited while a draft; start, stop, promote and the results."""
 
     inlines = [VariantInline]
-    list_display = ("name", "placement", "status", "started_at", "stopped_at", "promoted_variant",
+    list_display = ("name", "placements", "status", "started_at", "stopped_at", "promoted_variant",
                     "results_link")
     list_filter = ("status",)
-    search_fields = ("name", "placement")
+    search_fields = ("name", "placements")
     readonly_fields = ("status", "started_at", "stopped_at", "promoted_variant", "results_link")
-    fields = ("name", "placement", "minimum_effect", "status", "started_at", "stopped_at",
+    fields = ("name", "placements", "minimum_effect", "status", "started_at", "stopped_at",
               "promoted_variant", "results_link")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != Experiment.Status.DRAFT:
-            return (*self.readonly_fields, "placement", "minimum_effect")
+            return (*self.readonly_fields, "placements", "minimum_effect")
         return self.readonly_fields
 
     @admin.display(description=_("results"))
@@ -597,13 +597,13 @@ class ExperimentAdmin(admin.ModelAdmin):
                 stop(experiment, promote_variant=promote)
                 self.message_user(request, _("Stopped.") if promote is None else _(
                     "Stopped; %(placement)s now serves variant %(variant)s to everyone.")
-                    % {"placement": experiment.placement, "variant": promote}, messages.SUCCESS)
+                    % {"placement": experiment.placements, "variant": promote}, messages.SUCCESS)
             elif action == "promote":
                 from .experiments import promote as promote_variant
 
                 promote_variant(experiment, request.POST.get("promote", ""))
                 self.message_user(request, _("%(placement)s now serves variant %(variant)s to "
-                                             "everyone.") % {"placement": experiment.placement,
+                                             "everyone.") % {"placement": experiment.placements,
                                                              "variant": request.POST.get("promote")},
                                   messages.SUCCESS)
             else:

@@ -611,12 +611,16 @@ def new_experiment_salt() -> str:
 
 
 class Experiment(models.Model):
-    """An A/B test at one placement: visitors split between variants by a hash, by weight.
+    """An A/B test at one or more placements: visitors split between variants by a hash, by weight.
 
-    At most one experiment runs per placement: ``running_placement`` holds the
+    ``placements`` lists them, separated by commas. At most one experiment
+    runs per placement: each placement of an experiment is an
+    :class:`ExperimentPlacement` row whose ``running_placement`` holds the
     placement while the experiment runs and NULL otherwise, under a plain
     unique constraint (NULLs never collide), which every supported database
-    enforces, MariaDB included.
+    enforces, MariaDB included. :meth:`save` keeps those rows in step, in the
+    same transaction: a save that would run a second experiment at a
+    placement raises IntegrityError and changes nothing.
     """
 
     class Status(models.TextChoices):
@@ -625,13 +629,10 @@ class Experiment(models.Model):
         STOPPED = "stopped", _("stopped")
 
     name = models.CharField(max_length=100)
-    placement = models.CharField(
-        max_length=64, help_text=_("The placement= of the lists it applies to."))
+    placements = models.CharField(
+        max_length=500,
+        help_text=_("The placement= of the lists it applies to; several separated by commas."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    running_placement = models.CharField(
-        max_length=64, null=True, blank=True, unique=True, editable=False,  # noqa: DJ001
-        help_text=_("The placement while running, else empty: one running experiment per "
-                    "placement."))
     salt = models.CharField(
         max_length=32, default=new_experiment_salt, editable=False,
         help_text=_("Mixed into the visitors' hash: each experiment splits them anew."))
@@ -653,31 +654,99 @@ class Experiment(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.placement}, {self.status})"
+        return f"{self.name} ({self.placements}, {self.status})"
 
     def save(self, *args, **kwargs):
-        self.running_placement = self.placement if self.status == self.Status.RUNNING else None
+        from django.db import router, transaction
+
+        self.placements = ", ".join(self.placement_list)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "status" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "running_placement"}
-        super().save(*args, **kwargs)
+        synced = update_fields is None or bool({"status", "placements"} & set(update_fields))
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            super().save(*args, **kwargs)
+            if synced:
+                self._sync_placements(using)
+
+    def _sync_placements(self, using: str) -> None:
+        """One :class:`ExperimentPlacement` per placement; ``running_placement`` set while running."""
+        wanted = list(dict.fromkeys(self.placement_list))
+        rows = ExperimentPlacement.objects.using(using).filter(experiment=self)
+        rows.exclude(placement__in=wanted).delete()
+        running = self.status == self.Status.RUNNING
+        # Release before claiming: a placement moves between rows of this experiment only.
+        if not running:
+            rows.update(running_placement=None)
+        existing = {row.placement: row for row in rows}
+        for placement in wanted:
+            row = existing.get(placement)
+            claim = placement if running else None
+            if row is None:
+                ExperimentPlacement.objects.using(using).create(
+                    experiment=self, placement=placement, running_placement=claim)
+            elif row.running_placement != claim:
+                row.running_placement = claim
+                row.save(using=using, update_fields=["running_placement"])
 
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        if self.status == self.Status.RUNNING and self.placement:
-            others = Experiment.objects.filter(running_placement=self.placement)
+        placements = self.placement_list
+        if not placements:
+            raise ValidationError({"placements": _("At least one placement.")})
+        for placement in placements:
+            if len(placement) > 64 or any(ord(c) < 32 or ord(c) == 127 for c in placement):
+                raise ValidationError({"placements": _(
+                    "%(placement)r is not a placement: at most 64 characters, no control "
+                    "characters.") % {"placement": placement}})
+        if len(set(placements)) != len(placements):
+            raise ValidationError({"placements": _("A placement is listed twice.")})
+        if self.status == self.Status.RUNNING:
+            others = ExperimentPlacement.objects.filter(running_placement__in=placements)
             if self.pk is not None:
-                others = others.exclude(pk=self.pk)
-            other = others.first()
+                others = others.exclude(experiment_id=self.pk)
+            other = others.select_related("experiment").order_by("placement").first()
             if other is not None:
                 raise ValidationError({"status": _(
                     "Experiment %(other)r already runs at placement %(placement)r: stop it "
                     "first (one running experiment per placement).")
-                    % {"other": other.name, "placement": self.placement}})
+                    % {"other": other.experiment.name, "placement": other.placement}})
         if not (isinstance(self.minimum_effect, int | float) and 0 < self.minimum_effect < 10):
             raise ValidationError({"minimum_effect": _(
                 "A relative effect between 0 and 10 (0.10 = 10%).")})
+
+    @property
+    def placement_list(self) -> list[str]:
+        """The placements, in the order written (``placements`` may also be set to a list)."""
+        value = self.placements
+        parts = value.split(",") if isinstance(value, str) else list(value or ())
+        return [str(part).strip() for part in parts if str(part).strip()]
+
+
+class ExperimentPlacement(models.Model):
+    """A placement of an experiment; ``running_placement`` is unique: one running experiment there.
+
+    Written by :meth:`Experiment.save` from ``Experiment.placements``.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE,
+                                   related_name="placement_rows")
+    placement = models.CharField(max_length=64)
+    running_placement = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False,  # noqa: DJ001
+        help_text=_("The placement while the experiment runs, else empty: one running "
+                    "experiment per placement."))
+
+    class Meta:
+        verbose_name = _("experiment placement")
+        verbose_name_plural = _("experiment placements")
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "placement"],
+                                    name="recs_experiment_placement"),
+        ]
+
+    def __str__(self) -> str:
+        return self.placement
 
 
 class Variant(models.Model):

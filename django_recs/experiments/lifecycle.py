@@ -38,11 +38,11 @@ def check_variants(experiment) -> None:
 
 
 def start(experiment) -> None:
-    """Run ``experiment`` (a draft): visitors of its placement get its variants from now on.
+    """Run ``experiment`` (a draft): visitors of its placements get its variants from now on.
 
     Raises ValidationError when its variants cannot run (:func:`check_variants`),
-    it is not a draft, or another experiment runs at its placement (also
-    refused by the database's unique constraint).
+    it is not a draft, or another experiment runs at one of its placements
+    (also refused by the database's unique constraint).
     """
     from ..models import Experiment
 
@@ -60,7 +60,7 @@ def stop(experiment, *, promote_variant: str | None = None) -> None:
     """Stop ``experiment``; its results are kept as they stand. Optionally promote a variant.
 
     ``promote_variant`` (a variant's name) makes that variant's algorithm the
-    one its placement serves to everyone (:func:`promote`). ValueError for
+    one its placements serve to everyone (:func:`promote`). ValueError for
     an unknown variant name; ValidationError unless it is running.
     """
     from ..models import Experiment
@@ -82,12 +82,12 @@ def stop(experiment, *, promote_variant: str | None = None) -> None:
 
 
 def promote(experiment, variant_name: str) -> None:
-    """Serve ``variant_name``'s algorithm at the experiment's placement to every visitor.
+    """Serve ``variant_name``'s algorithm at each of the experiment's placements to every visitor.
 
-    Writes the placement's :class:`PlacementAlgorithm` (replacing a previous
-    one); the lists of that placement serve its algorithm whatever the page
-    asks for, until the row is deleted (admin). ValueError for an unknown
-    variant; ValidationError while the experiment runs.
+    Writes a :class:`PlacementAlgorithm` per placement (replacing a previous
+    one); the lists of those placements serve its algorithm whatever the
+    page asks for, until the row is deleted (admin). ValueError for an
+    unknown variant; ValidationError while the experiment runs.
     """
     from ..models import Experiment, PlacementAlgorithm
 
@@ -97,10 +97,11 @@ def promote(experiment, variant_name: str) -> None:
     if variant is None:
         raise ValueError(f"experiment {experiment.name!r} has no variant {variant_name!r}")
     with transaction.atomic():
-        PlacementAlgorithm.objects.update_or_create(
-            placement=experiment.placement,
-            defaults={"algorithm": variant.algorithm, "experiment": experiment,
-                      "updated_at": timezone.now()})
+        for placement in experiment.placement_list:
+            PlacementAlgorithm.objects.update_or_create(
+                placement=placement,
+                defaults={"algorithm": variant.algorithm, "experiment": experiment,
+                          "updated_at": timezone.now()})
         experiment.promoted_variant = variant.name
         experiment.save(update_fields=["promoted_variant"])
 

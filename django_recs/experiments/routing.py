@@ -1,7 +1,7 @@
 """What a placement serves: a running experiment's variant, a promoted algorithm, or the page's.
 
-Each process keeps a copy of the running experiments (with their variants)
-and of the promoted algorithms (:class:`PlacementAlgorithm`), read in one go
+Each process keeps a copy of the running experiments (with their variants,
+by each of their placements) and of the promoted algorithms (:class:`PlacementAlgorithm`), read in one go
 and served from memory: a list at a placement asks the database nothing. The
 copy is dropped when this process saves or deletes one of them (signals),
 and read again after EXPERIMENT_REFRESH_SECONDS otherwise, which is how the
@@ -94,24 +94,27 @@ def running_plans() -> tuple[dict[str, Plan], dict[str, str]]:
 
 
 def _load() -> tuple[dict[str, Plan], dict[str, str]]:
-    from ..models import Experiment, PlacementAlgorithm, Variant
+    from ..models import Experiment, ExperimentPlacement, PlacementAlgorithm, Variant
 
-    plans = {}
     variants: dict[int, list] = {}
     rows = (Variant.objects.filter(experiment__status=Experiment.Status.RUNNING, weight__gt=0)
             .order_by("id")
-            .values_list("experiment_id", "experiment__salt", "experiment__placement",
-                         "name", "algorithm", "weight"))
-    for experiment_id, salt, placement, name, algorithm, weight in rows:
-        variants.setdefault(experiment_id, [salt, placement, []])[2].append(
-            (name, algorithm, weight))
-    for experiment_id, (salt, placement, arms) in variants.items():
+            .values_list("experiment_id", "experiment__salt", "name", "algorithm", "weight"))
+    for experiment_id, salt, name, algorithm, weight in rows:
+        variants.setdefault(experiment_id, [salt, []])[1].append((name, algorithm, weight))
+    by_experiment = {}
+    for experiment_id, (salt, arms) in variants.items():
         total, cumulative = 0.0, []
         for _, _, weight in arms:
             total += weight
             cumulative.append(total)
-        plans[placement] = Plan(experiment_id, salt, tuple(a[0] for a in arms),
-                                tuple(a[1] for a in arms), tuple(cumulative))
+        by_experiment[experiment_id] = Plan(experiment_id, salt, tuple(a[0] for a in arms),
+                                            tuple(a[1] for a in arms), tuple(cumulative))
+    plans = {}
+    for placement, experiment_id in ExperimentPlacement.objects.filter(
+            running_placement__isnull=False).values_list("running_placement", "experiment_id"):
+        if experiment_id in by_experiment:
+            plans[placement] = by_experiment[experiment_id]
     promoted = dict(PlacementAlgorithm.objects.values_list("placement", "algorithm"))
     return plans, promoted
 
@@ -164,8 +167,8 @@ def connect() -> None:
     """Drop the copy when an experiment, a variant or a promoted algorithm changes here."""
     from django.db.models.signals import post_delete, post_save
 
-    from ..models import Experiment, PlacementAlgorithm, Variant
+    from ..models import Experiment, ExperimentPlacement, PlacementAlgorithm, Variant
 
-    for model in (Experiment, Variant, PlacementAlgorithm):
+    for model in (Experiment, ExperimentPlacement, Variant, PlacementAlgorithm):
         post_save.connect(_changed, sender=model, dispatch_uid=f"django_recs.experiments.{model.__name__}.save")
         post_delete.connect(_changed, sender=model, dispatch_uid=f"django_recs.experiments.{model.__name__}.delete")

@@ -130,6 +130,8 @@ def similar_to(
         popular items of the item's category, popular items) then descending score; at most ``n`` objects, never
         ``item`` itself; each with ``recs_score``, ``recs_source`` and
         ``recs_reason`` (None). An item without neighbours gets the fallbacks.
+        With ``algorithm == popular_algorithm`` (a "popular" A/B variant),
+        only the popular items (of the item's category first).
 
     Raises
     ------
@@ -158,10 +160,13 @@ def similar_to(
     if n == 0:
         return base.none()
     scope = _scope(model, base, visitor, exclude=exclude, source=item)
-    sources = [fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm)]
-    content = content_fallback_algorithm(exclude=algorithm)
-    if content is not None:  # items alike in text and attributes, before popular ones
-        sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=content, name="content"))
+    sources = []
+    if algorithm != popular_algorithm:  # asked for the popular list (an A/B variant): only it
+        sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=algorithm))
+        content = content_fallback_algorithm(exclude=algorithm)
+        if content is not None:  # items alike in text and attributes, before popular ones
+            sources.append(fallbacks.StoredNeighbours(key=item_key(item), algorithm=content,
+                                                      name="content"))
     if scope.category:
         sources.append(fallbacks.Popular(popular_algorithm, within_category_of=item.pk))
     sources += _popular(popular_algorithm)
@@ -218,7 +223,9 @@ def recommended_for(
         never an item of the visitor's EXCLUDE_SEEN events; each with
         ``recs_score``, ``recs_source`` and ``recs_reason`` (the item of the
         visitor's history that led to it, or None). An unknown or anonymous
-        visitor gets the fallbacks; nothing raises for them.
+        visitor gets the fallbacks; nothing raises for them. With
+        ``algorithm == popular_algorithm`` (a "popular" A/B variant), only
+        the popular items (the visitor's seen ones still left out).
 
     Raises
     ------
@@ -240,9 +247,10 @@ def recommended_for(
         return base.none()
     scope = _scope(model, base, visitor, exclude=exclude)
     sources = []
-    if visitor.user_id is not None:
+    personal = algorithm != popular_algorithm  # asked for the popular list (an A/B variant): only it
+    if personal and visitor.user_id is not None:
         sources.append(fallbacks.StoredRecommendations(user_id=visitor.user_id, algorithm=algorithm))
-    if visitor.is_known:
+    if personal and visitor.is_known:
         sources.append(fallbacks.HistoryNeighbours(algorithm=similar_algorithm))
         content = content_fallback_algorithm(exclude=similar_algorithm)
         if content is not None:

@@ -55,7 +55,8 @@ def add_to_basket(request, pk):
 def basket(request):
     lines = Basket(request).items()
     total = sum(product.price * quantity for product, quantity in lines)
-    return render(request, "shop/basket.html", {"lines": lines, "total": total})
+    return render(request, "shop/basket.html", {"lines": lines, "total": total,
+                                                "products": [product for product, _ in lines]})
 
 
 @login_required

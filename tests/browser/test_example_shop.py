@@ -1,8 +1,7 @@
 """The example shop in a real headless Chromium, as a visitor and as staff.
 
-``manage.py demo --no-serve`` builds the shop in a fresh SQLite file (data,
-backfilled purchases, recommendations), ``runserver`` serves it, and
-Playwright drives Debian's chromium (/usr/bin/chromium; CHROMIUM overrides):
+The shop of ``manage.py demo`` in a fresh SQLite file (conftest.py), driven
+by Playwright in Debian's chromium:
 
 1. a product page shows its similar items;
 2. a demo customer logs in and sees personal recommendations with reasons;
@@ -26,110 +25,18 @@ test-artifacts/ (beside the repository's README).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from .conftest import ARTIFACTS, MANAGE
+from .conftest import log_in as _log_in
+from .conftest import log_out as _log_out
+
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-MANAGE = ROOT / "example_project" / "manage.py"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _missing(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing browser is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def sync_playwright():
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        _missing(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("needs playwright (pip install playwright)")
-    return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory, sync_playwright):
-    """The demo shop served on a free port: (base URL, demo customer username, environment)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
-    directory = tmp_path_factory.mktemp("shop")
-    env["EXAMPLE_DB_PATH"] = str(directory / "shop.sqlite3")
-    env["EXAMPLE_MEDIA_ROOT"] = str(directory / "media")
-    env["EXAMPLE_DEBUG"] = "0"
-    setup = subprocess.run(
-        [sys.executable, str(MANAGE), "demo", "--no-serve"],
-        env=env, capture_output=True, text=True, timeout=1200,
-    )
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    customer = re.search(r"Log in as a customer: (\S+) / demo", setup.stdout)
-    assert customer, setup.stdout
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload",
-         "--insecure"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(base + "/", timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail("runserver exited: " + (server.stdout.read() or ""))
-                time.sleep(0.5)
-        yield base, customer.group(1), env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture
-def page(sync_playwright):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        yield context.new_page()
-        browser.close()
-
-
-def _log_in(page, base: str, username: str, password: str = "demo") -> None:
-    page.goto(base + "/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("#login")
-    page.wait_for_selector("#who")
-
-
-def _log_out(page) -> None:
-    page.click("header form button")
-    page.wait_for_selector("text=Log in")
 
 
 def _recommended(page) -> list[tuple[str, str]]:

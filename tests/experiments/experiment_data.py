@@ -15,7 +15,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safar
 def experiment(placement="product-also-bought", arms=(("A", "similar", 1, True),
                                                        ("B", "similar-bm25", 1, False)),
                *, running=True, **fields) -> Experiment:
-    made = Experiment.objects.create(name=f"test {placement}", placement=placement, **fields)
+    made = Experiment.objects.create(name=f"test {placement}", placements=placement, **fields)
     for name, algorithm, weight, control in arms:
         Variant.objects.create(experiment=made, name=name, algorithm=algorithm, weight=weight,
                                is_control=control)

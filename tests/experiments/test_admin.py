@@ -28,8 +28,8 @@ def admin_client(client):
     return client
 
 
-def add_form(variants):
-    data = {"name": "home test", "placement": "home", "minimum_effect": "0.1",
+def add_form(variants, placements="home, cart"):
+    data = {"name": "home test", "placements": placements, "minimum_effect": "0.1",
             "variants-TOTAL_FORMS": str(len(variants)), "variants-INITIAL_FORMS": "0",
             "variants-MIN_NUM_FORMS": "0", "variants-MAX_NUM_FORMS": "1000"}
     for i, (name, algorithm, weight, control) in enumerate(variants):
@@ -46,18 +46,39 @@ def test_an_experiment_is_made_with_its_variants_then_started_stopped_and_promot
     assert page.status_code == 302
     made = Experiment.objects.get()
     assert made.status == "draft" and made.variants.count() == 2
+    assert made.placement_list == ["home", "cart"]
     status = reverse("admin:django_recs_experiment_status", args=[made.pk])
     admin_client.post(status, {"action": "start"})
     made.refresh_from_db()
-    assert made.status == "running" and made.running_placement == "home"
+    assert made.status == "running" and running_placements(made) == ["cart", "home"]
     page = admin_client.get(reverse("admin:django_recs_experiment_results", args=[made.pk]))
     assert "No visitors yet." in page.content.decode()
     assert "Stop and promote B" in page.content.decode()
     admin_client.post(status, {"action": "stop", "promote": "B"})
     made.refresh_from_db()
-    assert (made.status, made.running_placement, made.promoted_variant) == ("stopped", None, "B")
+    assert (made.status, running_placements(made), made.promoted_variant) == ("stopped", [], "B")
     assert made.results["variants"][1]["name"] == "B"
-    assert PlacementAlgorithm.objects.get(placement="home").algorithm == "none"
+    assert dict(PlacementAlgorithm.objects.values_list("placement", "algorithm")) == {
+        "home": "none", "cart": "none"}
+
+
+def running_placements(experiment) -> list[str]:
+    return sorted(experiment.placement_rows.exclude(running_placement=None)
+                  .values_list("running_placement", flat=True))
+
+
+@pytest.mark.parametrize("placements,message", [
+    ("", "This field is required"),
+    ("home, home", "listed twice"),
+    ("home, " + "x" * 65, "at most 64 characters"),
+])
+def test_the_form_refuses_bad_placements(admin_client, placements, message):
+    page = admin_client.post(reverse("admin:django_recs_experiment_add"),
+                             add_form([("A", "similar", 1, True), ("B", "none", 1, False)],
+                                      placements=placements))
+    assert page.status_code == 200
+    assert message in page.content.decode()
+    assert not Experiment.objects.exists()
 
 
 @pytest.mark.parametrize("variants,message", [
@@ -74,10 +95,10 @@ def test_the_form_refuses_variants_that_cannot_run(admin_client, variants, messa
 
 def test_a_second_experiment_at_a_running_placement_does_not_start(admin_client):
     experiment(placement="home")
-    second = experiment(placement="home", running=False)
+    second = experiment(placement="cart, home", running=False)
     page = admin_client.post(reverse("admin:django_recs_experiment_status", args=[second.pk]),
                              {"action": "start"}, follow=True)
-    assert "already runs at placement" in page.content.decode()
+    assert "already runs at placement &#x27;home&#x27;" in page.content.decode()
     second.refresh_from_db()
     assert second.status == "draft"
 

@@ -219,7 +219,7 @@ def test_the_migration_moves_stored_rows_to_lists_and_back(settings):
     from django.db.migrations.executor import MigrationExecutor
 
     settings.DJANGO_RECS = RECS
-    before = [("django_recs", "0011_forgotten_users")]
+    before = [("django_recs", "0012_experiments")]
     after = [("django_recs", "0013_compact_lists")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)

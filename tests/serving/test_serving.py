@@ -300,6 +300,36 @@ def test_short_stored_list_is_topped_up_from_history_then_popular(products, cust
     assert [item.recs_reason for item in items] == [p[1], p[1], None, None]
 
 
+def test_asking_for_the_popular_algorithm_serves_popular_items_alone(products, customer):
+    # A "popular" variant of an A/B test: not the visitor's stored list nor their history,
+    # though both exist; their bought items are still left out.
+    p = products
+    store_recommendations(customer, [(p[4], 0.8, p[1])])
+    interact(p[1], "purchase", user=customer)
+    interact(p[2], "view", session_key="anon-1")
+    store_neighbours(p[1], [(p[7], 0.9)])
+    store_neighbours(p[2], [(p[6], 0.7)])
+    store_popular([(p[11], 5.0), (p[1], 4.5), (p[10], 3.0), (p[9], 2.0)])
+    items = list(recommended_for(customer, 3, algorithm="popular"))
+    assert [(item.name, item.recs_source) for item in items] == [
+        ("p11", "popular"), ("p10", "popular"), ("p9", "popular")]
+    anonymous = recommended_for(AnonymousUser(), 2, algorithm="popular", session_key="anon-1")
+    assert names(anonymous) == ["p11", "p1"]
+    assert names(recommended_for(customer, 3)) == ["p4", "p7", "p11"]  # the usual chain
+
+
+def test_similar_to_with_the_popular_algorithm_serves_popular_items_alone(products):
+    p = products  # categories: c0 = p0 p3 p6 p9, c1 = p1 p4 p7 p10, c2 = p2 p5 p8 p11
+    store_neighbours(p[0], [(p[4], 0.5), (p[5], 0.4)])
+    store_popular([(p[i], 100.0 - i) for i in (1, 2, 3, 6)])
+    with override_settings(DJANGO_RECS=WITH_CATEGORY):
+        items = list(similar_to(p[0], 3, algorithm="popular"))
+        usual = list(similar_to(p[0], 3))
+    assert [(item.name, item.recs_source) for item in items] == [
+        ("p3", "category"), ("p6", "category"), ("p1", "popular")]
+    assert names(usual) == ["p4", "p5", "p3"]
+
+
 def test_new_account_gets_recommendations_from_its_recent_history(products, customer):
     p = products
     interact(p[0], "view", user=customer, seconds=30)
