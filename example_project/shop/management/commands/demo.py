@@ -19,7 +19,12 @@ from django.db.models import Count
 import django_recs
 from django_recs.experiments import start
 from django_recs.models import (
-    Experiment, ExperimentPlacement, Interaction, Recommendation, RecommendationList, Variant,
+    Experiment,
+    ExperimentPlacement,
+    Interaction,
+    Recommendation,
+    RecommendationList,
+    Variant,
 )
 from shop.catalog import DEMO_PASSWORD, load_sample
 from shop.models import Product
