@@ -1,4 +1,4 @@
-"""Seconds per stage of a recompute run on PostgreSQL, against a naive ORM path.
+"""Seconds per stage of a recompute run on each database, against a naive ORM path.
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
@@ -10,17 +10,22 @@ per second loaded and written. The naive path does the same reading with
 measured on a sample of the rows (it would take minutes on all of them).
 ``--quick`` uses 100,000 interactions (10,000 users x 2,000 products).
 
-Its own database: ``recs_bench_pipeline`` on DATABASE_URL's server (default
-postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
-when it holds another size.
+Each backend runs in a child process with its own database, created when
+missing and reloaded only when it holds another size: ``recs_bench_pipeline``
+on the PostgreSQL and the MySQL/MariaDB server (see benchmarks/databases.py),
+build/bench_pipeline.sqlite3 for SQLite. A server that cannot be reached is
+left out of the table with its error.
 
     python benchmarks/bench_pipeline.py [--quick] [--algorithms similar,personal]
+                                        [--backends sqlite,postgres,mysql] [--no-naive]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,9 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.databases import create_postgres_database  # noqa: E402
+from benchmarks.databases import (  # noqa: E402
+    BACKENDS,
+    create_database,
+    display_name,
+    unavailable,
+)
 
-PG_DB_NAME = "recs_bench_pipeline"
+DB_NAME = "recs_bench_pipeline"
+SQLITE_PATH = ROOT / "build" / "bench_pipeline.sqlite3"
 FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
 QUICK = {"users": 10_000, "items": 2_000, "interactions": 100_000}
 NAIVE_WRITE_SAMPLE = {"full": 300_000, "quick": 100_000}
@@ -44,8 +55,6 @@ ALGORITHMS = {
 
 
 def setup_django() -> None:
-    url = create_postgres_database(PG_DB_NAME)
-    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
@@ -110,14 +119,19 @@ def load_data(size: dict) -> bool:
             "weight": np.where(purchase, 5.0, coo.data.astype(np.float64)),
             "timestamp": np.datetime64("2025-01-01T00:00:00") - days_ago,
         }, batch_size=100_000)
-        with connection.cursor() as cursor:
-            for table in ("auth_user", "testapp_product"):
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))"
-                )
+        if connection.vendor == "postgresql":  # elsewhere the next id follows the largest
+            with connection.cursor() as cursor:
+                for table in ("auth_user", "testapp_product"):
+                    cursor.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE django_recs_interaction")
+        cursor.execute({"postgresql": "VACUUM ANALYZE django_recs_interaction",
+                        "mysql": "ANALYZE TABLE django_recs_interaction"}.get(
+                            connection.vendor, "ANALYZE"))
+        if connection.vendor == "mysql":
+            cursor.fetchall()
     return True
 
 
@@ -187,7 +201,7 @@ def naive_write(run_id: int, sample: int) -> tuple[float, int]:
     return seconds, len(similar) + len(recs)
 
 
-# -- main ---------------------------------------------------------------------------------------
+# -- parent: one child per backend, then the table -----------------------------------------
 
 
 def main() -> None:
@@ -195,65 +209,117 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 interactions")
     parser.add_argument("--algorithms", default="similar,personal",
                         help="comma-separated: similar (ItemKNN k=50), personal (ALS f=64)")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ORM path")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    if args.child:
+        print(json.dumps(run_child(args, size)))
+        return
+
+    results = []
+    for backend in args.backends.split(","):
+        if backend not in BACKENDS:
+            sys.exit(f"--backends: {backend!r} is not one of {', '.join(BACKENDS)}")
+        if reason := unavailable(backend):
+            print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
+            continue
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+        if backend == "sqlite":
+            SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+            env.pop("DATABASE_URL", None)
+            env["DJANGO_RECS_SQLITE_PATH"] = str(SQLITE_PATH)
+        else:
+            env["DATABASE_URL"] = create_database(backend, DB_NAME)
+        print(f"{backend}:", file=sys.stderr, flush=True)
+        command = [sys.executable, __file__, "--child", backend, "--algorithms", args.algorithms]
+        command += ["--quick"] * args.quick + ["--no-naive"] * args.no_naive
+        out = subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print_table(results, size)
+
+
+def print_table(results: list[dict], size: dict) -> None:
+    print(f"\nbench_pipeline: {size['interactions']:,} interactions, "
+          f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user")
+    stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
+    print(f"{'database':<16}{'path':<22}" + "".join(f"{s:>9}" for s in stages)
+          + f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}")
+    for result in results:
+        for run in result["runs"]:
+            t = run["timings"]
+            print(f"{result['backend']:<16}{run['label']:<22}"
+                  + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
+                  + f"{run['seconds']:>9.2f}{run['rows_read']:>11,}"
+                  + f"{run['rows_read'] / t['load']:>11,.0f}{run['rows_written']:>14,}"
+                  + f"{run['rows_written'] / max(t['write'], 1e-9):>11,.0f}")
+        naive = result["naive"]
+        if naive:
+            print(f"{result['backend']:<16}{'naive ORM':<22}{naive['load_seconds']:>9.2f}"
+                  + " " * 9 * 2 + f"{naive['write_seconds']:>9.2f}" + " " * 9 * 3
+                  + f"{naive['load_rows']:>11,}{naive['load_rows'] / naive['load_seconds']:>11,.0f}"
+                  + f"{naive['write_rows']:>14,}"
+                  + f"{naive['write_rows'] / naive['write_seconds']:>11,.0f}")
+    print()
+    for result in results:
+        naive, runs = result["naive"], result["runs"]
+        if naive and runs:
+            run = runs[0]
+            fast_read = run["rows_read"] / run["timings"]["load"]
+            fast_write = run["rows_written"] / run["timings"]["write"]
+            print(f"{result['backend']}: speed-up over naive: read "
+                  f"x{fast_read / (naive['load_rows'] / naive['load_seconds']):.1f}, write "
+                  f"x{fast_write / (naive['write_rows'] / naive['write_seconds']):.1f} "
+                  f"(naive write timed on a {naive['write_rows']:,}-row sample of "
+                  f"{run['algorithm']}'s rows)")
+    if results:
+        print(f"kernels: {results[0]['kernels']}")
+
+
+# -- child: one backend -------------------------------------------------------------------------
+
+
+def run_child(args, size: dict) -> dict:
     setup_django()
 
+    from django.db import connection
     from django.test.utils import override_settings
 
     from django_recs import kernels
 
+    backend = display_name(connection)
     started = time.perf_counter()
     fresh = load_data(size)
-    print(f"data {'loaded' if fresh else 'reused'} ({time.perf_counter() - started:.1f} s): "
-          f"{size['interactions']:,} interactions, {size['users']:,} users x "
-          f"{size['items']:,} products", flush=True)
+    print(f"[{backend}] data {'loaded' if fresh else 'reused'} "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
     recs = {"ITEM_MODELS": ["testapp.Product"], "ALGORITHMS": ALGORITHMS,
             "EXCLUDE_SEEN": ["purchase"], "NUM_THREADS": 0, "RECOMMENDATIONS_PER_USER": 50}
     names = [name.strip() for name in args.algorithms.split(",") if name.strip()]
-    results = []
+    runs = []
+    naive = None
     with override_settings(DJANGO_RECS=recs, DEBUG=False):
         for name in names:
             run = run_pipeline(name)
-            results.append(run)
-            print(f"{name}: run {run.pk} succeeded in {run.duration.total_seconds():.1f} s",
-                  flush=True)
-        naive = None
-        if not args.no_naive and results:
+            print(f"[{backend}] {name}: run {run.pk} succeeded in "
+                  f"{run.duration.total_seconds():.1f} s", file=sys.stderr, flush=True)
+            runs.append({
+                "algorithm": run.algorithm, "pk": run.pk,
+                "label": f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]})",
+                "timings": run.timings, "seconds": run.duration.total_seconds(),
+                "rows_read": run.rows_read, "rows_written": run.rows_written,
+            })
+        if not args.no_naive and runs:
             load_seconds, load_rows = naive_load()
             sample = NAIVE_WRITE_SAMPLE["quick" if args.quick else "full"]
-            write_seconds, write_rows = naive_write(results[0].pk, sample)
-            naive = (load_seconds, load_rows, write_seconds, write_rows)
-
+            write_seconds, write_rows = naive_write(runs[0]["pk"], sample)
+            naive = {"load_seconds": load_seconds, "load_rows": load_rows,
+                     "write_seconds": write_seconds, "write_rows": write_rows}
     info = kernels.build_info()
-    print(f"\nbench_pipeline on PostgreSQL ({PG_DB_NAME}): {size['interactions']:,} interactions, "
-          f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user; "
-          f"kernels native={info['native']} openmp={info['openmp']} "
-          f"threads={info['max_threads']}")
-    stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
-    header = f"{'path':<22}" + "".join(f"{s:>9}" for s in stages) + \
-        f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}"
-    print(header)
-    for run in results:
-        t = run.timings
-        total = run.duration.total_seconds()
-        label = f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]})"
-        print(f"{label:<22}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
-              + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
-              + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}")
-    if naive:
-        load_seconds, load_rows, write_seconds, write_rows = naive
-        print(f"{'naive ORM':<22}{load_seconds:>9.2f}" + " " * 9 * 2
-              + f"{'':>9}{write_seconds:>9.2f}" + " " * 9 * 2 + f"{'':>9}"
-              + f"{load_rows:>11,}{load_rows / load_seconds:>11,.0f}"
-              + f"{write_rows:>14,}{write_rows / write_seconds:>11,.0f}")
-        run = results[0]
-        fast_read = run.rows_read / run.timings["load"]
-        fast_write = run.rows_written / run.timings["write"]
-        print(f"speed-up over naive: read x{fast_read / (load_rows / load_seconds):.1f}, "
-              f"write x{fast_write / (write_rows / write_seconds):.1f} "
-              f"(naive write timed on a {write_rows:,}-row sample of {run.algorithm}'s rows)")
+    return {"backend": backend, "runs": runs, "naive": naive,
+            "kernels": f"native={info['native']} openmp={info['openmp']} "
+                       f"threads={info['max_threads']}"}
 
 
 if __name__ == "__main__":
