@@ -15,9 +15,11 @@ from an empty interaction table:
 Each backend runs in a child process with its own database: ``recs_bench_capture``
 on the PostgreSQL and the MySQL/MariaDB server (see benchmarks/databases.py;
 created and dropped here), SQLite a temporary file. A server that cannot be
-reached is left out of the table with its error.
+reached is left out of the table with its error. The backend ``mysql-insert``
+(not run by default) is MySQL/MariaDB with ``local_infile`` off: the
+multi-row INSERTs the bulk paths fall back to.
 
-    python benchmarks/bench_capture.py [--quick] [--backends sqlite,postgres,mysql]
+    python benchmarks/bench_capture.py [--quick] [--backends sqlite,postgres,mysql,mysql-insert]
 """
 
 from __future__ import annotations
@@ -66,13 +68,14 @@ def main() -> None:
     for backend in args.backends.split(","):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
         sqlite_file = None
-        if backend not in BACKENDS:
-            sys.exit(f"--backends: {backend!r} is not one of {', '.join(BACKENDS)}")
-        if reason := unavailable(backend):
+        server = backend.removesuffix("-insert")
+        if server not in BACKENDS or backend == "sqlite-insert" or backend == "postgres-insert":
+            sys.exit(f"--backends: {backend!r} is not one of {', '.join(BACKENDS)}, mysql-insert")
+        if reason := unavailable(server):
             print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
             continue
-        if backend != "sqlite":
-            env["DATABASE_URL"] = create_database(backend, DB_NAME, fresh=True)
+        if server != "sqlite":
+            env["DATABASE_URL"] = create_database(server, DB_NAME, fresh=True)
         else:
             sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_capture_{os.getpid()}.sqlite3")
             env.pop("DATABASE_URL", None)
@@ -84,8 +87,8 @@ def main() -> None:
                 env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
             ).stdout
         finally:
-            if backend != "sqlite":
-                drop_database(backend, DB_NAME)
+            if server != "sqlite":
+                drop_database(server, DB_NAME)
             elif sqlite_file:
                 Path(sqlite_file).unlink(missing_ok=True)
         results.append(json.loads(out.strip().splitlines()[-1]))
@@ -94,14 +97,14 @@ def main() -> None:
 
 def print_table(results: list[dict]) -> None:
     print()
-    print(f"{'database':<16}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
+    print(f"{'database':<22}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
           f"{'x record()':>12}{'client CPU s':>14}{'server CPU s':>14}")
-    print("-" * 111)
+    print("-" * 117)
     for result in results:
         one = result["paths"]["record() one by one"]["rate"]
         for path, row in result["paths"].items():
             server = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
-            print(f"{result['backend']:<16}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
+            print(f"{result['backend']:<22}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
                   f"{row['rate']:>12,.0f}{row['rate'] / one:>11.1f}x"
                   f"{row['client_cpu']:>14.2f}{server:>14}")
     print()
@@ -118,7 +121,11 @@ def run_child(backend: str, size: dict) -> dict:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
+    if backend == "mysql-insert":  # before the first connection: the driver's flag too
+        connection.settings_dict["OPTIONS"]["local_infile"] = 0
+    label = display_name(connection) + " INSERTs" * (backend == "mysql-insert")
     call_command("migrate", verbosity=0)
     shop = load_shop()
     events = repeated_events(shop, size["events"])
@@ -127,9 +134,7 @@ def run_child(backend: str, size: dict) -> dict:
     paths["record_many()"] = bench_record_many(events)
     paths["recs_import FILE.csv"] = bench_import(events)
     paths["storage.bulk_insert"] = bench_bulk_insert(events)
-    from django.db import connection
-
-    return {"backend": display_name(connection), "paths": paths}
+    return {"backend": label, "paths": paths}
 
 
 def load_shop() -> dict:

@@ -319,22 +319,42 @@ def load_data(size: dict) -> bool:
     return True
 
 
+def _copy_text(rows, vendor: str):
+    """``rows`` in COPY's text format (which LOAD DATA reads too), 100,000 a piece."""
+    def text(v):
+        if v is None:
+            return r"\N"
+        if isinstance(v, bool) and vendor == "mysql":
+            return "1" if v else "0"
+        return str(v)
+
+    buffer = io.StringIO()
+    for n, row in enumerate(rows, 1):
+        buffer.write("\t".join(text(v) for v in row))
+        buffer.write("\n")
+        if n % 100_000 == 0:
+            yield buffer.getvalue()
+            buffer = io.StringIO()
+    yield buffer.getvalue()
+
+
 def _bulk(table: str, columns: list[str], rows) -> None:
-    """Insert ``rows`` quickly: COPY on PostgreSQL, executemany in batches elsewhere."""
+    """Insert ``rows`` quickly: COPY on PostgreSQL, LOAD DATA on MySQL/MariaDB, else executemany."""
     from django.db import connection
 
+    from django_recs.storage.mysql_bulk import load_data, load_data_allowed
+
+    if load_data_allowed(connection):
+        quote = connection.ops.quote_name
+        load_data(connection, quote(table), ", ".join(map(quote, columns)),
+                  _copy_text(rows, "mysql"))
+        return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
             with cursor.cursor.copy(sql) as copy:
-                buffer = io.StringIO()
-                for n, row in enumerate(rows, 1):
-                    buffer.write("\t".join(r"\N" if v is None else str(v) for v in row))
-                    buffer.write("\n")
-                    if n % 100_000 == 0:
-                        copy.write(buffer.getvalue())
-                        buffer = io.StringIO()
-                copy.write(buffer.getvalue())
+                for text in _copy_text(rows, "postgresql"):
+                    copy.write(text)
             return
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
         batch = []
