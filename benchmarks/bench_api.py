@@ -39,7 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.databases import create_postgres_database, postgres_url  # noqa: E402
+from benchmarks.databases import (  # noqa: E402
+    create_postgres_database,
+    drop_database,
+    postgres_url,
+)
 
 PG_DB_NAME = "recs_bench_api"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
@@ -68,7 +72,7 @@ def main() -> None:
                    PYTHONPATH=str(ROOT))
         sqlite_file = None
         if backend == "postgres":
-            _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+            drop_database("postgres", PG_DB_NAME)
             create_postgres_database(PG_DB_NAME)
             env["DATABASE_URL"] = postgres_url(PG_DB_NAME)
         elif backend == "sqlite":
@@ -90,7 +94,7 @@ def main() -> None:
                 throughput = measure_throughput(port, args.seconds, args.clients)
         finally:
             if backend == "postgres":
-                _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+                drop_database("postgres", PG_DB_NAME)
             elif sqlite_file:
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     Path(sqlite_file + suffix).unlink(missing_ok=True)
@@ -117,16 +121,6 @@ def print_tables(results: list[dict], args) -> None:
         row = result["throughput"]
         print(f"{result['backend']:<12}{row['requests']:>10,}{row['rate']:>12,.0f}"
               f"{row['errors']:>8}")
-
-
-def _postgres_admin(sql: str) -> None:
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    admin = urlunparse(urlparse(postgres_url(PG_DB_NAME))._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 # --- the database ------------------------------------------------------------------------

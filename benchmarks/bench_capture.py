@@ -12,12 +12,14 @@ from an empty interaction table:
 - ``recs_import``: the command on a CSV file of the events (parsing included);
 - ``bulk_insert``: the storage writer alone, numpy columns (the floor).
 
-Each backend runs in a child process with its own database: PostgreSQL
-``recs_bench_capture`` on DATABASE_URL's server (default
-postgres://postgres@127.0.0.1:5432; created and dropped here), SQLite a
-temporary file.
+Each backend runs in a child process with its own database: ``recs_bench_capture``
+on the PostgreSQL and the MySQL/MariaDB server (see benchmarks/databases.py;
+created and dropped here), SQLite a temporary file. A server that cannot be
+reached is left out of the table with its error. The backend ``mysql-insert``
+(not run by default) is MySQL/MariaDB with ``local_infile`` off: the
+multi-row INSERTs the bulk paths fall back to.
 
-    python benchmarks/bench_capture.py [--quick] [--backends sqlite,postgres]
+    python benchmarks/bench_capture.py [--quick] [--backends sqlite,postgres,mysql,mysql-insert]
 """
 
 from __future__ import annotations
@@ -30,29 +32,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_DB_NAME = "recs_bench_capture"
+from benchmarks.databases import (  # noqa: E402
+    BACKENDS,
+    create_database,
+    display_name,
+    drop_database,
+    server_cpu_seconds,
+    unavailable,
+)
+
+DB_NAME = "recs_bench_capture"
 SIZES = {"full": {"events": 1_000_000, "one_by_one": 5_000},
          "quick": {"events": 100_000, "one_by_one": 2_000}}
-
-
-def postgres_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
-    if not url.scheme.startswith("postgres"):
-        url = urlparse("postgres://postgres@127.0.0.1:5432/x")
-    return urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
-
-
-def postgres_admin(sql: str) -> None:
-    import psycopg
-
-    admin = urlunparse(urlparse(postgres_url())._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 # -- parent: one child per backend, then the table -------------------------------------------
@@ -61,7 +56,7 @@ def postgres_admin(sql: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 events instead of 1,000,000")
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = "quick" if args.quick else "full"
@@ -73,10 +68,14 @@ def main() -> None:
     for backend in args.backends.split(","):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
         sqlite_file = None
-        if backend == "postgres":
-            postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
-            postgres_admin(f'CREATE DATABASE "{PG_DB_NAME}"')
-            env["DATABASE_URL"] = postgres_url()
+        server = backend.removesuffix("-insert")
+        if server not in BACKENDS or backend == "sqlite-insert" or backend == "postgres-insert":
+            sys.exit(f"--backends: {backend!r} is not one of {', '.join(BACKENDS)}, mysql-insert")
+        if reason := unavailable(server):
+            print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
+            continue
+        if server != "sqlite":
+            env["DATABASE_URL"] = create_database(server, DB_NAME, fresh=True)
         else:
             sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_capture_{os.getpid()}.sqlite3")
             env.pop("DATABASE_URL", None)
@@ -88,8 +87,8 @@ def main() -> None:
                 env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
             ).stdout
         finally:
-            if backend == "postgres":
-                postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+            if server != "sqlite":
+                drop_database(server, DB_NAME)
             elif sqlite_file:
                 Path(sqlite_file).unlink(missing_ok=True)
         results.append(json.loads(out.strip().splitlines()[-1]))
@@ -98,19 +97,20 @@ def main() -> None:
 
 def print_table(results: list[dict]) -> None:
     print()
-    print(f"{'database':<11}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
+    print(f"{'database':<22}{'path':<22}{'events':>11}{'seconds':>10}{'events/s':>12}"
           f"{'x record()':>12}{'client CPU s':>14}{'server CPU s':>14}")
-    print("-" * 106)
+    print("-" * 117)
     for result in results:
         one = result["paths"]["record() one by one"]["rate"]
         for path, row in result["paths"].items():
             server = "-" if row["server_cpu"] is None else f"{row['server_cpu']:.2f}"
-            print(f"{result['backend']:<11}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
+            print(f"{result['backend']:<22}{path:<22}{row['events']:>11,}{row['seconds']:>10.2f}"
                   f"{row['rate']:>12,.0f}{row['rate'] / one:>11.1f}x"
                   f"{row['client_cpu']:>14.2f}{server:>14}")
     print()
     print("Online Retail purchases repeated; each path starts from an empty interaction table.")
-    print("CPU seconds: this process, and its PostgreSQL backend (SQLite runs in-process).")
+    print("CPU seconds: this process, and its server's process (PostgreSQL) or thread (MariaDB);")
+    print("SQLite runs in-process.")
 
 
 # -- child: one backend ------------------------------------------------------------------------
@@ -121,7 +121,11 @@ def run_child(backend: str, size: dict) -> dict:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
+    if backend == "mysql-insert":  # before the first connection: the driver's flag too
+        connection.settings_dict["OPTIONS"]["local_infile"] = 0
+    label = display_name(connection) + " INSERTs" * (backend == "mysql-insert")
     call_command("migrate", verbosity=0)
     shop = load_shop()
     events = repeated_events(shop, size["events"])
@@ -130,7 +134,7 @@ def run_child(backend: str, size: dict) -> dict:
     paths["record_many()"] = bench_record_many(events)
     paths["recs_import FILE.csv"] = bench_import(events)
     paths["storage.bulk_insert"] = bench_bulk_insert(events)
-    return {"backend": backend, "paths": paths}
+    return {"backend": label, "paths": paths}
 
 
 def load_shop() -> dict:
@@ -182,38 +186,24 @@ def empty_interactions() -> None:
     from django_recs.models import Interaction
 
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"TRUNCATE {Interaction._meta.db_table}")
+        if connection.vendor in ("postgresql", "mysql"):
+            cursor.execute(f"TRUNCATE {connection.ops.quote_name(Interaction._meta.db_table)}")
         else:
             cursor.execute(f"DELETE FROM {Interaction._meta.db_table}")
 
 
-def server_cpu_seconds() -> float | None:
-    """CPU time of this connection's PostgreSQL backend (same machine), else None."""
+def timed(n: int, action) -> dict:
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def timed(n: int, action) -> dict:
     from django_recs.models import Interaction
 
     empty_interactions()
-    server_before, client_before = server_cpu_seconds(), time.process_time()
+    server_before, client_before = server_cpu_seconds(connection), time.process_time()
     start = time.perf_counter()
     action()
     seconds = time.perf_counter() - start
     client = time.process_time() - client_before
-    server_after = server_cpu_seconds()
+    server_after = server_cpu_seconds(connection)
     server = None if server_before is None or server_after is None else server_after - server_before
     stored = Interaction.objects.count()
     if stored != n:

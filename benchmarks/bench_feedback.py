@@ -42,7 +42,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.databases import create_postgres_database, postgres_url  # noqa: E402
+from benchmarks.databases import (  # noqa: E402
+    create_postgres_database,
+    drop_database,
+    postgres_url,
+)
 
 PG_DB_NAME = "recs_bench_feedback"
 SIZE = {"items": 5_000, "neighbours": 20, "users": 2_000, "recs": 20}
@@ -87,7 +91,7 @@ def main() -> None:
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
         sqlite_file = None
         if backend == "postgres":
-            _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+            drop_database("postgres", PG_DB_NAME)
             create_postgres_database(PG_DB_NAME)
             env["DATABASE_URL"] = postgres_url(PG_DB_NAME)
         elif backend == "sqlite":
@@ -104,22 +108,12 @@ def main() -> None:
                                  text=True).stdout
         finally:
             if backend == "postgres":
-                _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
+                drop_database("postgres", PG_DB_NAME)
             elif sqlite_file:
                 for suffix in ("", "-wal", "-shm", "-journal"):
                     Path(sqlite_file + suffix).unlink(missing_ok=True)
         results.append(json.loads(out.strip().splitlines()[-1]))
     print_tables(results, args)
-
-
-def _postgres_admin(sql: str) -> None:
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    admin = urlunparse(urlparse(postgres_url(PG_DB_NAME))._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def print_tables(results: list[dict], args) -> None:

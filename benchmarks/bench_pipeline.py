@@ -1,10 +1,4 @@
-"""Seconds per stage of a recompute run on PostgreSQL, per result layout, against a naive ORM path.
-
-Each algorithm runs in both RECOMMENDATION_LAYOUTs ("rows": one row per
-recommendation; "lists": one RecommendationList row per user) in the same
-process, and the table shows each run's stages, rows written and the size of
-the result tables after it (PostgreSQL's pg_total_relation_size, indexes
-included), with the peak resident memory of the process.
+"""Seconds per stage of a recompute run on each database and result layout, against a naive ORM path.
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
@@ -17,17 +11,28 @@ measured on a sample of the rows (it would take minutes on all of them).
 ``--quick`` uses 100,000 interactions (10,000 users x 2,000 products),
 ``--large`` 10,000,000 (1,000,000 users x 100,000 products).
 
-Its own database: ``recs_bench_pipeline`` on DATABASE_URL's server (default
-postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
-when it holds another size.
+Each algorithm runs in both RECOMMENDATION_LAYOUTs ("rows": one row per
+recommendation; "lists": one RecommendationList row per user), and the table
+shows each run's rows written, the size of the result tables after it
+(indexes included, where the database tells) and the child's peak memory.
+
+Each backend runs in a child process with its own database, created when
+missing and reloaded only when it holds another size: ``recs_bench_pipeline``
+on the PostgreSQL and the MySQL/MariaDB server (see benchmarks/databases.py),
+build/bench_pipeline.sqlite3 for SQLite. A server that cannot be reached is
+left out of the table with its error.
 
     python benchmarks/bench_pipeline.py [--quick] [--algorithms similar,personal]
+                                        [--backends sqlite,postgres,mysql] [--no-naive]
+                                        [--layouts rows,lists] [--large]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,9 +40,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.databases import create_postgres_database  # noqa: E402
+from benchmarks.databases import (  # noqa: E402
+    BACKENDS,
+    create_database,
+    display_name,
+    unavailable,
+)
 
-PG_DB_NAME = os.environ.get("BENCH_PIPELINE_DB", "recs_bench_pipeline")
+DB_NAME = os.environ.get("BENCH_PIPELINE_DB", "recs_bench_pipeline")
+SQLITE_PATH = ROOT / "build" / "bench_pipeline.sqlite3"
 FULL = {"users": 100_000, "items": 20_000, "interactions": 1_000_000}
 QUICK = {"users": 10_000, "items": 2_000, "interactions": 100_000}
 LARGE = {"users": 1_000_000, "items": 100_000, "interactions": 10_000_000}
@@ -52,8 +63,6 @@ ALGORITHMS = {
 
 
 def setup_django() -> None:
-    url = create_postgres_database(PG_DB_NAME)
-    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
@@ -89,8 +98,8 @@ def load_data(size: dict) -> bool:
     with transaction.atomic():
         with connection.cursor() as cursor:
             for table in ("django_recs_similaritem", "django_recs_recommendation",
-                          "django_recs_recommendationlist",
-                          "django_recs_popularitem", "django_recs_interaction",
+                          "django_recs_recommendationlist", "django_recs_popularitem",
+                          "django_recs_interaction",
                           "django_recs_runshard", "django_recs_run",
                           "testapp_product", "auth_user"):
                 cursor.execute(f"DELETE FROM {table}")
@@ -119,34 +128,53 @@ def load_data(size: dict) -> bool:
             "weight": np.where(purchase, 5.0, coo.data.astype(np.float64)),
             "timestamp": np.datetime64("2025-01-01T00:00:00") - days_ago,
         }, batch_size=100_000)
-        with connection.cursor() as cursor:
-            for table in ("auth_user", "testapp_product"):
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))"
-                )
+        if connection.vendor == "postgresql":  # elsewhere the next id follows the largest
+            with connection.cursor() as cursor:
+                for table in ("auth_user", "testapp_product"):
+                    cursor.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE django_recs_interaction")
+        cursor.execute({"postgresql": "VACUUM ANALYZE django_recs_interaction",
+                        "mysql": "ANALYZE TABLE django_recs_interaction"}.get(
+                            connection.vendor, "ANALYZE"))
+        if connection.vendor == "mysql":
+            cursor.fetchall()
     return True
 
 
 # -- the pipeline -------------------------------------------------------------------------
 
 
-def result_bytes() -> int:
-    """Bytes of the result tables with their indexes and partitions (PostgreSQL)."""
-    from django.db import connection
-
+def result_bytes(connection) -> int | None:
+    """Bytes of the result tables with their indexes (and partitions); None where unknown."""
+    tables = ("django_recs_similaritem", "django_recs_recommendation",
+              "django_recs_popularitem")
+    like = " OR ".join(["{name} LIKE %s"] * len(tables))
+    patterns = [f"{table}%" for table in tables]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
-            " WHERE c.relkind IN ('r', 'p') AND (c.relname LIKE 'django_recs_similaritem%%'"
-            " OR c.relname LIKE 'django_recs_recommendation%%'"
-            " OR c.relname LIKE 'django_recs_popularitem%%')")
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                " WHERE c.relkind IN ('r', 'p') AND (" + like.format(name="c.relname") + ")",
+                patterns)
+        elif connection.vendor == "mysql":  # InnoDB's statistics: approximate, may lag
+            cursor.execute(
+                "SELECT coalesce(sum(data_length + index_length), 0)"
+                " FROM information_schema.tables WHERE table_schema = DATABASE()"
+                " AND (" + like.format(name="table_name") + ")", patterns)
+        else:
+            try:  # SQLite's dbstat table, where the library was built with it
+                cursor.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE "
+                               + like.format(name="name"), patterns)
+            except Exception:
+                return None
         return int(cursor.fetchone()[0])
 
 
 def peak_memory_mb() -> float:
+    """The peak resident memory of this process (a child per backend), in MiB."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -215,85 +243,141 @@ def naive_write(run_id: int, sample: int) -> tuple[float, int]:
     return seconds, len(similar) + len(recs)
 
 
-# -- main ---------------------------------------------------------------------------------------
+# -- parent: one child per backend, then the table -----------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 interactions")
-    parser.add_argument("--large", action="store_true",
-                        help="10,000,000 interactions (1,000,000 users x 100,000 products)")
     parser.add_argument("--algorithms", default="similar,personal",
                         help="comma-separated: similar (ItemKNN k=50), personal (ALS f=64)")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ORM path")
+    parser.add_argument("--large", action="store_true",
+                        help="10,000,000 interactions (1,000,000 users x 100,000 products)")
     parser.add_argument("--layouts", default="rows,lists",
                         help="comma-separated RECOMMENDATION_LAYOUTs to compare")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = QUICK if args.quick else LARGE if args.large else FULL
+    if args.child:
+        print(json.dumps(run_child(args, size)))
+        return
+
+    results = []
+    for backend in args.backends.split(","):
+        if backend not in BACKENDS:
+            sys.exit(f"--backends: {backend!r} is not one of {', '.join(BACKENDS)}")
+        if reason := unavailable(backend):
+            print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
+            continue
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
+        if backend == "sqlite":
+            SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+            env.pop("DATABASE_URL", None)
+            env["DJANGO_RECS_SQLITE_PATH"] = str(SQLITE_PATH)
+        else:
+            env["DATABASE_URL"] = create_database(backend, DB_NAME)
+        print(f"{backend}:", file=sys.stderr, flush=True)
+        command = [sys.executable, __file__, "--child", backend, "--algorithms", args.algorithms,
+                   "--layouts", args.layouts]
+        command += ["--quick"] * args.quick + ["--large"] * args.large
+        command += ["--no-naive"] * args.no_naive
+        out = subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print_table(results, size)
+
+
+def print_table(results: list[dict], size: dict) -> None:
+    print(f"\nbench_pipeline: {size['interactions']:,} interactions, "
+          f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user")
+    stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
+    print(f"{'database':<16}{'path':<30}" + "".join(f"{s:>9}" for s in stages)
+          + f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}"
+          + f"{'tables MB':>11}{'peak MB':>9}")
+    for result in results:
+        for run in result["runs"]:
+            t = run["timings"]
+            tables = "-" if run["result_bytes"] is None else f"{run['result_bytes'] / 2**20:,.0f}"
+            print(f"{result['backend']:<16}{run['label']:<30}"
+                  + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
+                  + f"{run['seconds']:>9.2f}{run['rows_read']:>11,}"
+                  + f"{run['rows_read'] / t['load']:>11,.0f}{run['rows_written']:>14,}"
+                  + f"{run['rows_written'] / max(t['write'], 1e-9):>11,.0f}"
+                  + f"{tables:>11}{run['peak_mb']:>9,.0f}")
+        naive = result["naive"]
+        if naive:
+            print(f"{result['backend']:<16}{'naive ORM':<30}{naive['load_seconds']:>9.2f}"
+                  + " " * 9 * 2 + f"{naive['write_seconds']:>9.2f}" + " " * 9 * 3
+                  + f"{naive['load_rows']:>11,}{naive['load_rows'] / naive['load_seconds']:>11,.0f}"
+                  + f"{naive['write_rows']:>14,}"
+                  + f"{naive['write_rows'] / naive['write_seconds']:>11,.0f}")
+    print()
+    for result in results:
+        naive, runs = result["naive"], result["runs"]
+        if naive and runs:
+            run = runs[0]
+            fast_read = run["rows_read"] / run["timings"]["load"]
+            fast_write = run["rows_written"] / run["timings"]["write"]
+            print(f"{result['backend']}: speed-up over naive: read "
+                  f"x{fast_read / (naive['load_rows'] / naive['load_seconds']):.1f}, write "
+                  f"x{fast_write / (naive['write_rows'] / naive['write_seconds']):.1f} "
+                  f"(naive write timed on a {naive['write_rows']:,}-row sample of "
+                  f"{run['algorithm']}'s rows)")
+    if results:
+        print(f"kernels: {results[0]['kernels']}")
+
+
+# -- child: one backend -------------------------------------------------------------------------
+
+
+def run_child(args, size: dict) -> dict:
     setup_django()
 
+    from django.db import connection
     from django.test.utils import override_settings
 
     from django_recs import kernels
 
+    backend = display_name(connection)
     started = time.perf_counter()
     fresh = load_data(size)
-    print(f"data {'loaded' if fresh else 'reused'} ({time.perf_counter() - started:.1f} s): "
-          f"{size['interactions']:,} interactions, {size['users']:,} users x "
-          f"{size['items']:,} products", flush=True)
+    print(f"[{backend}] data {'loaded' if fresh else 'reused'} "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
     recs = {"ITEM_MODELS": ["testapp.Product"], "ALGORITHMS": ALGORITHMS,
             "EXCLUDE_SEEN": ["purchase"], "NUM_THREADS": 0, "RECOMMENDATIONS_PER_USER": 50}
     names = [name.strip() for name in args.algorithms.split(",") if name.strip()]
-    results = []
     layouts = [layout.strip() for layout in args.layouts.split(",") if layout.strip()]
+    runs = []
+    naive = None
     for name in names:
         for layout in layouts:
             with override_settings(DJANGO_RECS={**recs, "RECOMMENDATION_LAYOUT": layout},
                                    DEBUG=False):
                 run = run_pipeline(name)
-                run.layout, run.result_bytes, run.peak_mb = layout, result_bytes(), peak_memory_mb()
-            results.append(run)
-            print(f"{name} ({layout}): run {run.pk} succeeded in "
-                  f"{run.duration.total_seconds():.1f} s", flush=True)
+                stored = result_bytes(connection)
+            print(f"[{backend}] {name} ({layout}): run {run.pk} succeeded in "
+                  f"{run.duration.total_seconds():.1f} s", file=sys.stderr, flush=True)
+            algorithm_class = ALGORITHMS[run.algorithm]["class"].rsplit(".", 1)[1]
+            runs.append({
+                "algorithm": run.algorithm, "pk": run.pk,
+                "label": f"{run.algorithm} ({algorithm_class}, {layout})",
+                "timings": run.timings, "seconds": run.duration.total_seconds(),
+                "rows_read": run.rows_read, "rows_written": run.rows_written,
+                "result_bytes": stored, "peak_mb": peak_memory_mb(),
+            })
     with override_settings(DJANGO_RECS=recs, DEBUG=False):
-        naive = None
-        if not args.no_naive and results:
+        if not args.no_naive and runs:
             load_seconds, load_rows = naive_load()
             sample = NAIVE_WRITE_SAMPLE["quick" if args.quick else "full"]
-            write_seconds, write_rows = naive_write(results[0].pk, sample)
-            naive = (load_seconds, load_rows, write_seconds, write_rows)
-
+            write_seconds, write_rows = naive_write(runs[0]["pk"], sample)
+            naive = {"load_seconds": load_seconds, "load_rows": load_rows,
+                     "write_seconds": write_seconds, "write_rows": write_rows}
     info = kernels.build_info()
-    print(f"\nbench_pipeline on PostgreSQL ({PG_DB_NAME}): {size['interactions']:,} interactions, "
-          f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user; "
-          f"kernels native={info['native']} openmp={info['openmp']} "
-          f"threads={info['max_threads']}")
-    stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
-    header = f"{'path':<30}" + "".join(f"{s:>9}" for s in stages) + \
-        f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}" + \
-        f"{'tables MB':>11}{'peak MB':>9}"
-    print(header)
-    for run in results:
-        t = run.timings
-        total = run.duration.total_seconds()
-        label = (f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]}, "
-                 f"{run.layout})")
-        print(f"{label:<30}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
-              + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
-              + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}"
-              + f"{run.result_bytes / 2**20:>11,.0f}{run.peak_mb:>9,.0f}")
-    if naive:
-        load_seconds, load_rows, write_seconds, write_rows = naive
-        print(f"{'naive ORM':<30}{load_seconds:>9.2f}" + " " * 9 * 2
-              + f"{'':>9}{write_seconds:>9.2f}" + " " * 9 * 2 + f"{'':>9}"
-              + f"{load_rows:>11,}{load_rows / load_seconds:>11,.0f}"
-              + f"{write_rows:>14,}{write_rows / write_seconds:>11,.0f}")
-        run = results[0]
-        fast_read = run.rows_read / run.timings["load"]
-        fast_write = run.rows_written / run.timings["write"]
-        print(f"speed-up over naive: read x{fast_read / (load_rows / load_seconds):.1f}, "
-              f"write x{fast_write / (write_rows / write_seconds):.1f} "
-              f"(naive write timed on a {write_rows:,}-row sample of {run.algorithm}'s rows)")
+    return {"backend": backend, "runs": runs, "naive": naive,
+            "kernels": f"native={info['native']} openmp={info['openmp']} "
+                       f"threads={info['max_threads']}"}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Render time of the recommendation template tags, SQLite and PostgreSQL.
+"""Render time of the recommendation template tags, SQLite, PostgreSQL and MySQL/MariaDB.
 
 Stores 50,000 products x 50 neighbours, 100,000 users x 20 recommendations
 (with reasons), a popular run, ten interactions per user (so the "already
@@ -8,15 +8,16 @@ as a pipeline run leaves them; then renders each tag for 10
 items many times and prints median and p99 render time and the number of
 queries per render. ``--quick`` uses 5,000 products and 10,000 users.
 
-Databases of its own: build/bench_serving.sqlite3 and the PostgreSQL
-database ``recs_bench_serving`` (created when missing; DATABASE_URL's host and
-user are used, its database name is ignored). Data is reloaded only when the
-stored size differs from the requested one. PostgreSQL is measured twice:
+Databases of its own: build/bench_serving.sqlite3 and ``recs_bench_serving``
+on the PostgreSQL and the MySQL/MariaDB server (created when missing; see
+benchmarks/databases.py for which servers). Data is reloaded only when the
+stored size differs from the requested one. A server that cannot be reached
+is left out with its error. PostgreSQL is measured twice:
 with Django's default client-side binding, and with
 the OPTIONS docs/serving.md recommends (the lists' statements prepared and
 planned once per connection).
 
-    python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|all]
+    python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|mysql|all]
                                        [--renders 500] [--explain]
 """
 
@@ -31,12 +32,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_DB_NAME = "recs_bench_serving"
+from benchmarks.databases import BACKENDS, create_database, unavailable  # noqa: E402
+
+DB_NAME = "recs_bench_serving"
 SQLITE_PATH = ROOT / "build" / "bench_serving.sqlite3"
 FULL = {"items": 50_000, "neighbours": 50, "users": 100_000, "recs": 20, "events": 10}
 QUICK = {"items": 5_000, "neighbours": 50, "users": 10_000, "recs": 20, "events": 10}
@@ -74,27 +76,28 @@ def _child_env(backend: str) -> dict:
         env.pop("DATABASE_URL", None)
         env["DJANGO_RECS_SQLITE_PATH"] = str(SQLITE_PATH)
     else:
-        url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
-        if not url.scheme.startswith("postgres"):
-            url = urlparse("postgres://postgres@127.0.0.1:5432/x")
-        env["DATABASE_URL"] = urlunparse(url._replace(path=f"/{PG_DB_NAME}"))
+        env["DATABASE_URL"] = create_database(backend, DB_NAME)
     return env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5,000 items, 10,000 users")
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
     parser.add_argument("--renders", type=int, default=None, help="timed renders per tag")
-    parser.add_argument("--explain", action="store_true", help="print PostgreSQL plans")
+    parser.add_argument("--explain", action="store_true", help="print the plans (PostgreSQL, MariaDB)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return run_child(args)
 
-    backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
-    runs = [(b, False) for b in backends] + [("postgres", True)] * ("postgres" in backends)
+    backends = list(BACKENDS) if args.backend == "all" else [args.backend]
+    for backend in list(backends):
+        if reason := unavailable(backend):
+            print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
+            backends.remove(backend)
+    runs = [(b, prepared) for b in backends for prepared in (False, True)[:1 + (b == "postgres")]]
     rows = []
     for backend, prepared in runs:
         command = [sys.executable, __file__, "--child", "--backend", backend]
@@ -114,10 +117,10 @@ def main() -> None:
         f"\nbench_serving: {size['items']:,} items x {size['neighbours']} neighbours, "
         f"{size['users']:,} users x {size['recs']} recommendations; 10 items per tag"
     )
-    print(f"{'backend':<19} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'queries':>7}")
+    print(f"{'backend':<22} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'queries':>7}")
     for row in rows:
         print(
-            f"{row['backend']:<19} {row['tag']:<50} {row['median_ms']:>9.3f} "
+            f"{row['backend']:<22} {row['tag']:<50} {row['median_ms']:>9.3f} "
             f"{row['p99_ms']:>8.3f} {row['queries']:>7}"
         )
 
@@ -128,14 +131,14 @@ def main() -> None:
 def run_child(args) -> None:
     import django
 
-    if os.environ.get("DATABASE_URL"):
-        _create_pg_database(os.environ["DATABASE_URL"])
-    else:
+    if not os.environ.get("DATABASE_URL"):
         SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     django.setup()
     from django.core.management import call_command
     from django.db import connection
     from django.test.utils import override_settings
+
+    from benchmarks.databases import display_name
 
     if args.prepared:
         # As docs/serving.md recommends: Django's switch for prepared
@@ -147,9 +150,9 @@ def run_child(args) -> None:
 
     call_command("migrate", verbosity=0)
     size = QUICK if args.quick else FULL
-    backend = connection.vendor
+    backend = display_name(connection)
     loaded = load_data(size)
-    if not loaded and backend == "postgresql":
+    if not loaded and connection.vendor == "postgresql":
         # A migration may have rebuilt the tables since the data was loaded
         # (the result tables' partitions have no statistics until analysed).
         with connection.cursor() as cursor:
@@ -166,17 +169,6 @@ def run_child(args) -> None:
     for row in rows:
         row["backend"] = backend + (" prepared" if args.prepared else "")
     print(json.dumps(rows))
-
-
-def _create_pg_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB_NAME]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{PG_DB_NAME}"')
 
 
 def load_data(size: dict) -> bool:
@@ -213,6 +205,8 @@ def load_data(size: dict) -> bool:
         "django_recs_interaction", "django_recs_run", "testapp_product", "testapp_category",
         "auth_user",
     ]
+    # MySQL/MariaDB read a datetime as it is written (UTC, as Django stores it), no offset.
+    utc = "" if connection.vendor == "mysql" else "+00"
     with transaction.atomic():
         for table in tables:
             with connection.cursor() as cursor:
@@ -232,7 +226,7 @@ def load_data(size: dict) -> bool:
             ["id", "password", "is_superuser", "username", "first_name", "last_name", "email",
              "is_staff", "is_active", "date_joined"],
             (
-                (u, "!", False, f"user{u}", "", "", "", False, True, "2024-01-01 00:00:00+00")
+                (u, "!", False, f"user{u}", "", "", "", False, True, f"2024-01-01 00:00:00{utc}")
                 for u in range(1, n_users + 1)
             ),
         )
@@ -291,7 +285,7 @@ def load_data(size: dict) -> bool:
             INTERACTION_COLUMNS,
             (
                 (u + 1, "", ct, str(events[u, e]), "purchase" if e % 3 == 0 else "view", 1.0,
-                 f"2024-06-{1 + e:02d} 12:00:00+00", "")
+                 f"2024-06-{1 + e:02d} 12:00:00{utc}", "")
                 for u in range(n_users)
                 for e in range(size["events"])
             ),
@@ -302,7 +296,7 @@ def load_data(size: dict) -> bool:
         _bulk(
             "django_recs_interaction",
             INTERACTION_COLUMNS,
-            ((None, key, ct, str(int(i)), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00+00", "")
+            ((None, key, ct, str(int(i)), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00{utc}", "")
              for key, views in sessions
              for e, i in enumerate(rng.integers(2, n_items + 1, size=views))),
         )
@@ -313,6 +307,10 @@ def load_data(size: dict) -> bool:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
                 )
             cursor.execute("ANALYZE")
+    elif connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE TABLE {', '.join(tables)}")
+            cursor.fetchall()
     else:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
@@ -321,22 +319,42 @@ def load_data(size: dict) -> bool:
     return True
 
 
+def _copy_text(rows, vendor: str):
+    """``rows`` in COPY's text format (which LOAD DATA reads too), 100,000 a piece."""
+    def text(v):
+        if v is None:
+            return r"\N"
+        if isinstance(v, bool) and vendor == "mysql":
+            return "1" if v else "0"
+        return str(v)
+
+    buffer = io.StringIO()
+    for n, row in enumerate(rows, 1):
+        buffer.write("\t".join(text(v) for v in row))
+        buffer.write("\n")
+        if n % 100_000 == 0:
+            yield buffer.getvalue()
+            buffer = io.StringIO()
+    yield buffer.getvalue()
+
+
 def _bulk(table: str, columns: list[str], rows) -> None:
-    """Insert ``rows`` quickly: COPY on PostgreSQL, executemany in batches elsewhere."""
+    """Insert ``rows`` quickly: COPY on PostgreSQL, LOAD DATA on MySQL/MariaDB, else executemany."""
     from django.db import connection
 
+    from django_recs.storage.mysql_bulk import load_data, load_data_allowed
+
+    if load_data_allowed(connection):
+        quote = connection.ops.quote_name
+        load_data(connection, quote(table), ", ".join(map(quote, columns)),
+                  _copy_text(rows, "mysql"))
+        return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
             with cursor.cursor.copy(sql) as copy:
-                buffer = io.StringIO()
-                for n, row in enumerate(rows, 1):
-                    buffer.write("\t".join(r"\N" if v is None else str(v) for v in row))
-                    buffer.write("\n")
-                    if n % 100_000 == 0:
-                        copy.write(buffer.getvalue())
-                        buffer = io.StringIO()
-                copy.write(buffer.getvalue())
+                for text in _copy_text(rows, "postgresql"):
+                    copy.write(text)
             return
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
         batch = []
@@ -388,7 +406,7 @@ def time_tags(size: dict, renders: int, explain: bool) -> list[dict]:
             output = template.render(context(0))
         if "Product" not in output:
             raise SystemExit(f"{label}: rendered no items")
-        if explain and connection.vendor == "postgresql":
+        if explain and connection.vendor in ("postgresql", "mysql"):
             for number, query in enumerate(captured.captured_queries, 1):
                 _explain(query["sql"], f"{label}, query {number}")
         queries[label] = len(captured.captured_queries)
@@ -418,8 +436,14 @@ def _explain(sql: str, label: str) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        else:  # MariaDB's ANALYZE: the plan with the rows and time it took
+            cursor.execute("ANALYZE " + sql)
+            names = [column[0] for column in cursor.description]
+            plan = "\n".join(" | ".join(f"{n}={v}" for n, v in zip(names, row) if v is not None)
+                              for row in cursor.fetchall())
     print(f"--- plan: {label}\n{plan}\n", flush=True)
 
 

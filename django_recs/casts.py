@@ -7,15 +7,18 @@ with the strength of a column's: a cast compared with, or put in one
 "Illegal mix of collations" error. There, text is made with ``LEFT(x, n)``,
 whose result yields to the column's collation, a text NULL is a bare
 ``NULL``, and a UUID key is compared as stored: Django keeps a UUID there
-as ``char(32)``, the 32 hex digits a stored key already is.
+as ``char(32)`` (before Django 5.0, and on MySQL), the 32 hex digits a
+stored key already is; MariaDB's own ``uuid`` type (Django 5.0+ on MariaDB
+10.7+) takes the hex digits too.
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import Func
+from django.db.models.functions import Cast
 
-__all__ = ["Text", "is_mysql", "key_as_pk_sql", "null_text_sql", "text_sql"]
+__all__ = ["KeyAsPk", "Text", "is_mysql", "key_as_pk_sql", "null_text_sql", "text_sql"]
 
 
 def is_mysql(connection) -> bool:
@@ -65,3 +68,21 @@ class Text(Func):
     def as_sql(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.source_expressions[0])
         return text_sql(connection, sql, self.max_length), params
+
+
+class KeyAsPk(Cast):
+    """The ORM's form of :func:`key_as_pk_sql`: ``Cast(key, output_field)`` for a primary key's type.
+
+    On MySQL/MariaDB a UUID primary key kept as ``char(32)`` is compared
+    with the stored key as it is: ``CAST(key AS char(32))`` would take the
+    connection's collation and fail against the column's ("Illegal mix of
+    collations"). Where the database has a UUID type of its own, the cast
+    stays, so the value read back is a UUID as the ORM expects.
+    """
+
+    def as_mysql(self, compiler, connection, **extra_context):
+        if isinstance(self.output_field, models.UUIDField) and not getattr(
+            connection.features, "has_native_uuid_field", False
+        ):
+            return compiler.compile(self.source_expressions[0])
+        return super().as_mysql(compiler, connection, **extra_context)

@@ -35,10 +35,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.signals import setting_changed
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.db.models.functions import Cast
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from .casts import KeyAsPk
 from .conf import recs_settings
 
 SUPPORTED_PK_TYPES = (models.AutoField, models.BigAutoField, models.SmallAutoField,
@@ -230,8 +230,8 @@ def pk_for_key(model: type[models.Model], key: str):
 def key_as_pk(model: type[models.Model], expression):
     """An SQL expression turning a stored key column into ``model``'s pk type."""
     if is_uuid_key(model):
-        return Cast(expression, output_field=models.UUIDField())
-    return Cast(expression, output_field=models.BigIntegerField())
+        return KeyAsPk(expression, output_field=models.UUIDField())
+    return KeyAsPk(expression, output_field=models.BigIntegerField())
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,11 @@ def checked_session_key(session_key) -> str:
 
     Checked before any SQL, for writes (capture) and reads (serving) alike: a
     NUL character or a lone surrogate would otherwise fail inside the
-    database driver, which breaks the caller's transaction on PostgreSQL.
+    database driver, which breaks the caller's transaction on PostgreSQL. A
+    key that ends with a space is refused too: MySQL/MariaDB compare text
+    with trailing spaces ignored, so there ``"k "`` would be the session
+    ``"k"`` and ``" "`` no session at all (a row of it breaks the check that
+    an interaction has a visitor). Django's session keys are letters and digits.
     """
     if session_key is None:
         return ""
@@ -50,6 +54,11 @@ def checked_session_key(session_key) -> str:
         )
     if "\x00" in session_key:
         raise ValueError(f"session_key {session_key!r} contains a NUL character")
+    if session_key.endswith(" "):
+        raise ValueError(
+            f"session_key {session_key!r} ends with a space, which MySQL/MariaDB ignore "
+            "when they compare keys"
+        )
     try:
         session_key.encode("utf-8")
     except UnicodeEncodeError:

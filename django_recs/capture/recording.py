@@ -67,8 +67,8 @@ def record(
     weight : float, optional
         Finite, >= 0 and <= MAX_WEIGHT; defaults to the event's weight in EVENTS.
     session_key : str, optional
-        The visitor's session (at most 40 characters, no NUL); its history
-        joins the account on login.
+        The visitor's session (at most 40 characters, no NUL, not ending
+        with a space); its history joins the account on login.
     timestamp : datetime, optional
         When it happened (naive = current time zone); defaults to now.
     value : float, optional

@@ -11,6 +11,7 @@ items, and impressions on, so lists, tokens and errors all occur.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -18,7 +19,7 @@ from django.test import Client, override_settings
 
 pytestmark = pytest.mark.slow
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, settings  # noqa: E402
 
 from tests.api.conftest import LOGGED, URLS  # noqa: E402
 from tests.serving.serving_data import store_neighbours, store_popular  # noqa: E402
@@ -59,4 +60,8 @@ def test_the_live_server_serves_the_tested_document(live_shop):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_every_operation_answers_as_documented(case, live_shop):
+    # A URL longer than a web server reads (64 KiB for the test server's
+    # request line, 8 KiB in nginx) is answered 414 by the server, never
+    # reaching the app: such requests test the server, not the document.
+    assume(len(urllib.parse.urlencode(case.query or {}, doseq=True)) < 8_000)
     case.call_and_validate(base_url=f"{live_shop}/recs")

@@ -140,6 +140,22 @@ def test_record_many_reports_a_nul_by_position(products):
     assert django_recs.record_many(rows, skip_invalid=True) == 1
 
 
+@pytest.mark.parametrize("key", [" ", "k ", "good-key  "])
+def test_record_refuses_a_session_key_ending_with_a_space_on_every_database(products, key):
+    # MySQL/MariaDB compare "k " equal to "k" and " " equal to "": such a
+    # key would join another session there, or break the visitor check.
+    alice = User.objects.create_user("alice-space")
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="ends with a space"):
+            django_recs.record(None, products[0], session_key=key)
+        with pytest.raises(ValueError, match="ends with a space"):
+            django_recs.record(alice, products[0], session_key=key)
+        with pytest.raises(InvalidRows, match="interaction 1: session_key .* ends with a space"):
+            django_recs.record_many([{"item": products[0], "session_key": key}])
+        django_recs.record(None, products[0], session_key=" lead-space")  # kept as it is
+    assert list(Interaction.objects.values_list("session_key", flat=True)) == [" lead-space"]
+
+
 def test_recs_import_names_the_line_of_a_nul(products, tmp_path):
     path = tmp_path / "nul.csv"
     path.write_text(f"user,item,event,weight,timestamp,session_key\n"
