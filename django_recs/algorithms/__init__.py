@@ -1,4 +1,4 @@
-"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, Popular, ContentKNN, Hybrid.
+"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, EASE, Popular, ContentKNN, Hybrid, UserKNN.
 
 Each is a small class: parameters as keyword arguments, ``fit(matrix)``
 returning a :class:`FitResult` of arrays. No ORM, so the pipeline stores what
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .als import ALS
 from .base import Algorithm, FitResult
+from .ease import EASE
 from .content import ContentKNN
 from .hybrid import Hybrid
 from .itemknn import ItemKNN
@@ -16,4 +17,4 @@ from .popular import Popular
 from .userknn import UserKNN
 
 __all__ = ["ALS", "Algorithm", "ContentKNN", "FitResult", "Hybrid", "ItemKNN", "Popular"]
-__all__ += ["UserKNN"]
+__all__ += ["EASE", "UserKNN"]
