@@ -1,4 +1,4 @@
-"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, EASE, Popular, ContentKNN, Hybrid, UserKNN.
+"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, EASE, RP3beta, Popular, ContentKNN, Hybrid, UserKNN.
 
 Each is a small class: parameters as keyword arguments, ``fit(matrix)``
 returning a :class:`FitResult` of arrays. No ORM, so the pipeline stores what
@@ -14,7 +14,8 @@ from .content import ContentKNN
 from .hybrid import Hybrid
 from .itemknn import ItemKNN
 from .popular import Popular
+from .rp3beta import RP3beta
 from .userknn import UserKNN
 
 __all__ = ["ALS", "Algorithm", "ContentKNN", "FitResult", "Hybrid", "ItemKNN", "Popular"]
-__all__ += ["EASE", "UserKNN"]
+__all__ += ["EASE", "RP3beta", "UserKNN"]

@@ -1,4 +1,4 @@
-"""EASE through the pipeline: ALGORITHMS -> recompute -> similar_to / recommended_for, and the admin."""
+"""EASE and RP3beta through the pipeline: ALGORITHMS -> recompute -> similar_to / recommended_for, and the admin."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ import django_recs
 from django_recs.models import Recommendation, Run, SimilarItem
 from django_recs.pipeline import sharding
 from tests.django.test_admin_runs import staff
-from tests.pipeline import pipeline_fixtures
+from tests.pipeline import pipeline_fixtures, sharding_fixtures
 from tests.pipeline.pipeline_fixtures import RECS
+from tests.pipeline.sharding_fixtures import (
+    SHARDED,
+    RandomShop,
+    assert_same_rows,
+    recommendation_rows,
+    run_through_celery,
+    similar_rows,
+)
 
 EASE = {"class": "django_recs.algorithms.EASE", "l2": 0.5, "k": 3}
 WITH_EASE = {**RECS, "ALGORITHMS": {**RECS["ALGORITHMS"], "ease": EASE}}
+
+media = sharding_fixtures.media  # fixture
 
 
 @pytest.fixture
@@ -62,3 +72,37 @@ def test_a_bad_l2_is_a_system_check_error(db, settings):
     settings.DJANGO_RECS = {**RECS, "ALGORITHMS": {"ease": {**EASE, "l2": 0}}}
     errors = [e for e in checks.run_checks() if e.id == "django_recs.E032"]
     assert errors and "l2" in errors[0].msg
+
+
+# -- RP3beta -----------------------------------------------------------------------
+
+RP3BETA = {"class": "django_recs.algorithms.RP3beta", "k": 3, "beta": 0.3}
+
+
+def test_rp3beta_recompute_stores_neighbours_and_lists(db, settings):
+    settings.DJANGO_RECS = {**RECS, "ALGORITHMS": {"walk": RP3BETA}}
+    shop = pipeline_fixtures.Shop()
+    [run] = django_recs.recompute("walk", sync=True)
+    assert run.status == "succeeded", run.error
+    p, u = shop.products, shop.users
+    assert set(django_recs.similar_to(p[0], 2, algorithm="walk")) == {p[1], p[2]}
+    items = [item for item in django_recs.recommended_for(u[7], 5, algorithm="walk")
+             if item.recs_source == "personal"]
+    assert set(items[:2]) == {p[1], p[2]} and items[0].recs_reason == p[0]
+
+
+@pytest.fixture
+def random_shop(db, settings, media):
+    settings.DJANGO_RECS = {**SHARDED, "ALGORITHMS": {**SHARDED["ALGORITHMS"], "walk": RP3BETA}}
+    return RandomShop()
+
+
+def test_rp3beta_sharded_run_gives_the_rows_of_one_process(random_shop):
+    [single] = django_recs.recompute("walk", sync=True)
+    assert single.status == "succeeded", single.error
+    expected_similar, expected_recs = similar_rows(single), recommendation_rows(single)
+    run = run_through_celery("walk")
+    assert run.status == "succeeded", run.error
+    assert run.params["sharding"]["kind"] == "itemknn"
+    assert_same_rows(similar_rows(run), expected_similar)
+    assert_same_rows(recommendation_rows(run), expected_recs)
