@@ -15,7 +15,8 @@ For each catalogue size n (every item in the model: ``max_items`` = n):
   8 n^2 bytes (one n x n array: Gram, factor, inverse and B share it);
 - cube fit s: the float32 solve time predicted by t = c n^3, c fitted at
   the smallest size;
-- f32 err: max |B32 - B64| / max |B64|.
+- f32 err: max |B32 - B64| / max |B64|;
+- numpy/ours f32: how many times longer numpy's inverse takes than ours in float32.
 
 Data: ``benchmarks.datasets.synthetic_power_law`` with 100,000 users, n
 items and 20 n interactions (fixed seed). Times are medians of ``--runs``.
@@ -66,6 +67,34 @@ def traced_peak_mb(function) -> float:
         tracemalloc.stop()
 
 
+def measure(n: int, runs: int, naive_max: int, threads: int) -> dict[str, float]:
+    """Every column of one catalogue size (seconds, MB, relative error)."""
+    X = synthetic_power_law(100_000, n, 20 * n, seed=7)
+    print(f"{n} items: {X.nnz:,} interactions", file=sys.stderr, flush=True)
+    gram_s, gram = timed(lambda: gram_matrix(X, dtype=np.float32), runs)
+    gram64 = gram.astype(np.float64, order="F")
+    f32_s, B32 = timed(lambda: ease_weights(gram.copy(order="F"), L2, num_threads=threads), runs)
+    f64_s, B64 = timed(lambda: ease_weights(gram64.copy(order="F"), L2, num_threads=threads),
+                       runs)
+    error = float(np.abs(B32 - B64).max() / np.abs(B64).max())
+    B32 = gram = None  # freed before the next arrays
+    naive_s = float("nan")
+    if n <= naive_max:
+        naive_s, naive = timed(lambda: reference_weights(gram64, L2), runs)
+        assert np.allclose(naive, B64, atol=1e-9 * np.abs(B64).max())
+        naive = None
+    B64 = gram64 = None
+    peak32 = traced_peak_mb(lambda: ease_weights(gram_matrix(X, dtype=np.float32), L2,
+                                                 num_threads=threads))
+    peak64 = traced_peak_mb(lambda: ease_weights(gram_matrix(X, dtype=np.float64), L2,
+                                                 num_threads=threads))
+    matrix = InteractionMatrix.from_csr(X, X)
+    fit_s, _ = timed(lambda: EASE(l2=L2, max_items=n).fit(
+        matrix, n_recommendations=50, num_threads=threads), runs)
+    return {"gram": gram_s, "f32": f32_s, "f64": f64_s, "naive": naive_s, "fit": fit_s,
+            "peak32": peak32, "peak64": peak64, "error": error}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5000,10000,20000")
@@ -74,44 +103,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    header = ("items", "gram s", "ours f32 s", "ours f64 s", "numpy inv s", "f64/ours f32",
+    header = ("items", "gram s", "ours f32 s", "ours f64 s", "numpy inv s", "numpy/ours f32",
               "fit s", "peak MB f32", "formula f32", "peak MB f64", "formula f64",
               "cube fit s", "f32 err")
     rows, constant = [], None
     for n in sizes:
-        X = synthetic_power_law(100_000, n, 20 * n, seed=7)
-        print(f"{n} items: {X.nnz:,} interactions", file=sys.stderr, flush=True)
-        gram_s, gram = timed(lambda: gram_matrix(X, dtype=np.float32), args.runs)
-        gram64 = gram.astype(np.float64, order="F")
-        f32_s, B32 = timed(lambda: ease_weights(gram.copy(order="F"), L2,
-                                                num_threads=args.threads), args.runs)
-        f64_s, B64 = timed(lambda: ease_weights(gram64.copy(order="F"), L2,
-                                                num_threads=args.threads), args.runs)
-        error = float(np.abs(B32 - B64).max() / np.abs(B64).max())
-        del B32
-        if n <= args.naive_max:
-            naive_s, naive = timed(lambda: reference_weights(gram64, L2), args.runs)
-            assert np.allclose(naive, B64, atol=1e-9 * np.abs(B64).max())
-            del naive
-        else:
-            naive_s = float("nan")
-        del B64
-        peak32 = traced_peak_mb(lambda: ease_weights(gram_matrix(X, dtype=np.float32), L2,
-                                                     num_threads=args.threads))
-        peak64 = traced_peak_mb(lambda: ease_weights(gram_matrix(X, dtype=np.float64), L2,
-                                                     num_threads=args.threads))
-        del gram, gram64
-        matrix = InteractionMatrix.from_csr(X, X)
-        fit_s, _ = timed(lambda: EASE(l2=L2, max_items=n).fit(
-            matrix, n_recommendations=50, num_threads=args.threads), args.runs)
+        measured = measure(n, args.runs, args.naive_max, args.threads)
         if constant is None:
-            constant = f32_s / n**3
-        rows.append((f"{n:,}", f"{gram_s:.2f}", f"{f32_s:.2f}", f"{f64_s:.2f}",
-                     "-" if np.isnan(naive_s) else f"{naive_s:.2f}",
-                     f"{f64_s / f32_s:.2f}x",
-                     f"{fit_s:.2f}", f"{peak32:,.0f}", f"{4 * n * n / 1e6:,.0f}",
-                     f"{peak64:,.0f}", f"{8 * n * n / 1e6:,.0f}",
-                     f"{constant * n**3:.2f}", f"{error:.1e}"))
+            constant = measured["f32"] / n**3
+        rows.append((f"{n:,}", f"{measured['gram']:.2f}", f"{measured['f32']:.2f}",
+                     f"{measured['f64']:.2f}",
+                     "-" if np.isnan(measured["naive"]) else f"{measured['naive']:.2f}",
+                     "-" if np.isnan(measured["naive"])
+                     else f"{measured['naive'] / measured['f32']:.1f}x",
+                     f"{measured['fit']:.2f}", f"{measured['peak32']:,.0f}",
+                     f"{4 * n * n / 1e6:,.0f}", f"{measured['peak64']:,.0f}",
+                     f"{8 * n * n / 1e6:,.0f}", f"{constant * n**3:.2f}",
+                     f"{measured['error']:.1e}"))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     print("  ".join("-" * w for w in widths))

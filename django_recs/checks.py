@@ -257,8 +257,13 @@ def check_tune(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """E130-E134: the TUNE entries of ALGORITHMS (searched on ``recs_recompute --tune``)."""
     from .evaluation.evaluator import METRIC_ORDER
     from .evaluation.tune import check_budget, check_space
-    from .registry import TUNE_KEY, AlgorithmConfigError, algorithm_class, algorithm_params, \
-        tune_settings
+    from .registry import (
+        TUNE_KEY,
+        AlgorithmConfigError,
+        algorithm_class,
+        algorithm_params,
+        tune_settings,
+    )
 
     configured = recs_settings.ALGORITHMS
     if not isinstance(configured, dict):

@@ -13,7 +13,6 @@ from django.utils.module_loading import import_string
 from .algorithms.base import Algorithm
 from .conf import recs_settings
 
-
 #: The key of an ALGORITHMS entry holding its automatic tuning (not a parameter).
 TUNE_KEY = "TUNE"
 #: Keys of a TUNE dict that set the search; every other key is a searched parameter.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .als import ALS
 from .base import Algorithm, FitResult
-from .ease import EASE
 from .content import ContentKNN
+from .ease import EASE
 from .hybrid import Hybrid
 from .itemknn import ItemKNN
 from .popular import Popular

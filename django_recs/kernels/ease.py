@@ -17,7 +17,6 @@ matrix, its factor, P and B are the same memory. See docs/ease.md.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ._threads import limit_blas_threads, resolve_num_threads

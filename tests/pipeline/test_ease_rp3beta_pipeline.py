@@ -38,7 +38,7 @@ def test_recompute_stores_similar_items_and_lists_with_reasons(shop):
     assert run.params["class"] == "django_recs.algorithms.EASE" and run.params["l2"] == 0.5
     assert run.metrics["items_in_model"] == 7  # every interacted item: products 0-5, gadget 0
     assert run.metrics["rows_recommendations"] == Recommendation.objects.filter(run=run).count()
-    p, g, u = shop.products, shop.gadgets, shop.users
+    p, u = shop.products, shop.users
     # Products 0-2 are bought together: each one's similar items are the other two.
     assert set(django_recs.similar_to(p[0], 2, algorithm="ease")) == {p[1], p[2]}
     assert set(django_recs.similar_to(p[3], 2, algorithm="ease")) == {p[4], p[5]}
