@@ -244,9 +244,9 @@ TUNE_HINTS = {
     "E131": "TUNE searches the class's own parameters; its docstring lists them.",
     "E132": "Give each searched parameter a non-empty list of values the class accepts, or a "
             'range {"min": a, "max": b} (with "log": True for a log scale, min > 0).',
-    "E133": "budget_s: seconds > 0; max_trials and k: integers >= 1; validation_fraction in "
-            "(0, 1); metric: ndcg, recall, precision, map, hit_rate, mrr, coverage ...; "
-            "seed: an integer.",
+    "E133": "budget_s: seconds > 0; max_trials: an integer >= 1; validation_fraction in "
+            "(0, 1); metric: ndcg, recall, precision, map, hit_rate, mrr, coverage ..., "
+            'optionally at a list length ("ndcg@20"); seed: an integer.',
     "E134": "Tune collaborative algorithms (EASE, RP3beta, ItemKNN, ALS, UserKNN); content "
             "algorithms need the shop's item features, which the search does not load.",
 }
@@ -308,10 +308,10 @@ def check_tune(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             check_budget(budget)
         except ValueError as problem:
             problems.append(str(problem))
-        for key in ("max_trials", "k"):
+        for key, label in (("max_trials", "max_trials"), ("k", "the metric's list length")):
             value = options.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{key} must be an integer >= 1, got {value!r}")
+                problems.append(f"{label} must be an integer >= 1, got {value!r}")
         fraction = options.get("validation_fraction", 0.1)
         if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
                 or not 0 < fraction < 1:

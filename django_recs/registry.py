@@ -16,7 +16,8 @@ from .conf import recs_settings
 #: The key of an ALGORITHMS entry holding its automatic tuning (not a parameter).
 TUNE_KEY = "TUNE"
 #: Keys of a TUNE dict that set the search; every other key is a searched parameter.
-TUNE_OPTIONS = ("budget_s", "max_trials", "validation_fraction", "metric", "k", "seed")
+#: ("k" is a parameter of many algorithms: the list length goes with the metric, "ndcg@20".)
+TUNE_OPTIONS = ("budget_s", "max_trials", "validation_fraction", "metric", "seed")
 
 
 class AlgorithmConfigError(ValueError):
@@ -120,4 +121,9 @@ def tune_settings(name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         )
     options = {key: value for key, value in tune.items() if key in TUNE_OPTIONS}
     space = {key: value for key, value in tune.items() if key not in TUNE_OPTIONS}
+    metric = options.get("metric")
+    if isinstance(metric, str) and "@" in metric:
+        name, _, k = metric.partition("@")
+        options["metric"] = name
+        options["k"] = int(k) if k.isdigit() else k
     return space, options

@@ -108,6 +108,15 @@ def test_the_command_tunes_and_prints_the_choice(shop):
     assert "2 settings tried" in text
 
 
+def test_the_metric_may_name_its_list_length(shop, settings):
+    settings.DJANGO_RECS = {**TUNED, "ALGORITHMS": {
+        "ease": {**EASE, "k": 3, "TUNE": {"k": [2, 3], "metric": "recall@5"}}}}
+    [run] = django_recs.recompute("ease", sync=True, tune=True)
+    assert run.status == "succeeded", run.error
+    assert run.params["tune"]["metric"] == "recall@5" and run.params["k"] in (2, 3)
+    assert "tune_validation_recall@5" in run.metrics
+
+
 def test_the_task_tunes_when_asked(shop):
     result = tasks.recompute.delay("ease", tune=True).get()
     run = Run.objects.get(pk=result["run"])
@@ -124,7 +133,9 @@ def test_the_task_tunes_when_asked(shop):
         ({"l2": [100.0, 0]}, "E132", "l2 must be a number > 0"),
         ({"l2": {"min": 0, "max": 10, "log": True}}, "E132", "log range"),
         ({"l2": [1.0], "budget_s": -1}, "E133", "budget_s"),
-        ({"l2": [1.0], "metric": "speed", "k": 0}, "E133", "unknown metric 'speed'"),
+        ({"l2": [1.0], "metric": "speed"}, "E133", "unknown metric 'speed'"),
+        ({"l2": [1.0], "metric": "ndcg@0"}, "E133", "list length must be an integer >= 1"),
+        ({"l2": [1.0], "metric": "ndcg@x"}, "E133", "list length must be an integer >= 1"),
         ({"l2": [1.0], "validation_fraction": 2}, "E133", "validation_fraction"),
     ],
 )
