@@ -27,6 +27,13 @@ __all__ = ["ease_weights", "gram_matrix"]
 #: Rows of the symmetrising copy at a time (one strip of the upper triangle).
 _STRIP = 1024
 
+#: Arrays of this many bytes or more are factorised on one BLAS thread: the
+#: threaded Cholesky (potrf) of the OpenBLAS that scipy bundles (32-bit
+#: indices) segfaults on them (measured: float64 at 17,000 items, 2.3 GB,
+#: crashes with 2 threads and works with 1; float32 at 20,000, 1.6 GB, works
+#: threaded). Slower, never a crashed worker.
+SINGLE_THREAD_BYTES = 2**31
+
 
 def gram_matrix(X, *, dtype=np.float32) -> np.ndarray:
     """``X.T @ X`` as a dense, Fortran-ordered ``dtype`` array (n_items x n_items).
@@ -57,7 +64,8 @@ def ease_weights(gram: np.ndarray, l2: float, *, num_threads: int = 0) -> np.nda
     l2 : float > 0
         The ridge penalty :math:`\\lambda`.
     num_threads : int, 0 = all available cores
-        BLAS/LAPACK threads.
+        BLAS/LAPACK threads (one for arrays of 2 GiB or more, see
+        SINGLE_THREAD_BYTES).
 
     Returns
     -------
@@ -86,7 +94,10 @@ def ease_weights(gram: np.ndarray, l2: float, *, num_threads: int = 0) -> np.nda
     potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (gram,))
     diagonal = np.einsum("ii->i", gram)  # a view
     diagonal += l2
-    with limit_blas_threads(resolve_num_threads(num_threads)):
+    threads = resolve_num_threads(num_threads)
+    if gram.nbytes >= SINGLE_THREAD_BYTES:
+        threads = 1
+    with limit_blas_threads(threads):
         factor, info = potrf(gram, lower=False, overwrite_a=True, clean=False)
         if info != 0:
             raise ValueError(

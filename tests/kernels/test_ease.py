@@ -79,3 +79,22 @@ def test_bad_input_is_refused():
         gram_matrix(sp.csr_matrix(np.array([[1.0, np.nan]])))
     with pytest.raises(ValueError):
         gram_matrix(sp.csr_matrix(np.array([[1.0, -2.0]])))
+
+
+def test_arrays_of_2_gib_or_more_are_factorised_on_one_blas_thread(monkeypatch):
+    from django_recs.kernels import ease
+
+    limits = []
+    real = ease.limit_blas_threads
+
+    def spy(threads):
+        limits.append(threads)
+        return real(threads)
+
+    monkeypatch.setattr(ease, "limit_blas_threads", spy)
+    G = gram_matrix(random_X(), dtype=np.float64)
+    expected = ease_weights(G.copy(order="F"), 3.0, num_threads=2)
+    monkeypatch.setattr(ease, "SINGLE_THREAD_BYTES", G.nbytes)  # this one counts as large
+    np.testing.assert_allclose(ease_weights(G.copy(order="F"), 3.0, num_threads=2), expected,
+                               rtol=1e-10, atol=1e-14)
+    assert limits == [2, 1]
