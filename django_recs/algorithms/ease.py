@@ -28,7 +28,7 @@ from ..kernels.ease import ease_weights, gram_matrix
 from ..matrix import InteractionMatrix
 from .base import Algorithm, FitResult, ProgressCallback, report, require_int, require_number
 from .itemknn import neighbour_counts
-from .ranking import strongest_history_item
+from .ranking import sparse_top_n, strongest_history_item
 
 #: Dense score entries (users x kept items) computed at a time.
 BLOCK_ENTRIES = 1 << 24
@@ -193,45 +193,60 @@ def recommend_dense(
         return recommended, scores, reasons
     history = matrix.weights[:, kept].astype(B.dtype).tocsr()
     seen = matrix.seen[:, kept].tocsr()
+    # Only users with a kept item in their history have scores to rank.
+    active = np.flatnonzero(np.diff(history.indptr) > 0)
     block = max(1, BLOCK_ENTRIES // m)
 
     def affinity(items, targets):
         return B[items, targets]
 
     def recommend_block(start: int) -> int:
-        stop = min(n_users, start + block)
-        rows = history[start:stop]
+        users = active[start:start + block]
+        rows = history[users]
         dense = np.asarray(rows @ B, dtype=np.float32)
-        mask = seen[start:stop]
+        mask = seen[users]
         if mask.nnz:
-            user = np.repeat(np.arange(stop - start), np.diff(mask.indptr))
+            user = np.repeat(np.arange(len(users)), np.diff(mask.indptr))
             dense[user, mask.indices] = -np.inf
-        dense[np.diff(rows.indptr) == 0] = -np.inf
-        if n < m:
-            top = np.argpartition(-dense, n - 1, axis=1)[:, :n]
-        else:
-            top = np.tile(np.arange(m), (stop - start, 1))
-        values = np.take_along_axis(dense, top, axis=1)
-        # Best first; ties by lower column.
-        order = _order_desc(values, top)
-        top = np.take_along_axis(top, order, axis=1)
-        values = np.take_along_axis(values, order, axis=1)
-        valid = values > 0
-        local = np.where(valid, top, -1)
-        recommended[start:stop] = np.where(valid, kept[top], -1)
-        scores[start:stop] = np.where(valid, values, 0.0)
+        top, values = dense_top_n(dense, n)
+        del dense
+        valid = top >= 0
+        local = top
+        recommended[users] = np.where(valid, kept[np.maximum(top, 0)], -1)
+        scores[users] = values
         why = strongest_history_item(rows, local, affinity)
-        reasons[start:stop] = np.where(why >= 0, kept[np.maximum(why, 0)], -1)
-        return stop - start
+        reasons[users] = np.where(why >= 0, kept[np.maximum(why, 0)], -1)
+        return len(users)
 
-    starts = range(0, n_users, block)
-    done = 0
+    starts = range(0, len(active), block)
+    done = n_users - len(active)
     with ThreadPoolExecutor(max_workers=max(1, resolve_num_threads(num_threads))) as pool:
         for count in pool.map(recommend_block, starts):
             done += count
             if progress is not None:
                 progress(done / n_users)
     return recommended, scores, reasons
+
+
+def dense_top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` largest positive entries of each row of a dense array, best first,
+    ties by lower column.
+
+    ``np.partition`` finds each row's n-th largest value (no index array of
+    the whole block, unlike ``argpartition``), the positive entries at or
+    above it are ranked with :func:`~.ranking.sparse_top_n`. Returns int32
+    columns (-1 padding) and float32 values (0 padding), shape (rows, n).
+    """
+    m = scores.shape[1]
+    keep = scores > 0
+    if n < m:
+        threshold = np.partition(scores, m - n, axis=1)[:, m - n]
+        keep &= scores >= threshold[:, None]
+    rows, cols = np.nonzero(keep)
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=scores.shape[0]))))
+    candidates = sp.csr_matrix((scores[rows, cols], cols.astype(np.int32), indptr),
+                               shape=scores.shape)
+    return sparse_top_n(candidates, n)
 
 
 def _order_desc(values: np.ndarray, columns: np.ndarray) -> np.ndarray:

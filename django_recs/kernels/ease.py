@@ -69,8 +69,9 @@ def ease_weights(gram: np.ndarray, l2: float, *, num_threads: int = 0) -> np.nda
 
     Returns
     -------
-    ndarray, shape (n, n), the dtype of ``gram``: B with a zero diagonal,
-    ``B[i, j]`` the weight of item i in the score of item j.
+    ndarray, shape (n, n), the dtype of ``gram``, C-contiguous (the memory
+    of ``gram``): B with a zero diagonal, ``B[i, j]`` the weight of item i
+    in the score of item j.
 
     Raises
     ------
@@ -106,8 +107,10 @@ def ease_weights(gram: np.ndarray, l2: float, *, num_threads: int = 0) -> np.nda
         inverse, info = potri(factor, lower=False, overwrite_c=True)
         if info != 0:
             raise ValueError(f"EASE: the inverse failed (LAPACK potri info={info})")
-    P = inverse
-    symmetrise_from_upper(P)
+    symmetrise_from_upper(inverse)
+    # P is symmetric, so its transpose (a view) is P in C order: rows of B
+    # are then contiguous for the scores x_u B, without a copy.
+    P = inverse.T if inverse.flags.f_contiguous else inverse
     diagonal = np.einsum("ii->i", P).copy()
     P /= -diagonal[None, :]
     np.einsum("ii->i", P)[:] = 0.0
