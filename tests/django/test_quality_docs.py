@@ -82,3 +82,21 @@ def test_the_documented_script_tunes_on_the_training_part(settings):
     result = namespace["result"]
     assert set(result.params) == {"l2"} and result.metrics["ndcg"] > 0
     assert len(result.trials) == 4
+
+
+def test_the_readme_s_quality_settings_pass_the_checks_and_run(db, settings):
+    text = (DOCS.parent / "README.md").read_text()
+    section = text[text.index("## How good are the recommendations?"):]
+    section = section[:section.index("\n## ", 10)]
+    [block] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict = {}
+    exec(block, namespace)
+    documented = namespace["DJANGO_RECS"]
+    settings.DJANGO_RECS = {**RECS, **documented}
+    assert not [e for e in checks.run_checks() if e.id.startswith("django_recs.E")]
+    GroupShop()
+    runs = django_recs.recompute(sync=True, tune=True)
+    assert {run.algorithm: run.status for run in runs} == dict.fromkeys(
+        documented["ALGORITHMS"], "succeeded")
+    [ease] = [run for run in runs if run.algorithm == "ease"]
+    assert ease.params["tune"]["trials"] == 4
