@@ -155,3 +155,20 @@ def test_content_algorithms_cannot_be_tuned(db, settings):
 def test_a_good_tune_entry_passes_the_checks(db, settings):
     settings.DJANGO_RECS = TUNED
     assert not [e for e in checks.run_checks() if e.id.startswith("django_recs.E13")]
+
+
+def test_a_sharded_tuned_run_fits_its_shards_with_the_winner(shop, settings, tmp_path):
+    from django_recs.models import RunShard
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    walk = {"class": "django_recs.algorithms.RP3beta", "k": 3,
+            "TUNE": {"beta": [0.0, 0.5], "k": [2, 4]}}
+    settings.DJANGO_RECS = {**TUNED, "SHARDS": 2, "ALGORITHMS": {"walk": walk}}
+    result = tasks.recompute.delay("walk", tune=True).get()
+    run = Run.objects.get(pk=result["run"])
+    assert run.status == "succeeded", run.error
+    assert run.params["sharding"]["kind"] == "itemknn"
+    assert RunShard.objects.filter(run=run).count() >= 2
+    chosen = run.params["tune"]["params"]
+    assert run.params["k"] == chosen["k"] and run.params["beta"] == chosen["beta"]
+    assert run.metrics["tune_trials"] == 4
