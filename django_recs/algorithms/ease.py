@@ -10,7 +10,8 @@ user's scores are ``x_u B``; the list is its top n with EXCLUDE_SEEN items
 removed, computed block by block of users; the reason of a recommendation
 j is the history item i with the largest ``w(u, i) * B[i, j]``, as for
 ItemKNN. The similar items of item i are the k largest positive weights of
-row i of B (what a history of i alone would score). Items beyond
+column i of B (the items that predict i best; measured better than row i
+on Online Retail, docs/ease.md). Items beyond
 ``max_items`` get the cosine neighbours of ItemKNN instead and are not
 recommended personally. See docs/ease.md.
 """
@@ -32,6 +33,8 @@ from .ranking import sparse_top_n, strongest_history_item
 
 #: Dense score entries (users x kept items) computed at a time.
 BLOCK_ENTRIES = 1 << 24
+#: Items whose similar items are ranked at a time.
+SIMILAR_BLOCK = 1024
 
 
 class EASE(Algorithm):
@@ -121,21 +124,22 @@ class EASE(Algorithm):
 
     def similar_items(self, matrix: InteractionMatrix, kept: np.ndarray, B: np.ndarray,
                       *, num_threads: int = 0) -> sp.csr_matrix:
-        """Float32 CSR (n_items x n_items), best first per row: the k largest
-        positive weights of each kept item's row of B, and ItemKNN cosine
+        """Float32 CSR (n_items x n_items), best first per row: for each kept
+        item i, the k items j with the largest positive weight ``B[j, i]``
+        (column i: the items that predict i best), and ItemKNN cosine
         neighbours for the items not kept."""
         n_items, m = matrix.n_items, len(kept)
         k = min(int(self.k), m - 1)
         parts = []
-        if k > 0:
-            top = np.argpartition(-B, k - 1, axis=1)[:, :k]
-            values = np.take_along_axis(B, top, axis=1).astype(np.float32)
-            order = _order_desc(values, top)
-            top = np.take_along_axis(top, order, axis=1)
-            values = np.take_along_axis(values, order, axis=1)
-            positive = values > 0
-            parts.append((np.repeat(kept, positive.sum(axis=1)), kept[top[positive]],
-                          values[positive]))
+        # Column i of B, a block of columns at a time (one contiguous copy of
+        # SIMILAR_BLOCK x m, never an index array of the whole matrix).
+        for start in range(0, m if k > 0 else 0, SIMILAR_BLOCK):
+            stop = min(m, start + SIMILAR_BLOCK)
+            columns = np.ascontiguousarray(B[:, start:stop].T)
+            top, values = dense_top_n(columns, k)
+            found = top >= 0
+            parts.append((np.repeat(kept[start:stop], found.sum(axis=1)), kept[top[found]],
+                          values[found]))
         others = np.setdiff1d(np.arange(n_items), kept)
         if len(others) and matrix.weights.nnz:
             parts.append(tail_neighbours(matrix, others, int(self.k), num_threads))
@@ -247,10 +251,3 @@ def dense_top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     candidates = sp.csr_matrix((scores[rows, cols], cols.astype(np.int32), indptr),
                                shape=scores.shape)
     return sparse_top_n(candidates, n)
-
-
-def _order_desc(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Per row, the positions sorting ``values`` descending, ties by ascending column."""
-    order = np.argsort(columns, axis=1, kind="stable")
-    by_value = np.argsort(-np.take_along_axis(values, order, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(order, by_value, axis=1)

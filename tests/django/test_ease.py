@@ -43,15 +43,15 @@ def test_lists_scores_and_reasons_match_the_dense_formula():
         for slot, j in enumerate(got):
             contributions = X[u] * B[:, j]
             assert result.reasons[u, slot] == int(np.argmax(contributions))
-    # Similar items: the k largest positive weights of each item's row, best first.
+    # Similar items: the k largest positive weights of each item's column, best first.
     similar = result.similar
     assert similar.shape == (30, 30) and similar.dtype == np.float32
     for i in range(30):
         row = similar.indices[similar.indptr[i]:similar.indptr[i + 1]]
         values = similar.data[similar.indptr[i]:similar.indptr[i + 1]]
-        positive = [j for j in np.argsort(-B[i], kind="stable") if B[i, j] > 0][:4]
+        positive = [j for j in np.argsort(-B[:, i], kind="stable") if B[j, i] > 0][:4]
         assert list(row) == positive
-        np.testing.assert_allclose(values, B[i, positive], rtol=1e-5)
+        np.testing.assert_allclose(values, B[positive, i], rtol=1e-5)
     assert progress[-1] == 1.0 and progress == sorted(progress)
     assert result.counts["items_in_model"] == 30
 
@@ -84,8 +84,8 @@ def test_items_beyond_max_items_get_cosine_neighbours_and_no_personal_slot():
     for position, i in enumerate(kept):
         got = result.similar.indices[result.similar.indptr[i]:result.similar.indptr[i + 1]]
         assert set(got) <= set(kept)
-        assert list(got) == [kept[j] for j in np.argsort(-B[position], kind="stable")
-                             if B[position, j] > 0][:5]
+        assert list(got) == [kept[j] for j in np.argsort(-B[:, position], kind="stable")
+                             if B[j, position] > 0][:5]
     assert not np.isin(result.recommended[result.recommended >= 0], others).any()
     assert result.counts["items_in_model"] == 12
 
@@ -102,6 +102,20 @@ def test_degenerate_data_returns_what_it_can(shape):
     if shape[1] == 1 or weights.nnz == 0:
         assert result.similar.nnz == 0
         assert (result.recommended == -1).all()
+
+
+def test_similar_items_are_ranked_block_by_block(monkeypatch):
+    from django_recs.algorithms import ease
+
+    matrix = random_matrix(n_users=50, n_items=20, seed=8)
+    single = EASE(l2=2.0, k=4).fit(matrix, n_recommendations=3)
+    monkeypatch.setattr(ease, "SIMILAR_BLOCK", 3)
+    monkeypatch.setattr(ease, "BLOCK_ENTRIES", 40)  # two users per block of scores
+    blocked = EASE(l2=2.0, k=4).fit(matrix, n_recommendations=3)
+    np.testing.assert_array_equal(blocked.similar.indptr, single.similar.indptr)
+    np.testing.assert_array_equal(blocked.similar.indices, single.similar.indices)
+    np.testing.assert_array_equal(blocked.recommended, single.recommended)
+    np.testing.assert_array_equal(blocked.reasons, single.reasons)
 
 
 def test_a_user_without_history_gets_no_list():
