@@ -71,6 +71,8 @@ def recompute(
     names = list(algorithms) or runs.recompute_order(algorithm_names())
     for name in names:
         build_algorithm(name)  # fail before anything is written
+        if tune:
+            tune_settings(name)  # a TUNE that is not a dict: E130, before any run starts
     started = []
     for name in names:
         run, created = runs.start_run(name, triggered_by=triggered_by, using=using)

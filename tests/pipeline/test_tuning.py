@@ -172,3 +172,12 @@ def test_a_sharded_tuned_run_fits_its_shards_with_the_winner(shop, settings, tmp
     chosen = run.params["tune"]["params"]
     assert run.params["k"] == chosen["k"] and run.params["beta"] == chosen["beta"]
     assert run.metrics["tune_trials"] == 4
+
+
+def test_a_tune_that_is_not_a_dict_fails_before_any_run_starts(db, settings):
+    settings.DJANGO_RECS = {**RECS, "ALGORITHMS": {
+        "popular": {"class": "django_recs.algorithms.Popular"},
+        "ease": {**EASE, "TUNE": [1, 2]}}}
+    with pytest.raises(ValueError, match="TUNE'\\] must be a dict"):
+        django_recs.recompute(sync=True, tune=True)
+    assert not Run.objects.exists()
