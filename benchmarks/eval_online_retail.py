@@ -12,8 +12,14 @@ each invoice line once, as a shop recording one "purchase" event per order
 line does; ``--weights quantity`` weighs a line by its quantity (a few bulk
 orders of thousands of units then dominate the similarities).
 Algorithms: Random and Popular (baselines), ItemKNN with the cosine and the
-conditional-probability metric, ALS, and UserKNN with the cosine and the
-asymmetric cosine, each with the parameters printed under the table.
+conditional-probability metric, ALS with today's defaults and as iALS
+(frequency-scaled regularisation), EASE, RP3beta, and UserKNN with the
+cosine and the asymmetric cosine, each with the parameters printed under
+the table. ``--tune`` adds a "tuned" row per algorithm: the parameters
+``django_recs.evaluation.tune`` picks on the training part alone (its last
+tenth in time is the validation split; the held-out test part is never
+seen), searched over ``TUNE_SPACES``. ``--ratio`` adds each row's nDCG as a
+multiple of Popular's.
 
 Data: Daqing Chen, "Online Retail", UCI Machine Learning Repository, 2015,
 https://doi.org/10.24432/C5BW33, CC BY 4.0.
@@ -33,8 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.datasets import online_retail
-from django_recs.algorithms import ALS, ItemKNN, UserKNN
-from django_recs.evaluation import TimedInteractions
+from django_recs.algorithms import ALS, EASE, ItemKNN, RP3beta, UserKNN
+from django_recs.evaluation import TimedInteractions, split_from_spec, tune
 from django_recs.evaluation.report import format_table, write_report
 from django_recs.evaluation.suite import Candidate, run_evaluation
 
@@ -44,9 +50,44 @@ CANDIDATES = [
     Candidate(
         "ALS", ALS, {"factors": 64, "iterations": 15, "regularization": 0.01, "alpha": 10.0}
     ),
+    Candidate("iALS", ALS, {"factors": 128, "iterations": 15, "regularization": 0.3,
+                            "regularization_exponent": 1.0, "alpha": 5.0}),
+    Candidate("EASE", EASE, {"l2": 200.0}),
+    Candidate("RP3beta", RP3beta, {"alpha": 1.0, "beta": 0.5, "k": 100}),
     Candidate("UserKNN cosine", UserKNN, {"k": 50, "metric": "cosine"}),
     Candidate("UserKNN asymmetric", UserKNN, {"k": 50, "metric": "asymmetric", "alpha": 0.4}),
 ]
+
+#: What ``--tune`` searches per candidate (each includes the candidate's own values).
+TUNE_SPACES = {
+    "ItemKNN cosine": {"k": [20, 50, 100, 200], "shrink": [0.0, 10.0, 50.0]},
+    "ItemKNN conditional": {"k": [20, 50, 100, 200], "alpha": [0.2, 0.5, 0.8]},
+    "ALS": {"factors": [64, 128], "regularization": [0.01, 0.1, 1.0], "alpha": [5.0, 10.0, 20.0]},
+    "iALS": {"regularization": [0.1, 0.3, 1.0], "alpha": [2.0, 5.0, 10.0],
+             "regularization_exponent": [0.5, 1.0]},
+    "EASE": {"l2": [50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]},
+    "RP3beta": {"alpha": [0.6, 0.8, 1.0], "beta": [0.3, 0.4, 0.5, 0.6], "k": [50, 100, 200]},
+    "UserKNN cosine": {"k": [25, 50, 100], "shrink": [0.0, 10.0]},
+    "UserKNN asymmetric": {"k": [25, 50, 100], "alpha": [0.3, 0.4, 0.5, 0.6]},
+}
+
+
+def tuned_candidates(data: TimedInteractions, split: str, threads: int,
+                     only: set[str] | None) -> list[Candidate]:
+    """Each candidate again, with the parameters tune() picks on the training part only."""
+    train = split_from_spec(data, split).train
+    tuned = []
+    for candidate in CANDIDATES:
+        if candidate.label not in TUNE_SPACES or (only and candidate.label not in only):
+            continue
+        print(f"tuning {candidate.label} ...", file=sys.stderr, flush=True)
+        result = tune(train, candidate.algorithm_class, TUNE_SPACES[candidate.label],
+                      params=candidate.params, num_threads=threads)
+        print(f"  {result.searched} validation nDCG@10 {result.metrics['ndcg']:.4f} "
+              f"({len(result.trials)} settings, {result.seconds:.0f} s)", file=sys.stderr)
+        tuned.append(Candidate(f"{candidate.label} tuned", candidate.algorithm_class,
+                               result.params))
+    return tuned
 
 
 def retail_interactions(quick: bool, weights: str = "lines") -> TimedInteractions:
@@ -77,14 +118,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="Print a Markdown table.")
     parser.add_argument("--no-auc", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="Kernel threads (0 = all cores).")
+    parser.add_argument("--tune", action="store_true",
+                        help="Add a tuned row per algorithm (see TUNE_SPACES).")
+    parser.add_argument("--only", action="append",
+                        help="Only this candidate (repeatable), e.g. --only EASE.")
+    parser.add_argument("--ratio", action="store_true",
+                        help="Print each row's nDCG@k as a multiple of Popular's.")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     data = retail_interactions(args.quick, args.weights)
     loaded = time.perf_counter() - started
+    only = set(args.only) if args.only else None
+    candidates = [c for c in CANDIDATES if not only or c.label in only]
+    if args.tune:
+        candidates += tuned_candidates(data, args.split, args.threads, only)
     outcome = run_evaluation(
         data,
-        CANDIDATES,
+        candidates,
         split=args.split,
         k=args.k,
         num_threads=args.threads,
@@ -107,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(format_table(outcome.compared(), markdown=args.markdown))
+    if args.ratio:
+        evaluations = outcome.compared()
+        popular = next(e for e in evaluations if e.label == "Popular").metrics["ndcg"]
+        print()
+        for evaluation in evaluations:
+            print(f"  {evaluation.label:<28} nDCG@{args.k} / Popular = "
+                  f"{evaluation.metrics['ndcg'] / popular:.2f}x")
     print()
-    for candidate in CANDIDATES:
+    for candidate in candidates:
         params = ", ".join(f"{k}={v}" for k, v in candidate.params.items())
         print(f"  {candidate.label}: {candidate.class_path}({params})")
     print("  Popular: django_recs.algorithms.Popular(measure='users'); Random: seed 0")

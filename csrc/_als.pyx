@@ -242,7 +242,7 @@ cdef extern from *:
     RECS_CLONES
     static int recs_exact_row(long long begin, long long end, const int *indices,
                               const float *confidence, const float *Y, int f, const float *A0,
-                              float *A, float *G, float *b, float *z, float *x) {
+                              float *A, float *G, float *b, float *z, float *x, float extra) {
         int n = recs_padded(f), pending = 0, info;
         float weights[RECS_GROUP];
         if (begin == end) {
@@ -251,6 +251,8 @@ cdef extern from *:
         }
         memset(b, 0, sizeof(float) * n);
         memcpy(A, A0, sizeof(float) * (size_t)n * n);
+        if (extra != 0.0f)    /* this row's own regularisation, beyond A0's */
+            for (int d = 0; d < f; ++d) A[(size_t)d * n + d] += extra;
         for (long long p = begin; p < end; ++p) {
             if (p + RECS_PREFETCH_AHEAD < end)
                 recs_prefetch_row(Y + (Py_ssize_t)indices[p + RECS_PREFETCH_AHEAD] * f, f);
@@ -283,7 +285,8 @@ cdef extern from *:
     int recs_padded(int f) noexcept nogil
     int recs_exact_row(long long begin, long long end, const int *indices,
                        const float *confidence, const float *Y, int f, const float *A0,
-                       float *A, float *G, float *b, float *z, float *x) noexcept nogil
+                       float *A, float *G, float *b, float *z, float *x,
+                       float extra) noexcept nogil
 
 # A residual norm below this means the row is solved; matches the usual
 # float32 CG stopping rule.
@@ -345,11 +348,12 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
                    const int *indices, const float *data, float *X, const float *Y,
                    const float *A0, int f, int n, int cg_steps, float *G,
                    long long buffer_rows, float *R, float *P, float *AP, float *v,
-                   float *rsold) noexcept nogil:
+                   float *rsold, const float *row_reg) noexcept nogil:
     """cg_steps CG steps for rows first..last-1 of X, in lockstep.
 
     R, P, AP (rows x n) and v (n) are scratch whose padding columns are zero;
     rsold[u] < 0 marks a finished row (empty, or residual below CONVERGED).
+    ``row_reg`` (NULL: none) adds row u's own ``row_reg[u] * I`` to A0.
     """
     cdef int nb = <int>(last - first)
     cdef long long base = indptr[first]
@@ -378,6 +382,8 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             rsold[u] = -1.0
             continue
         memcpy(v, x, sizeof(float) * f)
+        if row_reg != NULL:
+            axpy(f, -row_reg[first + u], x, r)
         if fits:
             rows = G + (begin - base) * n
             recs_gather(indices + begin, count, Y, f, n, rows)
@@ -408,6 +414,8 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             ap = AP + u * n
             sparse_product(indices + begin, data + begin, count, Y, f, n, p, ap,
                            G + (begin - base) * n if fits else G, fits, buffer_rows, False)
+            if row_reg != NULL:
+                axpy(f, row_reg[first + u], p, ap)
             alpha = rsold[u] / dot(f, p, ap)
             axpy(f, alpha, p, x)
             axpy(f, -alpha, ap, r)
@@ -425,7 +433,8 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
 def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
                      const float[::1] data, float[:, ::1] X, const float[:, ::1] Y,
                      const float[:, ::1] A0, const long long[::1] blocks, int cg_steps,
-                     long long buffer_rows, int num_threads):
+                     long long buffer_rows, int num_threads,
+                     const float[::1] row_regularization=None):
     """One conjugate-gradient half-sweep, updating X in place.
 
     Parameters
@@ -440,9 +449,18 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
     cg_steps : int, >= 1
     buffer_rows : int, rows of Y each thread gathers at once
     num_threads : int, >= 1
+    row_regularization : float32 array, shape (n_rows,), optional
+        Each row's own regularisation, added to A0's diagonal for that row
+        (A0 then usually holds Y'Y alone).
     """
     cdef int f = X.shape[1]
     cdef int n = recs_padded(f)
+    cdef const float *row_reg = NULL
+    if row_regularization is not None:
+        if row_regularization.shape[0] != X.shape[0]:
+            raise ValueError("row_regularization must have one value per row of X")
+        if X.shape[0]:
+            row_reg = &row_regularization[0]
     cdef Py_ssize_t n_blocks = blocks.shape[0] - 1
     cdef Py_ssize_t b
     cdef long long max_rows = 1
@@ -469,7 +487,7 @@ def least_squares_cg(const long long[::1] indptr, const int[::1] indices,
             for b in prange(n_blocks, schedule="dynamic"):
                 cg_block(blocks[b], blocks[b + 1], &indptr[0], &indices[0], &data[0],
                          &X[0, 0], &Y[0, 0], &A0[0, 0], f, n, cg_steps, G, buffer_rows,
-                         R, P, AP, v, rsold)
+                         R, P, AP, v, rsold, row_reg)
         finally:
             free(scratch)
 
@@ -485,11 +503,13 @@ def padded_gram(const float[:, ::1] A0):
 
 def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
                            const float[::1] data, float[:, ::1] X, const float[:, ::1] Y,
-                           const float[:, ::1] A0, int num_threads):
+                           const float[:, ::1] A0, int num_threads,
+                           const float[::1] row_regularization=None):
     """One exact half-sweep, overwriting X.
 
     Parameters are those of :func:`least_squares_cg` (without the CG ones),
-    except that A0 is :func:`padded_gram` of Y'Y + reg I. Returns the first
+    except that A0 is :func:`padded_gram` of Y'Y + reg I (``row_regularization``
+    adds each row's own term to it). Returns the first
     row whose system was not positive definite (its factors are left at
     zero), or -1 when every row was solved.
     """
@@ -508,6 +528,11 @@ def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
         return -1
     if A0.shape[0] != n:
         raise ValueError("A0 must come from padded_gram")
+    cdef const float *row_reg = NULL
+    if row_regularization is not None:
+        if row_regularization.shape[0] != n_rows:
+            raise ValueError("row_regularization must have one value per row of X")
+        row_reg = &row_regularization[0]
     with nogil, parallel(num_threads=num_threads):
         scratch = calloc(<size_t>(n * n + RECS_GROUP * n + 2 * n) * sizeof(float) + 64, 1)
         try:
@@ -516,7 +541,8 @@ def least_squares_cholesky(const long long[::1] indptr, const int[::1] indices,
             b = G + RECS_GROUP * n
             for u in prange(n_rows, schedule="dynamic", chunksize=16):
                 if recs_exact_row(indptr[u], indptr[u + 1], &indices[0], &data[0], &Y[0, 0],
-                                  f, &A0[0, 0], A, G, b, b + n, &X[u, 0]) != 0:
+                                  f, &A0[0, 0], A, G, b, b + n, &X[u, 0],
+                                  row_reg[u] if row_reg != NULL else 0.0) != 0:
                     memset(&X[u, 0], 0, sizeof(float) * f)
                     failed_row[0] = u
         finally:

@@ -239,6 +239,94 @@ def check_algorithms(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+TUNE_HINTS = {
+    "E130": 'TUNE is a dict: {"l2": [50, 200, 500], "budget_s": 600}.',
+    "E131": "TUNE searches the class's own parameters; its docstring lists them.",
+    "E132": "Give each searched parameter a non-empty list of values the class accepts, or a "
+            'range {"min": a, "max": b} (with "log": True for a log scale, min > 0).',
+    "E133": "budget_s: seconds > 0; max_trials: an integer >= 1; validation_fraction in "
+            "(0, 1); metric: ndcg, recall, precision, map, hit_rate, mrr, coverage ..., "
+            'optionally at a list length ("ndcg@20"); seed: an integer.',
+    "E134": "Tune collaborative algorithms (EASE, RP3beta, ItemKNN, ALS, UserKNN); content "
+            "algorithms need the shop's item features, which the search does not load.",
+}
+
+
+@checks.register("django_recs")
+def check_tune(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """E130-E134: the TUNE entries of ALGORITHMS (searched on ``recs_recompute --tune``)."""
+    from .evaluation.evaluator import METRIC_ORDER
+    from .evaluation.tune import check_budget, check_space
+    from .registry import (
+        TUNE_KEY,
+        AlgorithmConfigError,
+        algorithm_class,
+        algorithm_params,
+        tune_settings,
+    )
+
+    configured = recs_settings.ALGORITHMS
+    if not isinstance(configured, dict):
+        return []  # E030
+    errors = []
+
+    def error(name, message, code):
+        errors.append(checks.Error(f"DJANGO_RECS['ALGORITHMS'][{name!r}]['TUNE']: {message}"[:400],
+                                   hint=TUNE_HINTS[code], id=f"django_recs.{code}"))
+
+    for name, config in configured.items():
+        if not isinstance(config, dict) or TUNE_KEY not in config:
+            continue
+        try:
+            cls = algorithm_class(name)
+            settings = tune_settings(name)
+        except AlgorithmConfigError as problem:
+            if problem.code == "E130":
+                error(name, "must be a dict of parameter -> values and options", "E130")
+            continue  # E030/E031 report the entry itself
+        space, options = settings
+        if getattr(cls, "uses_item_features", False):
+            error(name, f"{cls.__name__} cannot be tuned", "E134")
+            continue
+        unknown = sorted(set(space) - set(cls.defaults))
+        if unknown or not space:
+            error(name, f"{', '.join(unknown)} not parameter(s) of {cls.__name__}" if unknown
+                  else "names no parameter to search", "E131")
+            continue
+        try:
+            space = check_space(space)
+            base = algorithm_params(name)
+            for key, values in space.items():
+                tried = values if isinstance(values, list) else [values["min"], values["max"]]
+                for value in tried:
+                    cls(**{**base, key: value})
+        except (TypeError, ValueError) as problem:
+            error(name, str(problem), "E132")
+        problems = []
+        budget = options.get("budget_s")
+        try:
+            check_budget(budget)
+        except ValueError as problem:
+            problems.append(str(problem))
+        for key, label in (("max_trials", "max_trials"), ("k", "the metric's list length")):
+            value = options.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{label} must be an integer >= 1, got {value!r}")
+        fraction = options.get("validation_fraction", 0.1)
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
+                or not 0 < fraction < 1:
+            problems.append(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        metric = options.get("metric", "ndcg")
+        if metric not in METRIC_ORDER or metric == "fit_seconds":
+            problems.append(f"unknown metric {metric!r}")
+        seed = options.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            problems.append(f"seed must be an integer, got {seed!r}")
+        if problems:
+            error(name, "; ".join(problems), "E133")
+    return errors
+
+
 @checks.register("django_recs")
 def check_recommendation_layout(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """RECOMMENDATION_LAYOUT names one of the layouts (E140)."""

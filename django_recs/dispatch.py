@@ -26,7 +26,8 @@ from django.utils import timezone
 from .conf import recs_settings
 from .models import Run
 from .pipeline import runs
-from .registry import algorithm_names, build_algorithm
+from .pipeline.tuning import request_tune
+from .registry import algorithm_names, build_algorithm, tune_settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,13 @@ def recompute(
     triggered_by: str = "api",
     using: str = DEFAULT_DB_ALIAS,
     on_progress: Callable[[str, str, float], None] | None = None,
+    tune: bool = False,
 ) -> list[Run]:
     """Start (or join) a run of each named algorithm; all configured when none is named.
+
+    With ``tune=True`` each new run of an algorithm whose ALGORITHMS entry has
+    a ``TUNE`` first searches its parameters on the recent history (see
+    docs/tuning.md), then fits with the winner; the others run as usual.
 
     With ``sync=False`` the Celery task ``django_recs.recompute`` is enqueued
     after the current transaction commits and the pending runs are
@@ -65,9 +71,13 @@ def recompute(
     names = list(algorithms) or runs.recompute_order(algorithm_names())
     for name in names:
         build_algorithm(name)  # fail before anything is written
+        if tune:
+            tune_settings(name)  # a TUNE that is not a dict: E130, before any run starts
     started = []
     for name in names:
         run, created = runs.start_run(name, triggered_by=triggered_by, using=using)
+        if created and tune and tune_settings(name) is not None:
+            request_tune(run, using=using)
         if created and sync:
             listener = None
             if on_progress is not None:

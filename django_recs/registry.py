@@ -13,6 +13,12 @@ from django.utils.module_loading import import_string
 from .algorithms.base import Algorithm
 from .conf import recs_settings
 
+#: The key of an ALGORITHMS entry holding its automatic tuning (not a parameter).
+TUNE_KEY = "TUNE"
+#: Keys of a TUNE dict that set the search; every other key is a searched parameter.
+#: ("k" is a parameter of many algorithms: the list length goes with the metric, "ndcg@20".)
+TUNE_OPTIONS = ("budget_s", "max_trials", "validation_fraction", "metric", "seed")
+
 
 class AlgorithmConfigError(ValueError):
     """An ALGORITHMS entry cannot be turned into an algorithm."""
@@ -83,10 +89,41 @@ def build_algorithm(name: str) -> Algorithm:
     name, class that cannot be imported, or invalid parameters.
     """
     cls = algorithm_class(name)
-    params = {key: value for key, value in algorithm_config(name).items() if key != "class"}
+    params = algorithm_params(name)
     try:
         return cls(**params)
     except (TypeError, ValueError) as error:
         raise AlgorithmConfigError(
             f"DJANGO_RECS['ALGORITHMS'][{name!r}]: {error}", code="E032"
         ) from error
+
+
+def algorithm_params(name: str) -> dict[str, Any]:
+    """The parameters of ALGORITHMS[name]: its entry without ``class`` and ``TUNE``."""
+    return {key: value for key, value in algorithm_config(name).items()
+            if key not in ("class", TUNE_KEY)}
+
+
+def tune_settings(name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(space, options)`` of ALGORITHMS[name]["TUNE"], or None when it has none.
+
+    ``options`` are the TUNE_OPTIONS keys given; ``space`` every other key
+    (parameter -> values or range). Not validated here: ``manage.py check``
+    does that (django_recs.E130-E134).
+    """
+    tune = algorithm_config(name).get(TUNE_KEY)
+    if tune is None:
+        return None
+    if not isinstance(tune, dict):
+        raise AlgorithmConfigError(
+            f"DJANGO_RECS['ALGORITHMS'][{name!r}]['TUNE'] must be a dict of parameter -> "
+            f"values and options, got {type(tune).__name__}", code="E130",
+        )
+    options = {key: value for key, value in tune.items() if key in TUNE_OPTIONS}
+    space = {key: value for key, value in tune.items() if key not in TUNE_OPTIONS}
+    metric = options.get("metric")
+    if isinstance(metric, str) and "@" in metric:
+        name, _, k = metric.partition("@")
+        options["metric"] = name
+        options["k"] = int(k) if k.isdigit() else k
+    return space, options

@@ -71,7 +71,7 @@ _RETRY_OPTIONS = {
 
 @shared_task(name="django_recs.recompute", **_RETRY_OPTIONS)
 def recompute(self, algorithm: str | None = None, run_id: int | None = None,
-              triggered_by: str = "celery"):
+              triggered_by: str = "celery", tune: bool = False):
     """Run ``algorithm``: the given pending run, or a new one (single flight).
 
     Without ``run_id`` (a beat schedule) a run is started unless one is in
@@ -87,9 +87,12 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
     algorithm is recomputed in turn, popular ones first, and a list of those
     dicts is returned; in a worker, :class:`RunsFailed` is raised at the end
     when any of them failed, so the failure shows in Celery's log and monitors.
+
+    ``tune=True`` (the weekly schedule of docs/tuning.md) makes each new run
+    of an algorithm with a TUNE entry search its parameters first.
     """
     if algorithm is None:
-        return _recompute_all(self, triggered_by)
+        return _recompute_all(self, triggered_by, tune)
     from . import pipeline
     from .models import Run
     from .pipeline import sharding
@@ -113,6 +116,8 @@ def recompute(self, algorithm: str | None = None, run_id: int | None = None,
         run, created = pipeline.start_run(algorithm, triggered_by=triggered_by)
         if not created and run.status != Run.Status.PENDING:
             return {"run": run.pk, "status": run.status}
+        if created and tune:
+            _request_tune(run)
         _note_task(run, self.request)
     # In a worker the error is re-raised, so Celery logs it and retries OperationalError;
     # in eager mode (tests, CELERY_TASK_ALWAYS_EAGER) the failed run is the answer.
@@ -125,7 +130,16 @@ class RunsFailed(Exception):
     """Some runs of a recompute of every algorithm failed (each run holds its error)."""
 
 
-def _recompute_all(task, triggered_by: str) -> list[dict]:
+def _request_tune(run) -> None:
+    """Mark a new run to tune first, when its ALGORITHMS entry has a TUNE."""
+    from .pipeline.tuning import request_tune
+    from .registry import tune_settings
+
+    if tune_settings(run.algorithm) is not None:
+        request_tune(run)
+
+
+def _recompute_all(task, triggered_by: str, tune: bool = False) -> list[dict]:
     """Every configured algorithm in turn, in this worker; one failure does not stop the rest."""
     from . import pipeline
     from .pipeline import sharding
@@ -140,6 +154,8 @@ def _recompute_all(task, triggered_by: str) -> list[dict]:
             continue
         run, created = pipeline.start_run(name, triggered_by=triggered_by)
         if created:
+            if tune:
+                _request_tune(run)
             _note_task(run, task.request)
             run = sharding.execute_run(run.pk, queue=_queue_of(task.request))
         outcomes.append({"algorithm": name, "run": run.pk, "status": run.status,

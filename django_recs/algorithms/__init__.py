@@ -1,4 +1,4 @@
-"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, Popular, ContentKNN, Hybrid.
+"""The algorithms configured in ALGORITHMS: ItemKNN, ALS, EASE, RP3beta, Popular, ContentKNN, Hybrid, UserKNN.
 
 Each is a small class: parameters as keyword arguments, ``fit(matrix)``
 returning a :class:`FitResult` of arrays. No ORM, so the pipeline stores what
@@ -10,10 +10,12 @@ from __future__ import annotations
 from .als import ALS
 from .base import Algorithm, FitResult
 from .content import ContentKNN
+from .ease import EASE
 from .hybrid import Hybrid
 from .itemknn import ItemKNN
 from .popular import Popular
+from .rp3beta import RP3beta
 from .userknn import UserKNN
 
 __all__ = ["ALS", "Algorithm", "ContentKNN", "FitResult", "Hybrid", "ItemKNN", "Popular"]
-__all__ += ["UserKNN"]
+__all__ += ["EASE", "RP3beta", "UserKNN"]

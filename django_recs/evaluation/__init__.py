@@ -32,6 +32,7 @@ from .metrics import (
 )
 from .splits import Split, leave_last_k_out, random_holdout, split_from_spec, temporal_split
 from .suite import Candidate, EvaluationOutcome, run_evaluation
+from .tune import Trial, TuneResult, tune
 
 __all__ = [
     "METRIC_ORDER",
@@ -44,6 +45,8 @@ __all__ = [
     "Random",
     "Split",
     "TimedInteractions",
+    "Trial",
+    "TuneResult",
     "baseline_algorithms",
     "grid_search",
     "parameter_grid",
@@ -66,4 +69,5 @@ __all__ = [
     "ranking_metrics_per_user",
     "split_from_spec",
     "temporal_split",
+    "tune",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._native import COMPILED_MODULES, missing_modules, native_module
 from ._threads import limit_blas_threads, resolve_num_threads
 from .als import als_fit, als_fold_in, als_loss
+from .ease import ease_weights, gram_matrix
 from .lists import encode_lists
 from .norms import row_norms
 from .similarity import item_similarity, user_similarity
@@ -22,7 +23,9 @@ __all__ = [
     "als_fold_in",
     "als_loss",
     "build_info",
+    "ease_weights",
     "encode_lists",
+    "gram_matrix",
     "item_similarity",
     "row_norms",
     "resolve_num_threads",

@@ -110,6 +110,23 @@ def _regularized_gram(Y: np.ndarray, regularization: float) -> np.ndarray:
     return np.ascontiguousarray(gram)
 
 
+def row_regularization(
+    C: sp.csr_matrix, regularization: float, exponent: float, offset: float
+) -> np.ndarray | None:
+    """Each row's lambda, ``regularization * (nnz of the row + offset * n_columns) ** exponent``.
+
+    float32, shape (n_rows,); None when ``exponent`` is 0 (every row has
+    ``regularization``: the solves keep it in their shared Gram matrix).
+    """
+    if exponent == 0:
+        return None
+    counts = np.diff(C.indptr).astype(np.float64) + offset * C.shape[1]
+    with np.errstate(divide="ignore"):
+        scale = np.where(counts > 0, np.power(counts, exponent, where=counts > 0,
+                                              out=np.ones_like(counts)), 0.0)
+    return (regularization * scale).astype(np.float32)
+
+
 def _solve_rows(
     rows: _Rows,
     X: np.ndarray,
@@ -118,25 +135,31 @@ def _solve_rows(
     solver: str,
     cg_steps: int,
     num_threads: int,
+    per_row: np.ndarray | None = None,
 ) -> None:
-    """One half-sweep: every row of X solved against fixed Y, in place."""
-    A0 = _regularized_gram(Y, regularization)
+    """One half-sweep: every row of X solved against fixed Y, in place.
+
+    ``per_row`` (float32, one lambda per row) replaces ``regularization``.
+    """
+    A0 = _regularized_gram(Y, regularization if per_row is None else 0.0)
     native = native_module("_als")
     factors = X.shape[1]
     if native is None:
         failed = reference.least_squares(
-            rows.matrix, X, Y, A0, solver=solver, cg_steps=cg_steps
+            rows.matrix, X, Y, A0, solver=solver, cg_steps=cg_steps,
+            row_regularization=per_row,
         )
     elif solver == "cg":
         buffer_rows = _buffer_rows(factors)
         native.least_squares_cg(
             rows.indptr, rows.indices, rows.data, X, Y, A0,
-            rows.blocks(native, buffer_rows), cg_steps, buffer_rows, num_threads,
+            rows.blocks(native, buffer_rows), cg_steps, buffer_rows, num_threads, per_row,
         )
         failed = -1
     else:
         failed = native.least_squares_cholesky(
-            rows.indptr, rows.indices, rows.data, X, Y, native.padded_gram(A0), num_threads
+            rows.indptr, rows.indices, rows.data, X, Y, native.padded_gram(A0), num_threads,
+            per_row,
         )
     if failed >= 0:
         raise ValueError(
@@ -170,8 +193,10 @@ def als_fit(
     random_state=None,
     callback: Callable[[int, float, float | None], object] | None = None,
     compute_loss: bool = False,
+    regularization_exponent: float = 0.0,
+    regularization_offset: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Factorise a confidence matrix by implicit-feedback ALS.
+    r"""Factorise a confidence matrix by implicit-feedback ALS.
 
     Parameters
     ----------
@@ -183,7 +208,20 @@ def als_fit(
     factors : int >= 1, default 64
     regularization : float >= 0, default 0.01
         lambda in the loss, applied as ``lambda * I`` in every solve (not
-        scaled by the number of interactions).
+        scaled by the number of interactions unless ``regularization_exponent``
+        is set).
+    regularization_exponent : float >= 0, default 0
+        Frequency-scaled regularisation (Rendle, Krichene, Zhang and Koren
+        2022, "Revisiting the Performance of iALS"): user u's vector is
+        penalised by :math:`\lambda (|I_u| + \nu n_{items})^{e}` and item i's by
+        :math:`\lambda (|U_i| + \nu n_{users})^{e}`, with :math:`|I_u|` and
+        :math:`|U_i|` the non-zeros of u's row and i's column, e this
+        exponent and :math:`\nu` ``regularization_offset``. 0 is the plain
+        :math:`\lambda`; 1 scales it with the number of interactions (as
+        ALS-WR does).
+    regularization_offset : float >= 0, default 0
+        :math:`\nu`: the weight of an unobserved pair relative to an
+        observed one in Rendle et al.'s count (their :math:`\alpha_0`).
     iterations : int >= 1, default 15
         Sweeps; each solves all users, then all items.
     solver : {"cg", "cholesky"}, default "cg"
@@ -213,10 +251,13 @@ def als_fit(
     ValueError
         C is not a 2-D sparse matrix or holds NaN, infinite or negative
         values; factors, iterations or cg_steps < 1; an unknown solver; a
-        negative regularization; or (only with regularization 0) a singular
+        negative regularization, regularization_exponent or
+        regularization_offset; or (only with regularization 0) a singular
         exact solve.
     """
     C = _confidences(C)
+    exponent = check_non_negative_float(regularization_exponent, "regularization_exponent")
+    offset = check_non_negative_float(regularization_offset, "regularization_offset")
     factors = check_positive_int(factors, "factors")
     iterations = check_positive_int(iterations, "iterations")
     cg_steps = check_positive_int(cg_steps, "cg_steps")
@@ -230,14 +271,17 @@ def als_fit(
     X, Y = _initial_factors(random_state, n_users, n_items, factors)
     users = _Rows(C)
     items = _Rows(C.T.tocsr())
+    user_reg = row_regularization(users.matrix, regularization, exponent, offset)
+    item_reg = row_regularization(items.matrix, regularization, exponent, offset)
     with limit_blas_threads(1):
         for iteration in range(iterations):
             start = time.perf_counter()
-            _solve_rows(users, X, Y, regularization, solver, cg_steps, threads)
-            _solve_rows(items, Y, X, regularization, solver, cg_steps, threads)
+            _solve_rows(users, X, Y, regularization, solver, cg_steps, threads, user_reg)
+            _solve_rows(items, Y, X, regularization, solver, cg_steps, threads, item_reg)
             seconds = time.perf_counter() - start
             if callback is not None:
-                loss = _loss(users, X, Y, regularization, threads) if compute_loss else None
+                loss = _loss(users, X, Y, regularization, threads, exponent,
+                             offset) if compute_loss else None
                 callback(iteration, seconds, loss)
     return X, Y
 
@@ -251,6 +295,8 @@ def als_fold_in(
     cg_steps: int = 3,
     user_factors=None,
     num_threads: int = 0,
+    regularization_exponent: float = 0.0,
+    regularization_offset: float = 0.0,
 ) -> np.ndarray:
     """User vectors for new or changed users against fixed item factors.
 
@@ -272,6 +318,9 @@ def als_fold_in(
     user_factors : array, shape (m, f), optional
         Warm start for ``"cg"`` (ignored by ``"cholesky"``).
     num_threads : int >= 0, default 0
+    regularization_exponent, regularization_offset : float >= 0, default 0
+        As for :func:`als_fit` (use the fit's values): each row's lambda
+        grows with its number of interactions.
 
     Returns
     -------
@@ -281,9 +330,12 @@ def als_fold_in(
     ------
     ValueError
         Bad confidences (as for :func:`als_fit`), C_rows' columns not matching
-        item_factors' rows, user_factors not (m, f), an unknown solver.
+        item_factors' rows, user_factors not (m, f), an unknown solver, a
+        negative regularization_exponent or regularization_offset.
     """
     C = _confidences(C_rows, "C_rows")
+    exponent = check_non_negative_float(regularization_exponent, "regularization_exponent")
+    offset = check_non_negative_float(regularization_offset, "regularization_offset")
     Y = as_factor_matrix(item_factors, "item_factors")
     if C.shape[1] != Y.shape[0]:
         raise ValueError(
@@ -302,7 +354,8 @@ def als_fold_in(
         if X.shape != shape:
             raise ValueError(f"user_factors must have shape {shape}, got {X.shape}")
     with limit_blas_threads(1):
-        _solve_rows(_Rows(C), X, Y, regularization, solver, cg_steps, threads)
+        _solve_rows(_Rows(C), X, Y, regularization, solver, cg_steps, threads,
+                    row_regularization(C, regularization, exponent, offset))
     return X
 
 
@@ -315,7 +368,8 @@ def _gram64(X: np.ndarray) -> np.ndarray:
     return gram
 
 
-def _loss(rows: _Rows, X: np.ndarray, Y: np.ndarray, regularization: float, threads: int):
+def _loss(rows: _Rows, X: np.ndarray, Y: np.ndarray, regularization: float, threads: int,
+          exponent: float = 0.0, offset: float = 0.0):
     XtX, YtY = _gram64(X), _gram64(Y)
     # Every pair at confidence 1, preference 0: sum (x_u . y_i)^2 = <X'X, Y'Y>.
     total = float(np.sum(XtX * YtY))
@@ -324,11 +378,26 @@ def _loss(rows: _Rows, X: np.ndarray, Y: np.ndarray, regularization: float, thre
         total += reference.nonzero_loss(rows.matrix, X, Y)
     else:
         total += native.nonzero_loss(rows.indptr, rows.indices, rows.data, X, Y, threads)
-    return total + regularization * float(np.trace(XtX) + np.trace(YtY))
+    if exponent == 0:
+        return total + regularization * float(np.trace(XtX) + np.trace(YtY))
+    user_reg = row_regularization(rows.matrix, regularization, exponent, offset)
+    item_reg = row_regularization(rows.matrix.T.tocsr(), regularization, exponent, offset)
+    return total + _weighted_norms(X, user_reg) + _weighted_norms(Y, item_reg)
+
+
+def _weighted_norms(factors: np.ndarray, weights: np.ndarray) -> float:
+    """sum over rows of weights[r] * |factors[r]|^2, in float64 (chunked)."""
+    total = 0.0
+    for start in range(0, factors.shape[0], _GRAM_CHUNK_ROWS):
+        chunk = factors[start : start + _GRAM_CHUNK_ROWS].astype(np.float64)
+        total += float(weights[start : start + _GRAM_CHUNK_ROWS].astype(np.float64)
+                       @ np.einsum("ij,ij->i", chunk, chunk))
+    return total
 
 
 def als_loss(
-    C, user_factors, item_factors, regularization: float, *, num_threads: int = 0
+    C, user_factors, item_factors, regularization: float, *, num_threads: int = 0,
+    regularization_exponent: float = 0.0, regularization_offset: float = 0.0,
 ) -> float:
     r"""The implicit-feedback loss of factors on a confidence matrix.
 
@@ -338,6 +407,9 @@ def als_loss(
     confidence 1 and preference 0, then each non-zero adds
     :math:`c (1 - s)^2 - s^2`. Not normalised (implicit's logged loss
     divides this by :math:`\sum c + n_{users} n_{items} - nnz`).
+    With ``regularization_exponent`` the penalty is the frequency-scaled one
+    :func:`als_fit` minimises, :math:`\sum_u \lambda_u \lVert x_u\rVert^2 +
+    \sum_i \lambda_i \lVert y_i\rVert^2`.
 
     Parameters
     ----------
@@ -346,6 +418,8 @@ def als_loss(
     item_factors : array, shape (n_items, f)
     regularization : float >= 0
     num_threads : int >= 0, default 0
+    regularization_exponent, regularization_offset : float >= 0, default 0
+        As for :func:`als_fit`.
 
     Returns
     -------
@@ -364,6 +438,8 @@ def als_loss(
             f"shapes do not match: C {C.shape}, user_factors {X.shape}, item_factors {Y.shape}"
         )
     regularization = check_non_negative_float(regularization, "regularization")
+    exponent = check_non_negative_float(regularization_exponent, "regularization_exponent")
+    offset = check_non_negative_float(regularization_offset, "regularization_offset")
     threads = resolve_num_threads(num_threads)
     with limit_blas_threads(1):
-        return _loss(_Rows(C), X, Y, regularization, threads)
+        return _loss(_Rows(C), X, Y, regularization, threads, exponent, offset)

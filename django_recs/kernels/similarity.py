@@ -21,7 +21,7 @@ from ._validation import as_csr, check_non_negative_float, check_positive_int
 __all__ = ["METRICS", "item_similarity", "user_similarity"]
 
 #: The similarity metrics item_similarity and user_similarity understand.
-METRICS = ("cosine", "jaccard", "conditional", "asymmetric")
+METRICS = ("cosine", "jaccard", "conditional", "asymmetric", "rp3beta")
 
 #: The metrics that ignore the weights (only who bought what counts).
 BINARISED = ("jaccard", "conditional")
@@ -50,6 +50,7 @@ def item_similarity(
     num_threads: int = 0,
     items: tuple[int, int] | None = None,
     min_overlap: int = 1,
+    beta: float = 0.0,
 ) -> sp.csr_matrix:
     r"""The k most similar items of every item (or of a range of items), from users' interactions.
 
@@ -71,6 +72,18 @@ def item_similarity(
       \lVert x_j\rVert^{2(1 - \alpha)} + s}`, ``alpha`` in [0, 1]: 0.5 is the
       cosine, 1 the share of i's (squared) weight that j shares. On 0/1
       weights it is Aiolli's :math:`|U_i \cap U_j| / (|U_i|^{\alpha} |U_j|^{1-\alpha})`.
+    - ``"rp3beta"`` (RP3beta of Paudel et al. 2017, with weights): the
+      probability of the random walk item i -> user u -> item j, each step's
+      probability raised to ``alpha``, with popular items j penalised by
+      their degree to the power ``beta``. With :math:`d_i = \sum_u x_{ui}`
+      and :math:`d_u = \sum_j x_{uj}`:
+      :math:`\mathrm{sim}(i, j) = \frac{\sum_u (x_{ui}/d_i)^{\alpha}
+      (x_{uj}/d_u)^{\alpha} \, d_i^{\alpha}}{d_i^{\alpha} d_j^{\beta} + s}`, which is
+      :math:`\sum_u (x_{ui}/d_i)^{\alpha} (x_{uj}/d_u)^{\alpha} / d_j^{\beta}` when
+      ``shrink`` is 0. Computed exactly by the same kernel: the weights
+      become :math:`x_{uj}^{\alpha} d_u^{-\alpha/2}` (their products are the
+      walk's numerators) and the denominator is :math:`d_i^{\alpha} d_j^{\beta}`.
+      Asymmetric; on 0/1 weights it is the published RP3beta.
 
     Parameters
     ----------
@@ -86,7 +99,8 @@ def item_similarity(
         support (few common users) towards 0.
     alpha : float >= 0, default 0.5
         Popularity damping of ``"conditional"``; the row's share of the
-        denominator of ``"asymmetric"`` (then at most 1); ignored by the others.
+        denominator of ``"asymmetric"`` (then at most 1); the exponent of
+        the walk's steps in ``"rp3beta"``; ignored by the others.
     num_threads : int >= 0, default 0
         Threads to use; 0 means every core available to the process. The
         result does not depend on it.
@@ -98,6 +112,8 @@ def item_similarity(
     min_overlap : int >= 1, default 1
         Pairs of items with fewer common users than this are no neighbours
         (whatever their score): a floor on the support of a similarity.
+    beta : float >= 0, default 0
+        The popularity penalty of ``"rp3beta"`` (ignored by the others).
 
     Returns
     -------
@@ -114,7 +130,7 @@ def item_similarity(
     ValueError
         X is not a 2-D sparse matrix or holds NaN, infinite or negative
         weights; k < 1; an unknown metric; a negative or non-finite shrink
-        or alpha, or an alpha above 1 with ``"asymmetric"``; a min_overlap
+        alpha or beta, or an alpha above 1 with ``"asymmetric"``; a min_overlap
         that is not an integer >= 1; a negative num_threads; ``items`` not a
         (start, stop) pair of integers within [0, n_items] with start <= stop.
     """
@@ -123,6 +139,7 @@ def item_similarity(
     k = check_positive_int(k, "k")
     shrink = check_non_negative_float(shrink, "shrink")
     alpha = check_non_negative_float(alpha, "alpha")
+    beta = check_non_negative_float(beta, "beta")
     if metric == "asymmetric" and alpha > 1:
         raise ValueError(f"alpha of the asymmetric cosine must be in [0, 1], got {alpha}")
     min_overlap = check_positive_int(min_overlap, "min_overlap")
@@ -141,9 +158,31 @@ def item_similarity(
     native = native_module("_similarity")
     if native is None:
         return reference.item_similarity(X, k, metric=metric, shrink=shrink, alpha=alpha,
-                                         items=(start, stop), min_overlap=min_overlap)
+                                         items=(start, stop), min_overlap=min_overlap,
+                                         beta=beta)
+    if metric == "rp3beta":
+        X, row_factor, column_factor = rp3beta_scaling(X, alpha, beta)
+        return _native_similarity(native, X, k, "rp3beta", shrink, alpha, threads, start, stop,
+                                  min_overlap, factors=(row_factor, column_factor))
     return _native_similarity(native, X, k, metric, shrink, alpha, threads, start, stop,
                               min_overlap)
+
+
+def rp3beta_scaling(X: sp.csr_matrix, alpha: float, beta: float):
+    """``(Z, row_factor, column_factor)`` that turn the kernel's weighted sum into RP3beta.
+
+    ``Z[u, j] = x_uj ** alpha * d_u ** (-alpha / 2)`` (X's dtype), so that
+    ``sum_u Z[u, i] Z[u, j] = sum_u x_ui^alpha (x_uj / d_u)^alpha``;
+    ``row_factor = d_i ** alpha`` and ``column_factor = d_j ** beta``
+    (float64), with d the row and column sums of X (canonical, no zeros).
+    """
+    user_degree = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    item_degree = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+    scale = np.repeat(np.power(user_degree, -alpha / 2.0, where=user_degree > 0,
+                               out=np.zeros_like(user_degree)), np.diff(X.indptr))
+    data = np.power(X.data.astype(np.float64), alpha) * scale
+    Z = sp.csr_matrix((data.astype(X.dtype), X.indices, X.indptr), shape=X.shape)
+    return Z, np.power(item_degree, alpha), np.power(item_degree, beta)
 
 
 def user_similarity(
@@ -227,7 +266,7 @@ def check_item_range(items, n_items: int, *, name: str = "items") -> tuple[int, 
 
 def _native_similarity(
     native, X: sp.csr_matrix, k: int, metric: str, shrink: float, alpha: float, threads: int,
-    start: int, stop: int, min_overlap: int,
+    start: int, stop: int, min_overlap: int, factors=None,
 ) -> sp.csr_matrix:
     n_items = X.shape[1]
     n_rows = stop - start
@@ -237,7 +276,9 @@ def _native_similarity(
         indptr, indices = indptr.astype(index_dtype), indices.astype(index_dtype)
 
     counts, squared_norms = native.column_statistics(indices, X.data, n_items)
-    if metric == "cosine":
+    if factors is not None:
+        row_factor, column_factor = factors
+    elif metric == "cosine":
         row_factor = column_factor = np.sqrt(squared_norms)
     elif metric == "asymmetric":
         row_factor = np.power(squared_norms, alpha)

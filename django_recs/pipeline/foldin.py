@@ -93,6 +93,8 @@ def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, par
         regularization=float(params.get("regularization", 0.01)),
         solver=params.get("solver", "cg"),
         cg_steps=int(params.get("cg_steps", 3)),
+        regularization_exponent=float(params.get("regularization_exponent", 0.0)),
+        regularization_offset=float(params.get("regularization_offset", 0.0)),
     )
     recommended, scores = kernels.top_n(
         np.ascontiguousarray(user_vectors, dtype=np.float32), item_factors, n,

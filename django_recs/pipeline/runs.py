@@ -292,8 +292,14 @@ def _execute(run: Run, tracker: RunTracker, using: str) -> None:
 
 
 def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
-    """Record the run's params, then the load and matrix stages."""
+    """Record the run's params, then the load and matrix stages (and the tune, when asked)."""
+    from .tuning import TUNE_REQUESTED, reuse_last_tune, tune_run
+
+    tuning = bool((run.params or {}).get(TUNE_REQUESTED))
     algorithm = build_algorithm(run.algorithm)
+    tune_record = None
+    if not tuning:
+        algorithm, tune_record = reuse_last_tune(run.algorithm, algorithm, using=using)
     half_life = recs_settings.HALF_LIFE_DAYS
     threads = resolve_num_threads(recs_settings.NUM_THREADS)
     n_recommendations = int(recs_settings.RECOMMENDATIONS_PER_USER)
@@ -305,10 +311,12 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
         "exclude_seen": exclude_seen_events(),
         "num_threads": threads,
     }
+    if tune_record is not None:
+        run.params["tune"] = tune_record
     Run.objects.using(using).filter(pk=run.pk).update(params=run.params)
 
     with tracker.stage("load"):
-        loaded = load_interactions(using=using, with_timestamps=half_life is not None)
+        loaded = load_interactions(using=using, with_timestamps=half_life is not None or tuning)
         tracker.rows_read = len(loaded)
     with tracker.stage("matrix"):
         loaded, skipped = screen_interactions(loaded, using=using)
@@ -319,6 +327,13 @@ def prepare_run(run: Run, tracker: RunTracker, using: str) -> PreparedRun:
             from ..content.loading import prepare_item_features
 
             matrix, catalog = prepare_item_features(algorithm, matrix, catalog, using=using)
+    if tuning:
+        with tracker.stage("tune"):
+            algorithm, record = tune_run(run.algorithm, algorithm, loaded,
+                                         half_life_days=half_life, num_threads=threads,
+                                         progress=tracker.progress)
+        run.params = {**run.params, **algorithm.get_params(), "tune": record}
+        Run.objects.using(using).filter(pk=run.pk).update(params=run.params)
     return PreparedRun(algorithm, matrix, catalog, tracker.rows_read,
                        ignored + sum(skipped.values()), threads, n_recommendations, skipped)
 
@@ -352,11 +367,27 @@ def complete_run(run: Run, tracker: RunTracker, prepared: PreparedRun, using: st
         metrics["item_coverage"] = float(
             len(np.unique(recommended[recommended >= 0])) / max(1, matrix.n_items)
         )
+    metrics.update(tune_metrics(run.params))
     with tracker.stage("swap"):
         swap_active_run(run, metrics=metrics, timings=tracker.timings_so_far(), using=using,
                         rows_read=tracker.rows_read, rows_written=tracker.rows_written)
     tracker.timings["cleanup"] = clean_up_after(run, using=using)
     Run.objects.using(using).filter(pk=run.pk).update(timings=tracker.timings)
+
+
+def tune_metrics(params: dict | None) -> dict:
+    """The validation numbers of the tune a run's parameters came from (none when untuned)."""
+    record = (params or {}).get("tune")
+    if not isinstance(record, dict) or not isinstance(record.get("validation_metrics"), dict):
+        return {}
+    metric = str(record.get("metric", "ndcg@10"))
+    k = metric.partition("@")[2] or "10"
+    values = record["validation_metrics"]
+    numbers = {f"tune_validation_{name}@{k}": values[name]
+               for name in ("precision", "recall", "ndcg", "hit_rate")
+               if _is_json_number(values.get(name))}
+    numbers["tune_trials"] = int(record.get("trials", 0))
+    return numbers
 
 
 def base_metrics(prepared: PreparedRun) -> dict:

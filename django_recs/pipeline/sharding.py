@@ -398,7 +398,8 @@ def finish_run(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> dict:
         _check_rows(run, rows, using)
         metrics = {**(run.metrics or {}), **{f"rows_{name}": count for name, count in rows.items()},
                    **plan.get("counts", {}), **_shard_counts(recommend),
-                   **_list_metrics(recommend, run.metrics or {})}
+                   **_list_metrics(recommend, run.metrics or {}),
+                   **runs.tune_metrics(run.params)}
         shards = similar + recommend
         timings = {
             **(run.timings or {}),

@@ -93,9 +93,11 @@ def test_the_basket_experiment_splits_visitors_sticky_across_login(shop, browser
     setup = shop_json(env, f"""
 import json
 from django.contrib.auth import get_user_model
-from django_recs.models import Experiment, ExperimentVisitor, Recommendation
+from django_recs.models import Experiment, ExperimentVisitor, Recommendation, RecommendationList
 experiment = Experiment.objects.get(status="running", placement_rows__running_placement={PLACEMENT!r})
-with_recs = Recommendation.objects.filter(run__algorithm="personal").values("user_id")
+# Customers with a stored personal list, in either result layout.
+with_recs = {{*Recommendation.objects.filter(run__algorithm="personal").values_list("user_id", flat=True),
+             *RecommendationList.objects.filter(run__algorithm="personal").values_list("user_id", flat=True)}}
 fresh = (get_user_model().objects.filter(username__startswith="customer", pk__in=with_recs)
          .exclude(pk__in=ExperimentVisitor.objects.values("user_id"))
          .exclude(username={demo_customer!r}).order_by("-pk"))

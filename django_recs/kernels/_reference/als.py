@@ -65,17 +65,22 @@ def least_squares(
     *,
     solver: str,
     cg_steps: int,
+    row_regularization: np.ndarray | None = None,
 ) -> int:
     """One half-sweep: every row of X solved against Y, in place.
 
+    ``row_regularization[u]`` (optional) is added to A0's diagonal for row u.
     Returns -1, or the first row whose exact system was singular (left at zero).
     """
     failed = -1
+    base = A0
     for u in range(C.shape[0]):
         begin, end = C.indptr[u], C.indptr[u + 1]
         if begin == end:
             X[u] = 0.0
             continue
+        if row_regularization is not None:
+            A0 = base + np.float32(row_regularization[u]) * np.eye(len(base), dtype=np.float32)
         Y_row = Y[C.indices[begin:end]]
         confidence = C.data[begin:end].astype(np.float64)
         if solver == "cholesky":

@@ -54,6 +54,7 @@ def item_similarity(
     alpha: float = 0.5,
     items: tuple[int, int] | None = None,
     min_overlap: int = 1,
+    beta: float = 0.0,
 ) -> sp.csr_matrix:
     """Top-k item-item similarity, computed from the whole sparse product.
 
@@ -70,8 +71,22 @@ def item_similarity(
     X.eliminate_zeros()
     if metric in ("jaccard", "conditional"):
         X.data[:] = 1.0
-    row_factor, col_factor = column_factors(X, metric, alpha)
-    product = (X[:, first:last].T.tocsr() @ X).tocsr()  # row r: item first + r
+    if metric == "rp3beta":
+        # The walk item -> user -> item, each step's probability to the power
+        # alpha: row i of (X / d_i)^alpha.T @ (X / d_u)^alpha, times d_i^alpha
+        # (the denominator d_i^alpha d_j^beta + shrink divides it back out).
+        item_degree = np.asarray(X.sum(axis=0), dtype=np.float64).ravel()
+        to_users = X.multiply(1.0 / np.maximum(item_degree, 1e-300)[None, :]).tocsr()
+        to_items = X.multiply(1.0 / np.maximum(np.asarray(X.sum(axis=1)), 1e-300)).tocsr()
+        to_users.data **= alpha
+        to_items.data **= alpha
+        row_factor, col_factor = np.power(item_degree, alpha), np.power(item_degree, beta)
+        product = sp.diags(row_factor[first:last]) @ (
+            to_users[:, first:last].T.tocsr() @ to_items)
+        product = product.tocsr()
+    else:
+        row_factor, col_factor = column_factors(X, metric, alpha)
+        product = (X[:, first:last].T.tocsr() @ X).tocsr()  # row r: item first + r
     if min_overlap > 1:
         binary = X.copy()
         binary.data[:] = 1.0

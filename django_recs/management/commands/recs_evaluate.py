@@ -16,7 +16,7 @@ from django_recs.conf import exclude_seen_events, recs_settings
 from django_recs.evaluation.grid import parse_grid
 from django_recs.evaluation.report import format_table, write_report
 from django_recs.evaluation.suite import Candidate, run_evaluation
-from django_recs.registry import algorithm_class, algorithm_config, algorithm_names
+from django_recs.registry import algorithm_class, algorithm_names, algorithm_params
 
 BAR_WIDTH = 30
 
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             cls = algorithm_class(name)  # AlgorithmConfigError is a ValueError
             if not explicit and not getattr(cls, "personal", True):
                 continue  # Popular-like: already the Popular baseline
-            params = {key: value for key, value in algorithm_config(name).items() if key != "class"}
+            params = algorithm_params(name)
             candidates.append(Candidate(label=name, algorithm_class=cls, params=params))
         if grid_specs and not explicit:
             wanted = set(parse_grid(grid_specs))

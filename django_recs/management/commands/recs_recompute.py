@@ -1,4 +1,4 @@
-"""manage.py recs_recompute [ALGORITHM ...] [--sync]: recompute stored recommendations."""
+"""manage.py recs_recompute [ALGORITHM ...] [--sync] [--tune]: recompute stored recommendations."""
 
 from __future__ import annotations
 
@@ -25,19 +25,23 @@ class Command(BaseCommand):
                             help="Names from DJANGO_RECS['ALGORITHMS'].")
         parser.add_argument("--sync", action="store_true",
                             help="Run in this process instead of enqueueing the Celery task.")
+        parser.add_argument("--tune", action="store_true",
+                            help="First search the parameters of algorithms with a TUNE entry "
+                                 "on the recent history, then fit with the best.")
 
-    def handle(self, *args, algorithms, sync, **options):
+    def handle(self, *args, algorithms, sync, tune=False, **options):
         self._last_drawn = None
         show_bar = sync and options["verbosity"] >= 1
         try:
             with _unsent_runs_reported_here():
-                runs = recompute(*algorithms, sync=sync, triggered_by="command",
+                runs = recompute(*algorithms, sync=sync, triggered_by="command", tune=tune,
                                  on_progress=self._draw if show_bar else None)
         except ValueError as error:
             raise CommandError(str(error)) from error
         if self._last_drawn is not None:
             self.stdout.write("")
         self._summary(runs)
+        self._tuned(runs)
         for run in runs:
             if run.waiting_for_worker:
                 waited = (timezone.now() - run.created_at).total_seconds()
@@ -63,6 +67,25 @@ class Command(BaseCommand):
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         self.stdout.write(f"\r{algorithm:<12} [{bar}] {stage:<8} {percent:3d}%", ending="")
         self.stdout.flush()
+
+    def _tuned(self, runs) -> None:
+        """One line per tuned run: the parameters chosen and their validation score."""
+        for run in runs:
+            record = (run.params or {}).get("tune")
+            if not isinstance(record, dict) or run.status != "succeeded":
+                continue
+            if "error" in record:
+                self.stdout.write(f"{run.algorithm}: tuning failed ({record['error']}); "
+                                  "fitted with the configured parameters")
+                continue
+            chosen = ", ".join(f"{key}={value}" for key, value in record["params"].items())
+            metric = record.get("metric", "ndcg@10")
+            value = record.get("validation_metrics", {}).get(metric.partition("@")[0])
+            origin = (f"re-used from run #{record['reused_from']}" if "reused_from" in record
+                      else f"{record.get('trials', 0)} settings tried")
+            score = "-" if value is None else f"{value:.4f}"
+            self.stdout.write(f"{run.algorithm}: {chosen} (validation {metric} {score}; "
+                              f"{origin})")
 
     def _summary(self, runs) -> None:
         header = ("algorithm", "run", "status", "seconds", "rows read", "rows written")
