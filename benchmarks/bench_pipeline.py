@@ -8,20 +8,22 @@ included), with the peak resident memory of the process.
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
-(k=50) and ALS (64 factors) through the pipeline — twice each, so the
-reported run also deletes the previous run's rows — and prints the seconds
-of each stage (load, matrix, compute, write, swap, cleanup) with the rows
-per second loaded and written. The naive path does the same reading with
+(k=50) and ALS (64 factors) through the pipeline — once, then ``--repeats``
+(2) measured runs, so each measured run also deletes the previous run's
+rows — and prints the medians of the seconds of each stage (load, matrix,
+compute, write, swap, cleanup) with the rows per second loaded and written,
+and the CPU seconds of the process and of its PostgreSQL backend. The naive path does the same reading with
 ``values_list`` and the same writing with ``bulk_create``; its write speed is
 measured on a sample of the rows (it would take minutes on all of them).
 ``--quick`` uses 100,000 interactions (10,000 users x 2,000 products),
 ``--large`` 10,000,000 (1,000,000 users x 100,000 products).
 
-Its own database: ``recs_bench_pipeline`` on DATABASE_URL's server (default
-postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
+Its own database: ``recs_bench_pipeline`` (or BENCH_PIPELINE_DB) on DATABASE_URL's
+server (default postgres://postgres@127.0.0.1:5432), created when missing and reloaded only
 when it holds another size.
 
-    python benchmarks/bench_pipeline.py [--quick] [--algorithms similar,personal]
+    python benchmarks/bench_pipeline.py [--quick | --large] [--algorithms similar,personal]
+                                        [--layouts rows,lists] [--repeats 2] [--no-naive]
 """
 
 from __future__ import annotations
@@ -152,19 +154,56 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def backend_cpu_seconds() -> float | None:
+    """CPU seconds of this connection's PostgreSQL backend (None when its /proc is unreadable)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pipeline(name: str, repeats: int = 2):
-    """The last of ``repeats`` synchronous runs of ``name`` (with the previous run's cleanup)."""
+    """Synchronous runs of ``name``: one to have a previous run, then ``repeats`` measured.
+
+    Each measured run also deletes the previous run's rows (cleanup). Returns
+    the last run, its ``timings`` and duration replaced by the medians of the
+    measured runs, with ``cpu_s`` (this process) and ``db_cpu_s`` (the
+    PostgreSQL backend of its connection; parallel index-build workers not
+    counted) as medians too.
+    """
+    import statistics
+
     from django_recs.dispatch import recompute
     from django_recs.models import Run
 
     # A run left in flight by an interrupted benchmark would be joined, not rerun.
     Run.objects.filter(algorithm=name, status__in=["pending", "running"]).update(
         status="failed", error="interrupted benchmark")
-    run = None
-    for _ in range(repeats):
+    measured = []
+    for attempt in range(repeats + 1):
+        cpu, db_cpu = time.process_time(), backend_cpu_seconds()
         [run] = recompute(name, sync=True, triggered_by="bench_pipeline")
         if run.status != "succeeded":
             sys.exit(f"{name}: run failed in {run.stage}:\n{run.error}")
+        db_after = backend_cpu_seconds()
+        run.cpu_s = time.process_time() - cpu
+        run.db_cpu_s = None if db_cpu is None or db_after is None else db_after - db_cpu
+        if attempt:
+            measured.append(run)
+    run = measured[-1]
+    run.timings = {stage: statistics.median(r.timings.get(stage, 0.0) for r in measured)
+                   for stage in run.timings}
+    run.seconds = statistics.median(r.duration.total_seconds() for r in measured)
+    run.all_seconds = [r.duration.total_seconds() for r in measured]
+    run.cpu_s = statistics.median(r.cpu_s for r in measured)
+    db = [r.db_cpu_s for r in measured if r.db_cpu_s is not None]
+    run.db_cpu_s = statistics.median(db) if db else None
     return run
 
 
@@ -228,6 +267,8 @@ def main() -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive ORM path")
     parser.add_argument("--layouts", default="rows,lists",
                         help="comma-separated RECOMMENDATION_LAYOUTs to compare")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="measured runs per algorithm and layout (medians are printed)")
     args = parser.parse_args()
     size = QUICK if args.quick else LARGE if args.large else FULL
     setup_django()
@@ -250,11 +291,11 @@ def main() -> None:
         for layout in layouts:
             with override_settings(DJANGO_RECS={**recs, "RECOMMENDATION_LAYOUT": layout},
                                    DEBUG=False):
-                run = run_pipeline(name)
+                run = run_pipeline(name, max(1, args.repeats))
                 run.layout, run.result_bytes, run.peak_mb = layout, result_bytes(), peak_memory_mb()
             results.append(run)
-            print(f"{name} ({layout}): run {run.pk} succeeded in "
-                  f"{run.duration.total_seconds():.1f} s", flush=True)
+            print(f"{name} ({layout}): runs took "
+                  f"{', '.join(f'{s:.1f}' for s in run.all_seconds)} s", flush=True)
     with override_settings(DJANGO_RECS=recs, DEBUG=False):
         naive = None
         if not args.no_naive and results:
@@ -267,21 +308,23 @@ def main() -> None:
     print(f"\nbench_pipeline on PostgreSQL ({PG_DB_NAME}): {size['interactions']:,} interactions, "
           f"{size['users']:,} users x {size['items']:,} items, 50 recommendations per user; "
           f"kernels native={info['native']} openmp={info['openmp']} "
-          f"threads={info['max_threads']}")
+          f"threads={info['max_threads']}; medians of {max(1, args.repeats)} runs, each after "
+          f"a previous run")
     stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
     header = f"{'path':<30}" + "".join(f"{s:>9}" for s in stages) + \
         f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}" + \
-        f"{'tables MB':>11}{'peak MB':>9}"
+        f"{'tables MB':>11}{'peak MB':>9}{'cpu s':>8}{'db cpu s':>9}"
     print(header)
     for run in results:
         t = run.timings
-        total = run.duration.total_seconds()
+        total = run.seconds
         label = (f"{run.algorithm} ({ALGORITHMS[run.algorithm]['class'].rsplit('.', 1)[1]}, "
                  f"{run.layout})")
         print(f"{label:<30}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
               + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
               + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}"
-              + f"{run.result_bytes / 2**20:>11,.0f}{run.peak_mb:>9,.0f}")
+              + f"{run.result_bytes / 2**20:>11,.0f}{run.peak_mb:>9,.0f}{run.cpu_s:>8.2f}"
+              + (f"{run.db_cpu_s:>9.2f}" if run.db_cpu_s is not None else f"{'-':>9}"))
     if naive:
         load_seconds, load_rows, write_seconds, write_rows = naive
         print(f"{'naive ORM':<30}{load_seconds:>9.2f}" + " " * 9 * 2
