@@ -245,7 +245,6 @@ def load_data(size: dict) -> bool:
     from django_recs.models import (
         PopularItem,
         Recommendation,
-        RecommendationList,
         Run,
         SimilarItem,
     )
