@@ -4,7 +4,8 @@ Each algorithm runs in both RECOMMENDATION_LAYOUTs ("rows": one row per
 recommendation; "lists": one RecommendationList row per user) in the same
 process, and the table shows each run's stages, rows written and the size of
 the result tables after it (PostgreSQL's pg_total_relation_size, indexes
-included), with the peak resident memory of the process.
+included; "run MB" the run's own partitions), with the peak resident memory of
+the process.
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
@@ -84,6 +85,14 @@ def load_data(size: dict) -> bool:
             and Product.objects.count() == size["items"]
             and User.objects.count() == size["users"]):
         return False
+    from django_recs.models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
+    from django_recs.storage.partitions import drop_run_partition, is_partitioned
+
+    # The runs' partitions go with their runs (deleting the parents' rows would leave them).
+    for model in (SimilarItem, Recommendation, RecommendationList, PopularItem):
+        if is_partitioned(model, connection.alias):
+            for run_id in Run.objects.values_list("pk", flat=True):
+                drop_run_partition(model, run_id, using=connection.alias)
     matrix = synthetic_power_law(size["users"], size["items"], size["interactions"], seed=SEED)
     coo = matrix.tocoo()
     rng = np.random.default_rng(SEED)
@@ -145,6 +154,18 @@ def result_bytes() -> int:
             " WHERE c.relkind IN ('r', 'p') AND (c.relname LIKE 'django_recs_similaritem%%'"
             " OR c.relname LIKE 'django_recs_recommendation%%'"
             " OR c.relname LIKE 'django_recs_popularitem%%')")
+        return int(cursor.fetchone()[0])
+
+
+def run_bytes(run_id: int) -> int:
+    """Bytes of the run's own partitions (rows, TOAST and indexes) on PostgreSQL."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " WHERE c.relkind = 'r' AND c.relname ~ %s",
+            [rf"^django_recs_[a-z]+_run{int(run_id)}$"])
         return int(cursor.fetchone()[0])
 
 
@@ -293,6 +314,7 @@ def main() -> None:
                                    DEBUG=False):
                 run = run_pipeline(name, max(1, args.repeats))
                 run.layout, run.result_bytes, run.peak_mb = layout, result_bytes(), peak_memory_mb()
+                run.own_bytes = run_bytes(run.pk)
             results.append(run)
             print(f"{name} ({layout}): runs took "
                   f"{', '.join(f'{s:.1f}' for s in run.all_seconds)} s", flush=True)
@@ -313,7 +335,7 @@ def main() -> None:
     stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
     header = f"{'path':<30}" + "".join(f"{s:>9}" for s in stages) + \
         f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}" + \
-        f"{'tables MB':>11}{'peak MB':>9}{'cpu s':>8}{'db cpu s':>9}"
+        f"{'run MB':>8}{'tables MB':>11}{'peak MB':>9}{'cpu s':>8}{'db cpu s':>9}"
     print(header)
     for run in results:
         t = run.timings
@@ -323,7 +345,8 @@ def main() -> None:
         print(f"{label:<30}" + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
               + f"{total:>9.2f}{run.rows_read:>11,}{run.rows_read / t['load']:>11,.0f}"
               + f"{run.rows_written:>14,}{run.rows_written / max(t['write'], 1e-9):>11,.0f}"
-              + f"{run.result_bytes / 2**20:>11,.0f}{run.peak_mb:>9,.0f}{run.cpu_s:>8.2f}"
+              + f"{run.own_bytes / 2**20:>8,.0f}{run.result_bytes / 2**20:>11,.0f}"
+              + f"{run.peak_mb:>9,.0f}{run.cpu_s:>8.2f}"
               + (f"{run.db_cpu_s:>9.2f}" if run.db_cpu_s is not None else f"{'-':>9}"))
     if naive:
         load_seconds, load_rows, write_seconds, write_rows = naive
