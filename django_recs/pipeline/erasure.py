@@ -82,6 +82,10 @@ def absent_users(users: np.ndarray, *, using: str = DEFAULT_DB_ALIAS
     return forgotten, deleted
 
 
+#: Ids read per query when the existing users are found by a scan of their range.
+ID_WINDOW = 1_000_000
+
+
 def existing_user_ids(distinct: np.ndarray, *, using: str = DEFAULT_DB_ALIAS) -> np.ndarray:
     """The ids of ``distinct`` (sorted, unique) that are users of the database, sorted.
 
@@ -95,13 +99,15 @@ def existing_user_ids(distinct: np.ndarray, *, using: str = DEFAULT_DB_ALIAS) ->
         return np.zeros(0, dtype=np.int64)
     low, high = int(distinct[0]), int(distinct[-1])
     if 2 * len(distinct) >= high - low + 1:
-        sql, params = manager.filter(pk__gte=low, pk__lte=high).order_by().values_list(
-            "pk").query.sql_with_params()
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        in_range = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        return np.intersect1d(distinct, in_range, assume_unique=True)
+        found = []
+        for start in range(low, high + 1, ID_WINDOW):  # a bounded fetch at a time
+            sql, params = manager.filter(pk__gte=start, pk__lt=start + ID_WINDOW).order_by(
+            ).values_list("pk").query.sql_with_params()
+            with connections[using].cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            found.append(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
+        return np.intersect1d(distinct, np.concatenate(found), assume_unique=True)
     batch = min(10_000, connections[using].features.max_query_params or 10_000)
     existing = []
     for start in range(0, len(distinct), batch):
