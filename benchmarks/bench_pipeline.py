@@ -2,10 +2,13 @@
 
 Stores 1,000,000 interactions (100,000 users x 20,000 products, power-law
 popularity on both sides, fixed seed; 1 in 5 a purchase), then runs ItemKNN
-(k=50) and ALS (64 factors) through the pipeline — twice each, so the
-reported run also deletes the previous run's rows — and prints the seconds
+(k=50) and ALS (64 factors) through the pipeline — once, then ``--repeats``
+(2) measured runs, so each measured run also deletes the previous run's
+rows — and prints the seconds
 of each stage (load, matrix, compute, write, swap, cleanup) with the rows
-per second loaded and written. The naive path does the same reading with
+per second loaded and written (medians of ``--repeats`` measured runs, each
+after a previous run), and the CPU seconds of the process and of its database
+server's process or thread. The naive path does the same reading with
 ``values_list`` and the same writing with ``bulk_create``; its write speed is
 measured on a sample of the rows (it would take minutes on all of them).
 ``--quick`` uses 100,000 interactions (10,000 users x 2,000 products),
@@ -91,6 +94,14 @@ def load_data(size: dict) -> bool:
             and Product.objects.count() == size["items"]
             and User.objects.count() == size["users"]):
         return False
+    from django_recs.models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
+    from django_recs.storage.partitions import drop_run_partition, is_partitioned
+
+    # The runs' partitions go with their runs (deleting the parents' rows would leave them).
+    for model in (SimilarItem, Recommendation, RecommendationList, PopularItem):
+        if is_partitioned(model, connection.alias):
+            for run_id in Run.objects.values_list("pk", flat=True):
+                drop_run_partition(model, run_id, using=connection.alias)
     matrix = synthetic_power_law(size["users"], size["items"], size["interactions"], seed=SEED)
     coo = matrix.tocoo()
     rng = np.random.default_rng(SEED)
@@ -180,19 +191,56 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def run_bytes(connection, run_id: int) -> int | None:
+    """Bytes of the run's own partitions (rows, TOAST and indexes) on PostgreSQL, else None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " WHERE c.relkind = 'r' AND c.relname ~ %s",
+            [rf"^django_recs_[a-z]+_run{int(run_id)}$"])
+        return int(cursor.fetchone()[0])
+
+
 def run_pipeline(name: str, repeats: int = 2):
-    """The last of ``repeats`` synchronous runs of ``name`` (with the previous run's cleanup)."""
+    """Synchronous runs of ``name``: one to have a previous run, then ``repeats`` measured.
+
+    Each measured run also deletes the previous run's rows (cleanup). Returns
+    the last run, its ``timings`` and ``seconds`` the medians of the measured
+    runs, with ``cpu_s`` (this process) and ``db_cpu_s`` (the database server's
+    process or thread of this connection, where it can be read) as medians too.
+    """
+    import statistics
+
+    from django.db import connection
+
+    from benchmarks.databases import server_cpu_seconds
     from django_recs.dispatch import recompute
     from django_recs.models import Run
 
     # A run left in flight by an interrupted benchmark would be joined, not rerun.
     Run.objects.filter(algorithm=name, status__in=["pending", "running"]).update(
         status="failed", error="interrupted benchmark")
-    run = None
-    for _ in range(repeats):
+    measured = []
+    for attempt in range(repeats + 1):
+        cpu, db_cpu = time.process_time(), server_cpu_seconds(connection)
         [run] = recompute(name, sync=True, triggered_by="bench_pipeline")
         if run.status != "succeeded":
             sys.exit(f"{name}: run failed in {run.stage}:\n{run.error}")
+        db_after = server_cpu_seconds(connection)
+        run.cpu_s = time.process_time() - cpu
+        run.db_cpu_s = None if db_cpu is None or db_after is None else db_after - db_cpu
+        if attempt:
+            measured.append(run)
+    run = measured[-1]
+    run.timings = {stage: statistics.median(r.timings.get(stage, 0.0) for r in measured)
+                   for stage in run.timings}
+    run.seconds = statistics.median(r.duration.total_seconds() for r in measured)
+    run.all_seconds = [r.duration.total_seconds() for r in measured]
+    run.cpu_s = statistics.median(r.cpu_s for r in measured)
+    db = [r.db_cpu_s for r in measured if r.db_cpu_s is not None]
+    run.db_cpu_s = statistics.median(db) if db else None
     return run
 
 
@@ -257,6 +305,8 @@ def main() -> None:
                         help="10,000,000 interactions (1,000,000 users x 100,000 products)")
     parser.add_argument("--layouts", default="rows,lists",
                         help="comma-separated RECOMMENDATION_LAYOUTs to compare")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="measured runs per algorithm and layout (medians are printed)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = QUICK if args.quick else LARGE if args.large else FULL
@@ -280,7 +330,7 @@ def main() -> None:
             env["DATABASE_URL"] = create_database(backend, DB_NAME)
         print(f"{backend}:", file=sys.stderr, flush=True)
         command = [sys.executable, __file__, "--child", backend, "--algorithms", args.algorithms,
-                   "--layouts", args.layouts]
+                   "--layouts", args.layouts, "--repeats", str(max(1, args.repeats))]
         command += ["--quick"] * args.quick + ["--large"] * args.large
         command += ["--no-naive"] * args.no_naive
         out = subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE,
@@ -295,17 +345,19 @@ def print_table(results: list[dict], size: dict) -> None:
     stages = ["load", "matrix", "compute", "write", "swap", "cleanup"]
     print(f"{'database':<16}{'path':<30}" + "".join(f"{s:>9}" for s in stages)
           + f"{'total s':>9}{'rows read':>11}{'read/s':>11}{'rows written':>14}{'written/s':>11}"
-          + f"{'tables MB':>11}{'peak MB':>9}")
+          + f"{'run MB':>8}{'tables MB':>11}{'peak MB':>9}{'cpu s':>8}{'db cpu s':>9}")
     for result in results:
         for run in result["runs"]:
             t = run["timings"]
             tables = "-" if run["result_bytes"] is None else f"{run['result_bytes'] / 2**20:,.0f}"
+            own = "-" if run["run_bytes"] is None else f"{run['run_bytes'] / 2**20:,.0f}"
+            db_cpu = "-" if run["db_cpu_s"] is None else f"{run['db_cpu_s']:.2f}"
             print(f"{result['backend']:<16}{run['label']:<30}"
                   + "".join(f"{t.get(s, 0):>9.2f}" for s in stages)
                   + f"{run['seconds']:>9.2f}{run['rows_read']:>11,}"
                   + f"{run['rows_read'] / t['load']:>11,.0f}{run['rows_written']:>14,}"
                   + f"{run['rows_written'] / max(t['write'], 1e-9):>11,.0f}"
-                  + f"{tables:>11}{run['peak_mb']:>9,.0f}")
+                  + f"{own:>8}{tables:>11}{run['peak_mb']:>9,.0f}{run['cpu_s']:>8.2f}{db_cpu:>9}")
         naive = result["naive"]
         if naive:
             print(f"{result['backend']:<16}{'naive ORM':<30}{naive['load_seconds']:>9.2f}"
@@ -355,17 +407,18 @@ def run_child(args, size: dict) -> dict:
         for layout in layouts:
             with override_settings(DJANGO_RECS={**recs, "RECOMMENDATION_LAYOUT": layout},
                                    DEBUG=False):
-                run = run_pipeline(name)
-                stored = result_bytes(connection)
-            print(f"[{backend}] {name} ({layout}): run {run.pk} succeeded in "
-                  f"{run.duration.total_seconds():.1f} s", file=sys.stderr, flush=True)
+                run = run_pipeline(name, max(1, args.repeats))
+                stored, own = result_bytes(connection), run_bytes(connection, run.pk)
+            print(f"[{backend}] {name} ({layout}): runs took "
+                  f"{', '.join(f'{s:.1f}' for s in run.all_seconds)} s", file=sys.stderr, flush=True)
             algorithm_class = ALGORITHMS[run.algorithm]["class"].rsplit(".", 1)[1]
             runs.append({
                 "algorithm": run.algorithm, "pk": run.pk,
                 "label": f"{run.algorithm} ({algorithm_class}, {layout})",
-                "timings": run.timings, "seconds": run.duration.total_seconds(),
+                "timings": run.timings, "seconds": run.seconds,
                 "rows_read": run.rows_read, "rows_written": run.rows_written,
-                "result_bytes": stored, "peak_mb": peak_memory_mb(),
+                "result_bytes": stored, "run_bytes": own, "peak_mb": peak_memory_mb(),
+                "cpu_s": run.cpu_s, "db_cpu_s": run.db_cpu_s,
             })
     with override_settings(DJANGO_RECS=recs, DEBUG=False):
         if not args.no_naive and runs:

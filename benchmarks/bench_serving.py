@@ -1,24 +1,29 @@
-"""Render time of the recommendation template tags, SQLite, PostgreSQL and MySQL/MariaDB.
+"""Render time of the recommendation template tags, SQLite, PostgreSQL and MariaDB.
 
 Stores 50,000 products x 50 neighbours, 100,000 users x 20 recommendations
-(with reasons), a popular run, ten interactions per user (so the "already
+(with reasons) twice -- one run in the rows layout (a Recommendation row per
+recommendation) and one in the lists layout (a RecommendationList row per
+user holding the same entries as JSON) --, a popular run, ten interactions per user (so the "already
 bought" exclusion has rows to read) and five views in each of 20,000
 anonymous sessions, each run's rows in a partition of its own on PostgreSQL
 as a pipeline run leaves them; then renders each tag for 10
 items many times and prints median and p99 render time and the number of
 queries per render. ``--quick`` uses 5,000 products and 10,000 users.
 
-Databases of its own: build/bench_serving.sqlite3 and ``recs_bench_serving``
-on the PostgreSQL and the MySQL/MariaDB server (created when missing; see
-benchmarks/databases.py for which servers). Data is reloaded only when the
-stored size differs from the requested one. A server that cannot be reached
-is left out with its error. PostgreSQL is measured twice:
+Databases of its own: build/bench_serving.sqlite3, the PostgreSQL
+database ``recs_bench_serving`` (created when missing; DATABASE_URL's host and
+user are used, its database name is ignored) and the MariaDB/MySQL database
+``recs_bench_serving`` on BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306);
+BENCH_SERVING_DB names another database on both servers. Data is reloaded only when the
+stored size differs from the requested one. PostgreSQL is measured twice:
 with Django's default client-side binding, and with
 the OPTIONS docs/serving.md recommends (the lists' statements prepared and
 planned once per connection).
 
     python benchmarks/bench_serving.py [--quick] [--backend sqlite|postgres|mysql|all]
                                        [--renders 500] [--explain]
+
+The last table puts the two layouts' medians of the stored list side by side.
 """
 
 from __future__ import annotations
@@ -32,13 +37,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.databases import BACKENDS, create_database, unavailable  # noqa: E402
-
-DB_NAME = "recs_bench_serving"
+DB_NAME = os.environ.get("BENCH_SERVING_DB", "recs_bench_serving")
 SQLITE_PATH = ROOT / "build" / "bench_serving.sqlite3"
 FULL = {"items": 50_000, "neighbours": 50, "users": 100_000, "recs": 20, "events": 10}
 QUICK = {"items": 5_000, "neighbours": 50, "users": 10_000, "recs": 20, "events": 10}
@@ -47,6 +51,8 @@ SESSION_KEY = "benchsession0000000000000000000000000000"[:40]
 INTERACTION_COLUMNS = ["user_id", "session_key", "item_type_id", "item_key", "event", "weight",
                        "timestamp", "source_key"]
 
+ROWS_TAG = "recommended_for (stored, with reasons)"
+LISTS_TAG = "recommended_for (stored lists, with reasons)"
 TAGS = {
     "similar_items (stored neighbours)": (
         "{% load recs %}{% similar_items product 10 as items %}"
@@ -58,6 +64,10 @@ TAGS = {
     ),
     "recommended_for (stored, with reasons)": (
         "{% load recs %}{% recommended_for user 10 as items %}"
+        "{% for p in items %}{{ p.name }} {{ p.recs_reason }}{% endfor %}"
+    ),
+    LISTS_TAG: (
+        '{% load recs %}{% recommended_for user 10 algorithm="personal_lists" as items %}'
         "{% for p in items %}{{ p.name }} {{ p.recs_reason }}{% endfor %}"
     ),
     "recommended_for (anonymous, session history)": (
@@ -75,29 +85,32 @@ def _child_env(backend: str) -> dict:
     if backend == "sqlite":
         env.pop("DATABASE_URL", None)
         env["DJANGO_RECS_SQLITE_PATH"] = str(SQLITE_PATH)
+    elif backend == "mysql":
+        url = urlparse(os.environ.get("BENCH_MYSQL_URL") or "mysql://root@127.0.0.1:3306/x")
+        env["DATABASE_URL"] = urlunparse(url._replace(path=f"/{DB_NAME}"))
     else:
-        env["DATABASE_URL"] = create_database(backend, DB_NAME)
+        url = urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
+        if not url.scheme.startswith("postgres"):
+            url = urlparse("postgres://postgres@127.0.0.1:5432/x")
+        env["DATABASE_URL"] = urlunparse(url._replace(path=f"/{DB_NAME}"))
     return env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5,000 items, 10,000 users")
-    parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "mysql", "all"],
+                        default="all")
     parser.add_argument("--renders", type=int, default=None, help="timed renders per tag")
-    parser.add_argument("--explain", action="store_true", help="print the plans (PostgreSQL, MariaDB)")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the queries")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return run_child(args)
 
-    backends = list(BACKENDS) if args.backend == "all" else [args.backend]
-    for backend in list(backends):
-        if reason := unavailable(backend):
-            print(f"{backend}: left out, the server cannot be reached ({reason})", file=sys.stderr)
-            backends.remove(backend)
-    runs = [(b, prepared) for b in backends for prepared in (False, True)[:1 + (b == "postgres")]]
+    backends = ["sqlite", "postgres", "mysql"] if args.backend == "all" else [args.backend]
+    runs = [(b, False) for b in backends] + [("postgres", True)] * ("postgres" in backends)
     rows = []
     for backend, prepared in runs:
         command = [sys.executable, __file__, "--child", "--backend", backend]
@@ -117,12 +130,23 @@ def main() -> None:
         f"\nbench_serving: {size['items']:,} items x {size['neighbours']} neighbours, "
         f"{size['users']:,} users x {size['recs']} recommendations; 10 items per tag"
     )
-    print(f"{'backend':<22} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'queries':>7}")
+    print(f"{'backend':<19} {'tag':<50} {'median ms':>9} {'p99 ms':>8} {'sql ms':>7} "
+          f"{'queries':>7}")
     for row in rows:
         print(
-            f"{row['backend']:<22} {row['tag']:<50} {row['median_ms']:>9.3f} "
-            f"{row['p99_ms']:>8.3f} {row['queries']:>7}"
+            f"{row['backend']:<19} {row['tag']:<50} {row['median_ms']:>9.3f} "
+            f"{row['p99_ms']:>8.3f} {row['sql_ms']:>7.3f} {row['queries']:>7}"
         )
+    print("\nA user's stored list, 10 items with reasons: medians by layout "
+          "(render ms, statement ms)")
+    print(f"{'backend':<19} {'rows render':>11} {'lists render':>12} {'ratio':>6} "
+          f"{'rows sql':>9} {'lists sql':>9} {'ratio':>6}")
+    by = {(row["backend"], row["tag"]): row for row in rows}
+    for backend in dict.fromkeys(row["backend"] for row in rows):
+        old, new = by[(backend, ROWS_TAG)], by[(backend, LISTS_TAG)]
+        print(f"{backend:<19} {old['median_ms']:>11.3f} {new['median_ms']:>12.3f} "
+              f"{new['median_ms'] / old['median_ms']:>5.2f}x {old['sql_ms']:>9.3f} "
+              f"{new['sql_ms']:>9.3f} {new['sql_ms'] / old['sql_ms']:>5.2f}x")
 
 
 # --- child: load data, time renders ---------------------------------------------------
@@ -131,14 +155,18 @@ def main() -> None:
 def run_child(args) -> None:
     import django
 
-    if not os.environ.get("DATABASE_URL"):
+    if os.environ.get("DATABASE_URL", "").startswith("mysql"):
+        _create_mysql_database(os.environ["DATABASE_URL"])
+    elif os.environ.get("DATABASE_URL"):
+        _create_pg_database(os.environ["DATABASE_URL"])
+    else:
         SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     django.setup()
     from django.core.management import call_command
     from django.db import connection
     from django.test.utils import override_settings
 
-    from benchmarks.databases import display_name
+    from django_recs.conf import DEFAULTS as recs_defaults
 
     if args.prepared:
         # As docs/serving.md recommends: Django's switch for prepared
@@ -150,9 +178,11 @@ def run_child(args) -> None:
 
     call_command("migrate", verbosity=0)
     size = QUICK if args.quick else FULL
-    backend = display_name(connection)
+    backend = connection.vendor
+    if backend == "mysql" and connection.mysql_is_mariadb:
+        backend = "mariadb"
     loaded = load_data(size)
-    if not loaded and connection.vendor == "postgresql":
+    if not loaded and backend == "postgresql":
         # A migration may have rebuilt the tables since the data was loaded
         # (the result tables' partitions have no statistics until analysed).
         with connection.cursor() as cursor:
@@ -163,12 +193,45 @@ def run_child(args) -> None:
         "ITEM_MODELS": ["testapp.Product", "testapp.Gadget"],
         "CATEGORY": {"testapp.Product": "category"},
         "NUM_THREADS": 1,
+        "ALGORITHMS": {**recs_defaults["ALGORITHMS"],
+                       "personal_lists": recs_defaults["ALGORITHMS"]["personal"]},
     }
     with override_settings(DJANGO_RECS=settings, DEBUG=False):
         rows = time_tags(size, args.renders or (200 if args.quick else 500), args.explain)
     for row in rows:
         row["backend"] = backend + (" prepared" if args.prepared else "")
     print(json.dumps(rows))
+
+
+def _create_pg_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def _create_mysql_database(url: str) -> None:
+    import MySQLdb
+
+    parsed = urlparse(url)
+    conn = MySQLdb.connect(host=parsed.hostname, port=parsed.port or 3306,
+                           user=parsed.username or "root", passwd=parsed.password or "")
+    try:
+        conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{DB_NAME}` "
+                              "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    finally:
+        conn.close()
+
+
+def _timestamp(text: str) -> str:
+    """A UTC timestamp as the database takes it in bulk (MySQL has no offset in literals)."""
+    from django.db import connection
+
+    return text.removesuffix("+00") if connection.vendor == "mysql" else text
 
 
 def load_data(size: dict) -> bool:
@@ -179,7 +242,12 @@ def load_data(size: dict) -> bool:
 
     from django_recs.categories import ranks_within
     from django_recs.items import item_content_type
-    from django_recs.models import PopularItem, Recommendation, Run, SimilarItem
+    from django_recs.models import (
+        PopularItem,
+        Recommendation,
+        Run,
+        SimilarItem,
+    )
     from django_recs.storage.partitions import (
         create_run_partition,
         drop_run_partition,
@@ -189,7 +257,8 @@ def load_data(size: dict) -> bool:
 
     # "v4": each run's rows in a partition of its own, as a pipeline run
     # leaves them; many anonymous sessions.
-    marker = f"bench_serving v4 {json.dumps(size, sort_keys=True)}"
+    # "v5": the personal lists stored twice, in the rows and in the lists layout.
+    marker = f"bench_serving v5 {json.dumps(size, sort_keys=True)}"
     if Run.objects.filter(algorithm="similar", is_active=True, triggered_by=marker).exists():
         return False
     result_models = (SimilarItem, Recommendation, PopularItem)
@@ -202,11 +271,10 @@ def load_data(size: dict) -> bool:
     n_items, k, n_users, n_recs = size["items"], size["neighbours"], size["users"], size["recs"]
     tables = [
         "django_recs_similaritem", "django_recs_recommendation", "django_recs_popularitem",
+        "django_recs_recommendationlist",
         "django_recs_interaction", "django_recs_run", "testapp_product", "testapp_category",
         "auth_user",
     ]
-    # MySQL/MariaDB read a datetime as it is written (UTC, as Django stores it), no offset.
-    utc = "" if connection.vendor == "mysql" else "+00"
     with transaction.atomic():
         for table in tables:
             with connection.cursor() as cursor:
@@ -226,7 +294,8 @@ def load_data(size: dict) -> bool:
             ["id", "password", "is_superuser", "username", "first_name", "last_name", "email",
              "is_staff", "is_active", "date_joined"],
             (
-                (u, "!", False, f"user{u}", "", "", "", False, True, f"2024-01-01 00:00:00{utc}")
+                (u, "!", False, f"user{u}", "", "", "", False, True,
+                 _timestamp("2024-01-01 00:00:00+00"))
                 for u in range(1, n_users + 1)
             ),
         )
@@ -235,7 +304,7 @@ def load_data(size: dict) -> bool:
             name: Run.objects.create(
                 algorithm=name, status="succeeded", is_active=True, triggered_by=marker
             ).pk
-            for name in ("similar", "personal", "popular")
+            for name in ("similar", "personal", "popular", "personal_lists")
         }
         for model, name in zip(result_models, ("similar", "personal", "popular")):
             if partitioned:
@@ -269,6 +338,17 @@ def load_data(size: dict) -> bool:
                 for r in range(n_recs)
             ),
         )
+        # The same lists in the lists layout, as kernels.encode_lists writes them.
+        _bulk(
+            "django_recs_recommendationlist",
+            ["run_id", "user_id", "item_type_id", "items", "length"],
+            (
+                (runs["personal_lists"], u + 1, ct, "[" + ",".join(
+                    f'["{recs[u, r]}",{float(rec_scores[u, r]):.7g},{ct},"{reasons[u, r]}"]'
+                    for r in range(n_recs)) + "]", n_recs)
+                for u in range(n_users)
+            ),
+        )
         popularity = rng.permutation(item_ids)
         # As a popular run with CATEGORY stores them: the category, and the rank within it.
         categories = (popularity % CATEGORIES + 1).astype(str).astype(object)
@@ -285,7 +365,7 @@ def load_data(size: dict) -> bool:
             INTERACTION_COLUMNS,
             (
                 (u + 1, "", ct, str(events[u, e]), "purchase" if e % 3 == 0 else "view", 1.0,
-                 f"2024-06-{1 + e:02d} 12:00:00{utc}", "")
+                 _timestamp(f"2024-06-{1 + e:02d} 12:00:00+00"), "")
                 for u in range(n_users)
                 for e in range(size["events"])
             ),
@@ -296,7 +376,8 @@ def load_data(size: dict) -> bool:
         _bulk(
             "django_recs_interaction",
             INTERACTION_COLUMNS,
-            ((None, key, ct, str(int(i)), "view", 1.0, f"2024-06-{1 + e:02d} 12:00:00{utc}", "")
+            ((None, key, ct, str(int(i)), "view", 1.0,
+              _timestamp(f"2024-06-{1 + e:02d} 12:00:00+00"), "")
              for key, views in sessions
              for e, i in enumerate(rng.integers(2, n_items + 1, size=views))),
         )
@@ -319,42 +400,22 @@ def load_data(size: dict) -> bool:
     return True
 
 
-def _copy_text(rows, vendor: str):
-    """``rows`` in COPY's text format (which LOAD DATA reads too), 100,000 a piece."""
-    def text(v):
-        if v is None:
-            return r"\N"
-        if isinstance(v, bool) and vendor == "mysql":
-            return "1" if v else "0"
-        return str(v)
-
-    buffer = io.StringIO()
-    for n, row in enumerate(rows, 1):
-        buffer.write("\t".join(text(v) for v in row))
-        buffer.write("\n")
-        if n % 100_000 == 0:
-            yield buffer.getvalue()
-            buffer = io.StringIO()
-    yield buffer.getvalue()
-
-
 def _bulk(table: str, columns: list[str], rows) -> None:
-    """Insert ``rows`` quickly: COPY on PostgreSQL, LOAD DATA on MySQL/MariaDB, else executemany."""
+    """Insert ``rows`` quickly: COPY on PostgreSQL, executemany in batches elsewhere."""
     from django.db import connection
 
-    from django_recs.storage.mysql_bulk import load_data, load_data_allowed
-
-    if load_data_allowed(connection):
-        quote = connection.ops.quote_name
-        load_data(connection, quote(table), ", ".join(map(quote, columns)),
-                  _copy_text(rows, "mysql"))
-        return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
             with cursor.cursor.copy(sql) as copy:
-                for text in _copy_text(rows, "postgresql"):
-                    copy.write(text)
+                buffer = io.StringIO()
+                for n, row in enumerate(rows, 1):
+                    buffer.write("\t".join(r"\N" if v is None else str(v) for v in row))
+                    buffer.write("\n")
+                    if n % 100_000 == 0:
+                        copy.write(buffer.getvalue())
+                        buffer = io.StringIO()
+                copy.write(buffer.getvalue())
             return
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
         batch = []
@@ -406,19 +467,37 @@ def time_tags(size: dict, renders: int, explain: bool) -> list[dict]:
             output = template.render(context(0))
         if "Product" not in output:
             raise SystemExit(f"{label}: rendered no items")
-        if explain and connection.vendor in ("postgresql", "mysql"):
+        if explain:
             for number, query in enumerate(captured.captured_queries, 1):
+                if query["sql"] is None:  # prepared: no text to explain
+                    continue
                 _explain(query["sql"], f"{label}, query {number}")
         queries[label] = len(captured.captured_queries)
-    # The tags take turns, so a slow spell of a shared machine is spread
-    # over all of them instead of landing on one.
+    # The tags take turns, each render in another order, so a slow spell of a
+    # shared machine is spread over all of them instead of landing on one.
+    # The statements' own time (execute and fetch, in the database driver) is
+    # summed per render apart.
     times = {label: [] for label in templates}
-    for i in range(renders):
-        for label, template in templates.items():
-            ctx = context(i)
-            start = time.perf_counter()
-            template.render(ctx)
-            times[label].append((time.perf_counter() - start) * 1000)
+    sql_times = {label: [] for label in templates}
+    statement_seconds = [0.0]
+
+    def timed(execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statement_seconds[0] += time.perf_counter() - start
+
+    labels = list(templates)
+    with connection.execute_wrapper(timed):
+        for i in range(renders):
+            for label in labels[i % len(labels):] + labels[:i % len(labels)]:
+                ctx = context(i)
+                statement_seconds[0] = 0.0
+                start = time.perf_counter()
+                templates[label].render(ctx)
+                times[label].append((time.perf_counter() - start) * 1000)
+                sql_times[label].append(statement_seconds[0] * 1000)
     rows = []
     for label, measured in times.items():
         measured.sort()
@@ -426,6 +505,7 @@ def time_tags(size: dict, renders: int, explain: bool) -> list[dict]:
             "tag": label,
             "median_ms": statistics.median(measured),
             "p99_ms": measured[min(len(measured) - 1, int(len(measured) * 0.99))],
+            "sql_ms": statistics.median(sql_times[label]),
             "queries": queries[label],
         })
         print(f"  {label}: median {rows[-1]['median_ms']:.3f} ms", flush=True)
@@ -435,15 +515,14 @@ def time_tags(size: dict, renders: int, explain: bool) -> list[dict]:
 def _explain(sql: str, label: str) -> None:
     from django.db import connection
 
+    if connection.vendor == "mysql":
+        prefix = "ANALYZE FORMAT=JSON " if connection.mysql_is_mariadb else "EXPLAIN ANALYZE "
+    else:
+        prefix = {"postgresql": "EXPLAIN (ANALYZE, BUFFERS) ",
+                  "sqlite": "EXPLAIN QUERY PLAN "}[connection.vendor]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-        else:  # MariaDB's ANALYZE: the plan with the rows and time it took
-            cursor.execute("ANALYZE " + sql)
-            names = [column[0] for column in cursor.description]
-            plan = "\n".join(" | ".join(f"{n}={v}" for n, v in zip(names, row) if v is not None)
-                              for row in cursor.fetchall())
+        cursor.execute(prefix + sql)
+        plan = "\n".join(" | ".join(str(v) for v in row) for row in cursor.fetchall())
     print(f"--- plan: {label}\n{plan}\n", flush=True)
 
 

@@ -30,6 +30,7 @@ from .models import (
     PlacementAlgorithm,
     PopularItem,
     Recommendation,
+    RecommendationList,
     Run,
     SimilarItem,
     Variant,
@@ -61,6 +62,11 @@ class _ReadOnlyItemsAdmin(admin.ModelAdmin):
     """
 
     item_fields: tuple[tuple[str, str], ...] = (("item_type_id", "item_key"),)
+
+    def item_pairs(self, row):
+        """The (content type id, key) pairs of ``row`` whose names the page shows."""
+        for type_field, key_field in self.item_fields:
+            yield getattr(row, type_field), getattr(row, key_field)
 
     def get_changelist(self, request, **kwargs):
         return _NamedItemsChangeList
@@ -354,8 +360,7 @@ class _NamedItemsChangeList(ChangeList):
         super().get_results(request)
         pairs = set()
         for row in self.result_list:
-            for type_field, key_field in self.model_admin.item_fields:
-                pairs.add((getattr(row, type_field), getattr(row, key_field)))
+            pairs.update(self.model_admin.item_pairs(row))
         labels = _item_labels(pairs)
         for row in self.result_list:
             row.recs_labels = labels
@@ -439,6 +444,70 @@ class RecommendationAdmin(_ResultAdmin):
     @admin.display(description=_("because of"))
     def reason_display(self, row):
         return self._label(row, row.reason_type_id, row.reason_key)
+
+
+#: Entries of each stored list named on the changelist of lists (its page shows them all).
+LIST_PREVIEW_LENGTH = 3
+
+
+@admin.register(RecommendationList)
+class RecommendationListAdmin(_ResultAdmin):
+    """Each user's stored list (the "lists" layout): its first items on the changelist,
+    every entry with item name, link, score and reason on its page.
+
+    Names are resolved in bulk: one query per item model on a page, whatever
+    the number of lists or entries.
+    """
+
+    list_display = ("user", "item_model_display", "length", "top_display", "run_display")
+    list_select_related = ("run", "user")
+    search_fields = ("=user__username",)
+    ordering = ("user_id", "item_type_id")
+    fields = ("run_display", "user", "item_model_display", "length", "entries_display")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def item_pairs(self, row):
+        for key, _score, reason_type, reason_key in self._entries(row)[:LIST_PREVIEW_LENGTH]:
+            yield row.item_type_id, key
+            yield reason_type, reason_key
+
+    @staticmethod
+    def _entries(row):
+        entries = getattr(row, "recs_entries", None)
+        if entries is None:
+            entries = row.recs_entries = row.entries
+        return entries
+
+    @admin.display(description=_("item model"), ordering="item_type")
+    def item_model_display(self, row):
+        model = ContentType.objects.get_for_id(row.item_type_id).model_class()
+        return model._meta.verbose_name if model is not None else f"type {row.item_type_id}"
+
+    @admin.display(description=_("first items"))
+    def top_display(self, row):
+        shown = self._entries(row)[:LIST_PREVIEW_LENGTH]
+        names = format_html_join(", ", "{}", ((self._label(row, row.item_type_id, key),)
+                                              for key, *_rest in shown))
+        return format_html("{}, …", names) if row.length > len(shown) else names
+
+    @admin.display(description=_("entries"))
+    def entries_display(self, row):
+        entries = self._entries(row)
+        pairs = {(row.item_type_id, key) for key, *_rest in entries}
+        pairs.update((reason_type, reason_key) for _k, _s, reason_type, reason_key in entries)
+        row.recs_labels = _item_labels(pairs)
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (rank, self._label(row, row.item_type_id, key), f"{score:.4f}",
+             self._label(row, reason_type, reason_key) if reason_type is not None else "-")
+            for rank, (key, score, reason_type, reason_key) in enumerate(entries)
+        ))
+        return format_html(
+            '<table class="recs-table recs-list"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("rank"), _("item"), _("score"), _("because of"), body,
+        )
 
 
 @admin.register(PopularItem)

@@ -13,18 +13,18 @@ from django.db import migrations
 RESULT_MODELS = ("SimilarItem", "Recommendation", "PopularItem")
 
 
-def result_tables(apps, schema_editor):
+def result_tables(apps, schema_editor, names=RESULT_MODELS):
     """(model, table) of each result model; none outside PostgreSQL."""
     if schema_editor.connection.vendor != "postgresql":
         return
-    for name in RESULT_MODELS:
+    for name in names:
         model = apps.get_model("django_recs", name)
         yield model, model._meta.db_table
 
 
-def partition(apps, schema_editor):
+def partition(apps, schema_editor, names=RESULT_MODELS):
     quote = schema_editor.quote_name
-    for model, table in result_tables(apps, schema_editor):
+    for model, table in result_tables(apps, schema_editor, names):
         new, default, sequence = f"{table}_new", f"{table}_default", f"{table}_id_seq"
         schema_editor.execute(
             f"CREATE TABLE {quote(new)} (LIKE {quote(table)} INCLUDING DEFAULTS "
@@ -49,9 +49,9 @@ def partition(apps, schema_editor):
             schema_editor.add_index(model, index)
 
 
-def unpartition(apps, schema_editor):
+def unpartition(apps, schema_editor, names=RESULT_MODELS):
     quote = schema_editor.quote_name
-    for model, table in result_tables(apps, schema_editor):
+    for model, table in result_tables(apps, schema_editor, names):
         plain = f"{table}_plain"
         schema_editor.execute(
             f"CREATE TABLE {quote(plain)} (LIKE {quote(table)} INCLUDING CONSTRAINTS)"

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from .. import kernels
 from ..algorithms.ranking import row_then_descending_key
 from ..categories import ranks_within
+from ..storage.copy_binary import PackedText
 from ..storage.read import ItemCatalog
 
 Columns = dict[str, np.ndarray]
@@ -165,8 +166,8 @@ def recommendation_list_columns(
 
     ``recommended`` (n_users x n) is best first with -1 padding; a user with
     no entry of a content type has no row of it. ``items`` is the JSON text
-    of :func:`django_recs.kernels.encode_lists`, each catalog item's
-    fragments encoded once here.
+    of :func:`django_recs.kernels.encode_lists` (a :class:`PackedText` over
+    its buffer), each catalog item's fragments encoded once here.
     """
     recommended = np.asarray(recommended)
     if recommended.ndim != 2 or 0 in recommended.shape or len(catalog) == 0:
@@ -186,14 +187,11 @@ def recommendation_list_columns(
             listed = np.flatnonzero(lengths)
             if not len(listed):
                 continue
-            data = buffer.tobytes()
-            bounds = offsets.tolist()
             yield {
                 "run_id": np.full(len(listed), run_id, dtype=np.int64),
                 "user_id": np.asarray(user_ids[start:stop], dtype=np.int64)[listed],
                 "item_type_id": np.full(len(listed), int(type_id), dtype=np.int64),
-                "items": np.array([data[bounds[u]:bounds[u + 1]] for u in listed.tolist()],
-                                  dtype=bytes),
+                "items": PackedText(buffer.tobytes(), offsets[listed], offsets[listed + 1]),
                 "length": lengths[listed],
             }
 

@@ -323,7 +323,7 @@ def _scrub(run: Run, matrix, using: str) -> None:
 
 def prepare_partitions(run_id: int, *, using: str = DEFAULT_DB_ALIAS) -> None:
     """On PostgreSQL, the run's partitions, so that shards append to them side by side."""
-    for model in (SimilarItem, Recommendation):
+    for model in (SimilarItem, Recommendation, RecommendationList):
         if is_partitioned(model, using):
             create_run_partition(model, run_id, using=using)
 

@@ -17,7 +17,7 @@ from ..categories import catalog_categories
 from ..conf import recommendation_layout
 from ..matrix import InteractionMatrix
 from ..models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
-from ..storage.copy_binary import copy_binary, supports_binary_copy
+from ..storage.copy_binary import PackedText, copy_binary, supports_binary_copy
 from ..storage.partitions import is_partitioned, write_run_partition
 from ..storage.read import ItemCatalog
 from ..storage.write import bulk_insert_chunks
@@ -129,8 +129,9 @@ def _single_run_id(columns: dict) -> int | None:
 
 
 def _decoded(columns: dict) -> dict:
-    """UTF-8 ``S`` columns as str, for bulk_insert."""
-    return {name: np.char.decode(values, "utf-8")
+    """UTF-8 ``S`` columns and packed texts as str, for bulk_insert."""
+    return {name: values.tolist() if isinstance(values, PackedText)
+            else np.char.decode(values, "utf-8")
             if isinstance(values, np.ndarray) and values.dtype.kind == "S" else values
             for name, values in columns.items()}
 

@@ -420,21 +420,35 @@ class StoredRecommendations(Source):
             [*run_params, self.user_id, scope.content_type_id],
         )
         where, params = self._where(db, scope, base, key)
-        columns = pool_columns(index, db.key_as_pk(key), score,
+        rows = f"FROM {db.table(RecommendationList)} {a} {entries} WHERE {where}"
+        if "postgresql" not in type(db.connection).__module__:
+            # JSON_TABLE extracts every column as it scans anyway; SQLite measured
+            # slower with the subquery below.
+            columns = pool_columns(index, db.key_as_pk(key), score,
+                                   db.reason(reason_type, reason_key))
+            return f"SELECT {columns} {rows} ORDER BY {position} LIMIT {int(limit)}", params
+        # PostgreSQL: the key alone decides which entries are kept; their score and
+        # reason are read from the kept ones only (a stored list is longer than the pool).
+        _join, _key, score, reason_type, reason_key, _position = list_entries(
+            db, "", value="recs_top.recs_value")
+        columns = pool_columns(index, db.key_as_pk("recs_top.recs_key"), score,
                                db.reason(reason_type, reason_key))
         return (
-            f"SELECT {columns} FROM {db.table(RecommendationList)} {a} {entries}"
-            f" WHERE {where} ORDER BY {position} LIMIT {int(limit)}",
+            f"SELECT {columns} FROM (SELECT recs_entry.value AS recs_value, {key} AS recs_key"
+            f" {rows} ORDER BY {position} LIMIT {int(limit)}) recs_top",
             params,
         )
 
 
-def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]:
+def list_entries(db: Sql, items_sql: str, *, value: str = "recs_entry.value"
+                 ) -> tuple[str, str, str, str, str, str]:
     """The entries of a stored list's JSON text as rows: the join, then their columns.
 
     Returns ``(join, key, score, reason type, reason key, position)`` SQL:
     ``json_array_elements`` on PostgreSQL, ``json_each`` on SQLite,
-    ``JSON_TABLE`` on MariaDB and MySQL. A missing reason is NULL.
+    ``JSON_TABLE`` on MariaDB and MySQL. A missing reason is NULL. On
+    PostgreSQL and SQLite the columns are read from the entry's JSON
+    ``value`` (``recs_entry.value``, or an entry selected by a subquery).
     """
     integer = db._int_type
     # The backend's own module, not ``vendor``: the SQL is the engine's, whatever the
@@ -443,19 +457,19 @@ def list_entries(db: Sql, items_sql: str) -> tuple[str, str, str, str, str, str]
         return (
             f"CROSS JOIN LATERAL json_array_elements(CAST({items_sql} AS json))"
             " WITH ORDINALITY AS recs_entry(value, position)",
-            "(recs_entry.value ->> 0)",
-            "CAST(recs_entry.value ->> 1 AS double precision)",
-            f"CAST(recs_entry.value ->> 2 AS {integer})",
-            "(recs_entry.value ->> 3)",
+            f"({value} ->> 0)",
+            f"CAST({value} ->> 1 AS double precision)",
+            f"CAST({value} ->> 2 AS {integer})",
+            f"({value} ->> 3)",
             "recs_entry.position",
         )
     if not is_mysql(db.connection):  # SQLite
         return (
             f", json_each({items_sql}) recs_entry",
-            "(recs_entry.value ->> 0)",
-            "(recs_entry.value ->> 1)",
-            "(recs_entry.value ->> 2)",
-            "(recs_entry.value ->> 3)",
+            f"({value} ->> 0)",
+            f"({value} ->> 1)",
+            f"({value} ->> 2)",
+            f"({value} ->> 3)",
             "recs_entry.key",
         )
     return (

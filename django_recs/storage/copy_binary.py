@@ -8,6 +8,11 @@ values are NULL): within a group every row has the same layout, one
 structured dtype. Keys have a handful of distinct lengths, so a write is a
 few dozen vectorised groups, with no Python object per row.
 
+Long texts of as many lengths as rows (a stored list's JSON) come as
+:class:`PackedText`, values back to back in one buffer: they are sent last
+in each row, after the row's fixed-width values, without padding them to
+the longest value.
+
 Used by the pipeline on PostgreSQL for the rows it stores; every other write
 goes through :func:`django_recs.storage.bulk_insert`.
 """
@@ -19,7 +24,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from django.db import connections, models, transaction
 
-__all__ = ["copy_binary", "supports_binary_copy"]
+__all__ = ["PackedText", "copy_binary", "supports_binary_copy"]
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 _TRAILER = (-1).to_bytes(2, "big", signed=True)
@@ -35,6 +40,40 @@ _FIXED_TYPES = {
 
 #: Rows encoded and sent per piece (bounds the memory of a write).
 CHUNK_ROWS = 250_000
+
+
+class PackedText:
+    """UTF-8 texts back to back: value ``i`` is ``data[starts[i]:ends[i]]``.
+
+    A text column for :func:`copy_binary` (and, as str, for
+    :func:`django_recs.storage.bulk_insert` through :meth:`tolist`) whose
+    values have no common length to pad to.
+    """
+
+    def __init__(self, data: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.data = data
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.ends = np.asarray(ends, dtype=np.int64)
+        if self.starts.shape != self.ends.shape or self.starts.ndim != 1:
+            raise ValueError("starts and ends must be 1-D arrays of the same length")
+        if len(self.starts) and (
+                (self.ends < self.starts).any() or self.starts.min() < 0
+                or self.ends.max() > len(data)):
+            raise ValueError("every value must lie within data (0 <= start <= end <= len(data))")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, rows) -> PackedText:
+        return PackedText(self.data, self.starts[rows], self.ends[rows])
+
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    def tolist(self) -> list[str]:
+        data = self.data
+        return [data[start:end].decode("utf-8")
+                for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
 
 
 def _column_kind(field: models.Field, connection) -> str:
@@ -99,7 +138,8 @@ def copy_binary(
     first = next(chunks, None)
     if first is None:
         return 0
-    names = list(first)
+    # Packed texts go last in each row: a row is then its fixed part, then the text.
+    names = sorted(first, key=lambda name: isinstance(first[name], PackedText))
     unknown = [name for name in names if name not in fields_by_name]
     if unknown:
         raise ValueError(f"{model._meta.label} has no column {', '.join(unknown)}")
@@ -128,14 +168,14 @@ def copy_binary(
 
 def _pieces(first, rest, names):
     for columns in _chain(first, rest):
-        if list(columns) != names:
+        if sorted(columns) != sorted(names):
             raise ValueError(f"every chunk must have the columns {names}, got {list(columns)}")
         lengths = {len(values) for values in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns differ in length: {sorted(lengths)}")
         n_rows = lengths.pop() if lengths else 0
         for start in range(0, n_rows, CHUNK_ROWS):
-            yield {name: values[start:start + CHUNK_ROWS] for name, values in columns.items()}
+            yield {name: columns[name][start:start + CHUNK_ROWS] for name in names}
 
 
 def _chain(first, rest):
@@ -148,6 +188,14 @@ def _encode(columns: Mapping, names: list[str], kinds: list[str]) -> tuple[int, 
     n_rows = len(columns[names[0]])
     if n_rows == 0:
         return 0, b""
+    packed = [name for name in names if isinstance(columns[name], PackedText)]
+    if packed == names[-1:] and kinds[-1] == "text" and all(
+            kind != "text" and np.asarray(columns[name]).dtype != object
+            for name, kind in zip(names[:-1], kinds[:-1])):
+        return n_rows, _encode_packed(columns, names, kinds)
+    if packed:  # another mix of columns: padded like any text
+        columns = {name: _padded(values) if isinstance(values, PackedText) else values
+                   for name, values in columns.items()}
     values, lengths = [], []  # per column: the array to store, and byte length per row (-1 NULL)
     for name, kind in zip(names, kinds):
         column = columns[name]
@@ -183,6 +231,37 @@ def _encode(columns: Mapping, names: list[str], kinds: list[str]) -> tuple[int, 
         sizes = dict(zip(variable, layout.tolist()))
         parts.append(_encode_group(rows, values, kinds, sizes))
     return n_rows, b"".join(parts)
+
+
+def _padded(values: PackedText) -> np.ndarray:
+    return _bytes_array([values.data[start:end] for start, end
+                         in zip(values.starts.tolist(), values.ends.tolist(), strict=True)])
+
+
+def _encode_packed(columns: Mapping, names: list[str], kinds: list[str]) -> bytes:
+    """Rows of fixed-width values then one packed text: each row's fixed part, then its text."""
+    text = columns[names[-1]]
+    layout = [("n_fields", ">i2")]
+    for i, kind in enumerate(kinds[:-1]):
+        layout += [(f"len{i}", ">i4"), (f"value{i}", kind)]
+    layout.append(("text_len", ">i4"))
+    records = np.empty(len(text), dtype=layout)
+    records["n_fields"] = len(kinds)
+    for i, (name, kind) in enumerate(zip(names[:-1], kinds[:-1])):
+        fixed, _null = _fixed_values(columns[name], kind, name)  # no NULL: not an object array
+        records[f"len{i}"] = np.dtype(kind).itemsize
+        records[f"value{i}"] = fixed
+    records["text_len"] = text.lengths()
+    head = memoryview(records.tobytes())
+    width = records.dtype.itemsize
+    data = memoryview(text.data)
+    parts = []
+    append = parts.append
+    for row, (start, end) in enumerate(zip(text.starts.tolist(), text.ends.tolist(),
+                                           strict=True)):
+        append(head[row * width:(row + 1) * width])
+        append(data[start:end])
+    return b"".join(parts)
 
 
 def _encode_group(rows, values, kinds, sizes) -> bytes:

@@ -85,6 +85,30 @@ def test_a_forgotten_users_rows_that_slipped_in_are_skipped_and_counted(shop):
     assert stored_for(buyer) == 0
 
 
+@pytest.mark.parametrize(("spread", "window", "queries"), [
+    (1, 1_000_000, 1),  # ids filling their range: one scan
+    (1, 128, 3),        # ... in windows of ids
+    (50, 1_000_000, 1),  # sparse ids: an IN list
+])
+def test_the_existing_users_among_many_ids_are_found(db, spread, window, queries, monkeypatch,
+                                                     django_assert_num_queries):
+    from django_recs.pipeline import erasure
+    from django_recs.pipeline.erasure import existing_user_ids
+
+    monkeypatch.setattr(erasure, "ID_WINDOW", window)
+
+    User = get_user_model()
+    users = User.objects.bulk_create([User(username=f"bulk{i}") for i in range(300)])
+    ids = np.array(sorted(user.pk for user in users), dtype=np.int64)
+    deleted = ids[::7]
+    User.objects.filter(pk__in=deleted.tolist()).delete()
+    never = int(ids[-1]) + 1
+    asked = np.unique(np.concatenate([ids[::spread], [never]]))
+    with django_assert_num_queries(queries):
+        found = existing_user_ids(asked)
+    assert found.tolist() == sorted(set(asked.tolist()) - set(deleted.tolist()) - {never})
+
+
 def test_rows_of_a_user_deleted_by_another_process_are_skipped_and_forget_removes_them(shop):
     User = get_user_model()
     stale = User.objects.get(pk=shop.users[1].pk)

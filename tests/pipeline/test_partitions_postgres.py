@@ -8,7 +8,7 @@ from django.db import connection
 
 import django_recs
 from django_recs import pipeline
-from django_recs.models import PopularItem, Recommendation, Run, SimilarItem
+from django_recs.models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from django_recs.storage.partitions import (
     is_partitioned,
     partition_name,
@@ -20,7 +20,7 @@ from tests.pipeline.test_pipeline_concurrency import in_threads
 
 pytestmark = [pytest.mark.postgres]
 
-RESULT_MODELS = (SimilarItem, Recommendation, PopularItem)
+RESULT_MODELS = (SimilarItem, Recommendation, RecommendationList, PopularItem)
 
 
 @pytest.fixture
@@ -93,6 +93,27 @@ def test_a_run_writes_its_own_partition_and_the_next_run_drops_it(shop_committed
     assert SimilarItem.objects.filter(run=second).count() == second.metrics["rows_similar"]
 
 
+def test_a_runs_lists_have_their_own_partition_and_the_next_run_drops_it(shop_committed):
+    [first] = django_recs.recompute("similar", sync=True)
+    part = partition_name(RecommendationList, first.pk)
+    assert part in attached_partitions(RecommendationList)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{part}"')
+        in_partition = cursor.fetchone()[0]
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [part])
+        definitions = " ".join(row[0] for row in cursor.fetchall())
+    assert in_partition == RecommendationList.objects.filter(run=first).count() > 0
+    assert "(run_id, user_id, item_type_id)" in definitions
+    user = shop_committed.users[0]
+    served = [item.pk for item in django_recs.recommended_for(user, algorithm="similar")]
+    assert served
+    [second] = django_recs.recompute("similar", sync=True)
+    assert not run_partition_exists(RecommendationList, first.pk, "default")
+    assert run_partition_exists(RecommendationList, second.pk, "default")
+    assert RecommendationList.objects.filter(run=first).count() == 0
+    assert [item.pk for item in django_recs.recommended_for(user, algorithm="similar")] == served
+
+
 def test_a_failed_run_leaves_no_partition_and_the_old_rows_served(shop_committed, monkeypatch):
     [good] = django_recs.recompute("similar", sync=True)
     served = list(SimilarItem.objects.filter(run=good).values_list("item_key", "neighbour_key"))
@@ -105,6 +126,7 @@ def test_a_failed_run_leaves_no_partition_and_the_old_rows_served(shop_committed
     assert bad.status == "failed" and "swap failed" in bad.error
     assert not run_partition_exists(SimilarItem, bad.pk, "default")
     assert not run_partition_exists(Recommendation, bad.pk, "default")
+    assert not run_partition_exists(RecommendationList, bad.pk, "default")
     assert pipeline.active_run("similar").pk == good.pk
     assert list(SimilarItem.objects.filter(run=good).values_list(
         "item_key", "neighbour_key")) == served

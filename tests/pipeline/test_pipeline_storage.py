@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from django_recs import pipeline
-from django_recs.models import Recommendation, Run, SimilarItem
+from django_recs.models import Recommendation, RecommendationList, Run, SimilarItem
 from django_recs.storage import copy_binary as binary
 from django_recs.storage import read
 from django_recs.storage.read import ItemCatalog, load_interactions
@@ -96,6 +96,54 @@ def test_encoder_groups_rows_by_text_lengths():
             offset += 4 + length
         decoded.append(tuple(row))
     assert sorted(decoded) == [(1, "x"), (2, "yy"), (3, "z")]
+
+
+def packed_lists(run, users):
+    """RecommendationList columns whose texts are packed, in a buffer with gaps between them."""
+    texts = ['[["1",0.5]]', "", '[["ünï",0.25,3,"é"],["2",0.125]]', "[]"][:len(users)]
+    data, starts, ends = b"", [], []
+    for text in texts:
+        data += b"--"  # bytes of no value: only the bounds count
+        starts.append(len(data))
+        data += text.encode()
+        ends.append(len(data))
+    return texts, {
+        "run_id": np.full(len(users), run.pk), "user_id": np.array([u.pk for u in users]),
+        "item_type_id": np.ones(len(users), dtype=np.int64),
+        "items": binary.PackedText(data, np.array(starts), np.array(ends)),
+        "length": np.arange(len(users)),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("pieces", [1, 2])
+def test_packed_texts_are_stored_as_given_on_any_database(pieces, monkeypatch):
+    users = [get_user_model().objects.create(username=f"u{i}") for i in range(4)]
+    run = Run.objects.create(algorithm="x", status="running")
+    texts, columns = packed_lists(run, users)
+    monkeypatch.setattr(binary, "CHUNK_ROWS", 4 // pieces)  # a packed column is sliced too
+    assert pipeline.store_rows(RecommendationList, [columns]) == 4
+    stored = dict(RecommendationList.objects.filter(run=run).values_list("user_id", "items"))
+    assert [stored[user.pk] for user in users] == texts
+
+
+def test_packed_texts_are_encoded_after_the_fixed_values_or_padded_in_a_mix():
+    texts = ["ab", "", "ünï"]
+    packed = binary.PackedText(b"ab" + "ünï".encode(), np.array([0, 2, 2]), np.array([2, 2, 7]))
+    assert packed.tolist() == texts and packed[1:].tolist() == texts[1:]
+    fast = binary._encode({"a": np.array([1, 2, 3]), "t": packed}, ["a", "t"], [">i4", "text"])
+    padded = binary._encode({"a": np.array([1, 2, 3]), "t": np.array(texts)}, ["a", "t"],
+                            [">i4", "text"])
+    row = lambda a, t: (b"\x00\x02" + (4).to_bytes(4, "big") + a.to_bytes(4, "big")  # noqa: E731
+                        + len(t.encode()).to_bytes(4, "big") + t.encode())
+    assert fast == (3, b"".join(row(a, t) for a, t in zip([1, 2, 3], texts, strict=True)))
+    assert padded[0] == 3 and len(padded[1]) == len(fast[1])  # the same rows, grouped
+    # With a NULL among the other values, the packed texts are padded like any text.
+    mixed = binary._encode({"a": np.array([1, None, 3], dtype=object), "t": packed},
+                           ["a", "t"], [">i4", "text"])
+    assert mixed[0] == 3 and all(t.encode() in mixed[1] for t in texts)
+    with pytest.raises(ValueError, match="within data"):
+        binary.PackedText(b"ab", np.array([0]), np.array([3]))
 
 
 def test_byte_lengths_of_padded_strings():
