@@ -136,11 +136,18 @@ class EASE(Algorithm):
         k = min(int(self.k), m - 1)
         parts = []
         # Column i of B, a block of columns at a time (one contiguous copy of
-        # SIMILAR_BLOCK x m, never an index array of the whole matrix).
+        # SIMILAR_BLOCK x m, never an index array of the whole matrix), each
+        # row's top k by the compiled selection (an identity "history" picks
+        # the rows as they are; float64 weights by dense_top_n).
         for start in range(0, m if k > 0 else 0, SIMILAR_BLOCK):
             stop = min(m, start + SIMILAR_BLOCK)
             columns = np.ascontiguousarray(B[:, start:stop].T)
-            top, values = dense_top_n(columns, k)
+            if columns.dtype == np.float32:
+                identity = sp.identity(stop - start, dtype=np.float32, format="csr")
+                top, values = kernels.history_top_n(identity, columns, k,
+                                                    num_threads=num_threads)
+            else:
+                top, values = dense_top_n(columns, k)
             found = top >= 0
             parts.append((np.repeat(kept[start:stop], found.sum(axis=1)), kept[top[found]],
                           values[found]))

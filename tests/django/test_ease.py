@@ -190,3 +190,20 @@ def test_nan_weights_are_refused():
 def test_built_from_settings_like_the_other_algorithms():
     algorithm = build_algorithm("personal")
     assert isinstance(algorithm, EASE) and algorithm.l2 == 100.0 and algorithm.max_items == 20000
+
+
+def test_float32_similar_items_are_the_top_weights_of_each_column():
+    """The compiled selection of the float32 path equals dense_top_n on B's columns."""
+    from django_recs.algorithms import ease
+
+    matrix = random_matrix(n_users=300, n_items=70, density=0.1, seed=13)
+    model = EASE(l2=3.0, k=6)
+    kept, B = model.weights(matrix)
+    similar = model.similar_items(matrix, kept, B, num_threads=2)
+    top, values = ease.dense_top_n(np.ascontiguousarray(B.T), 6)
+    assert (top >= 0).sum() > 300
+    for i in range(len(kept)):
+        row = slice(similar.indptr[kept[i]], similar.indptr[kept[i] + 1])
+        expected = top[i][top[i] >= 0]
+        np.testing.assert_array_equal(similar.indices[row], kept[expected])
+        np.testing.assert_array_equal(similar.data[row], values[i][: len(expected)])
