@@ -27,7 +27,7 @@ media = sharding_fixtures.media  # fixture
 
 
 @pytest.fixture
-def shop(db, settings):
+def shop(db, settings, rows_layout):
     settings.DJANGO_RECS = WITH_EASE
     return pipeline_fixtures.Shop()
 
