@@ -49,7 +49,7 @@ def history_top_n(
     """The n largest positive entries of each row of ``history @ W``, best first,
     ties by lower column; ``exclude``'s entries are never selected. Padding:
     column -1, score 0."""
-    m, width = history.shape[0], W.shape[1]
+    m = history.shape[0]
     items = np.full((m, n), -1, dtype=np.int32)
     scores = np.zeros((m, n), dtype=np.float32)
     for first in range(0, m, USERS_PER_BLOCK):
