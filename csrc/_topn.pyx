@@ -15,8 +15,9 @@ filled with those sentinels).
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
-from _blas cimport gemm_nt
+from _blas cimport axpy, gemm_nt
 from _heap cimport replace_root
 
 # Scores checked at once by the vectorised "anything better than the worst?"
@@ -137,3 +138,73 @@ def top_n(const float[:, ::1] U, const float[:, ::1] V, int n,
         finally:
             free(tile)
             free(cursor)
+
+
+# ---------------------------------------------------------------------------
+# Top-n of the rows of a sparse history times a dense weight matrix.
+
+
+cdef void history_top_n_row(const long long *indptr, const int *indices, const float *data,
+                            long long u, const float *W, int width, int n,
+                            const long long *exclude_indptr, const int *exclude_indices,
+                            float *row, float *out_scores, int *out_items) noexcept nogil:
+    """Top n positive entries of history row u times W into out (length n)."""
+    cdef long long p
+    cdef int k, run
+    for k in range(n):
+        out_scores[k] = 0.0
+        out_items[k] = -1
+    if indptr[u] == indptr[u + 1]:
+        return
+    memset(row, 0, sizeof(float) * width)
+    for p in range(indptr[u], indptr[u + 1]):
+        axpy(width, data[p], W + <Py_ssize_t>indices[p] * width, row)
+    for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
+        row[exclude_indices[p]] = -INFINITY
+    run = 0
+    while run < width:
+        select_run(row, run, min(RUN, width - run), 0, out_scores, out_items, n)
+        run += RUN
+    sort_heap(out_scores, out_items, n)
+
+
+def history_top_n(const long long[::1] indptr, const int[::1] indices, const float[::1] data,
+                  const float[:, ::1] W, int n,
+                  const long long[::1] exclude_indptr, const int[::1] exclude_indices,
+                  int[:, ::1] out_items, float[:, ::1] out_scores, int num_threads):
+    """Write the n largest positive entries of every row of H W into out_items / out_scores.
+
+    Parameters
+    ----------
+    indptr, indices, data : int64 / int32 / float32 arrays, the CSR matrix H
+        (m rows, W.shape[0] columns)
+    W : float32 array, shape (H columns, width), C-contiguous
+    n : int, >= 1
+    exclude_indptr, exclude_indices : int64 / int32 arrays, a CSR pattern of
+        m rows and width columns: entries never selected
+    out_items : int32 array, shape (m, n), -1 where fewer than n entries are positive
+    out_scores : float32 array, shape (m, n), 0 there
+    num_threads : int, >= 1
+
+    A row of scores is one accumulation of ``saxpy`` over the row's entries
+    (the order of scipy's sparse times dense product), held in a per-thread
+    buffer of ``width`` floats; the dense product is never stored.
+    """
+    cdef long long m = indptr.shape[0] - 1
+    cdef int width = W.shape[1]
+    cdef long long u
+    cdef float *row = NULL
+    cdef const int *history_indices = &indices[0] if indices.shape[0] else NULL
+    cdef const float *history_data = &data[0] if data.shape[0] else NULL
+    cdef const int *excluded = &exclude_indices[0] if exclude_indices.shape[0] else NULL
+    if m <= 0 or width == 0:
+        return
+    with nogil, parallel(num_threads=num_threads):
+        row = <float *>malloc(sizeof(float) * width)
+        try:
+            for u in prange(m, schedule="dynamic", chunksize=16):
+                history_top_n_row(&indptr[0], history_indices, history_data, u, &W[0, 0],
+                                  width, n, &exclude_indptr[0], excluded, row,
+                                  &out_scores[u, 0], &out_items[u, 0])
+        finally:
+            free(row)

@@ -33,6 +33,10 @@ from .ranking import sparse_top_n, strongest_history_item
 
 #: Dense score entries (users x kept items) computed at a time.
 BLOCK_ENTRIES = 1 << 24
+#: Users given their reasons at a time (after the compiled ranking of all).
+REASON_USERS = 8192
+#: Share of the progress of the personal lists reported once they are ranked.
+RANKING_SHARE = 0.5
 #: Items whose similar items are ranked at a time.
 SIMILAR_BLOCK = 1024
 
@@ -132,11 +136,18 @@ class EASE(Algorithm):
         k = min(int(self.k), m - 1)
         parts = []
         # Column i of B, a block of columns at a time (one contiguous copy of
-        # SIMILAR_BLOCK x m, never an index array of the whole matrix).
+        # SIMILAR_BLOCK x m, never an index array of the whole matrix), each
+        # row's top k by the compiled selection (an identity "history" picks
+        # the rows as they are; float64 weights by dense_top_n).
         for start in range(0, m if k > 0 else 0, SIMILAR_BLOCK):
             stop = min(m, start + SIMILAR_BLOCK)
             columns = np.ascontiguousarray(B[:, start:stop].T)
-            top, values = dense_top_n(columns, k)
+            if columns.dtype == np.float32:
+                identity = sp.identity(stop - start, dtype=np.float32, format="csr")
+                top, values = kernels.history_top_n(identity, columns, k,
+                                                    num_threads=num_threads)
+            else:
+                top, values = dense_top_n(columns, k)
             found = top >= 0
             parts.append((np.repeat(kept[start:stop], found.sum(axis=1)), kept[top[found]],
                           values[found]))
@@ -187,6 +198,63 @@ def recommend_dense(
     Only positive scores are recommended. Returns ``(recommended, scores,
     reasons)`` of shape (n_users, n): int32 item columns (-1 padding),
     float32 scores, int32 reason columns (-1 unknown).
+
+    float32 weights are ranked by the compiled
+    :func:`~django_recs.kernels.history_top_n` (each user's row of scores
+    in a buffer per thread, never a block of dense scores) in one call,
+    then the reasons ``REASON_USERS`` users at a time; float64 weights by
+    :func:`recommend_dense_numpy`.
+    """
+    if B.dtype != np.float32:
+        return recommend_dense_numpy(matrix, kept, B, n, num_threads=num_threads,
+                                     progress=progress)
+    n_users, m = matrix.n_users, len(kept)
+    n = max(0, min(int(n), m))
+    recommended = np.full((n_users, n), -1, dtype=np.int32)
+    scores = np.zeros((n_users, n), dtype=np.float32)
+    reasons = np.full((n_users, n), -1, dtype=np.int32)
+    if n == 0 or matrix.weights.nnz == 0 or m == 0:
+        return recommended, scores, reasons
+    history = matrix.weights[:, kept].astype(np.float32).tocsr()
+    seen = matrix.seen[:, kept].tocsr()
+    active = np.flatnonzero(np.diff(history.indptr) > 0)
+
+    def affinity(items, targets):
+        return B[items, targets]
+
+    history, seen = history[active], seen[active]
+    top, values = kernels.history_top_n(history, B, n, exclude=seen, num_threads=num_threads)
+    recommended[active] = np.where(top >= 0, kept[np.maximum(top, 0)], -1)
+    scores[active] = values
+    if progress is not None:
+        progress(RANKING_SHARE)
+    for start in range(0, len(active), REASON_USERS):
+        stop = min(len(active), start + REASON_USERS)
+        why = strongest_history_item(history[start:stop], top[start:stop], affinity)
+        reasons[active[start:stop]] = np.where(why >= 0, kept[np.maximum(why, 0)], -1)
+        if progress is not None:
+            progress(RANKING_SHARE + (1 - RANKING_SHARE) * stop / len(active))
+    return recommended, scores, reasons
+
+
+def recommend_dense_numpy(
+    matrix: InteractionMatrix,
+    kept: np.ndarray,
+    B: np.ndarray,
+    n: int,
+    *,
+    num_threads: int = 0,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``n`` of ``x_u B`` over the kept items for every user, seen excluded.
+
+    Only positive scores are recommended. Returns ``(recommended, scores,
+    reasons)`` of shape (n_users, n): int32 item columns (-1 padding),
+    float32 scores, int32 reason columns (-1 unknown).
+
+    The numpy path (float64 weights, and the reference of the compiled
+    one): dense blocks of about ``BLOCK_ENTRIES`` scores from scipy's sparse
+    times dense product, each block's top n by :func:`dense_top_n`.
     """
     n_users, m = matrix.n_users, len(kept)
     n = max(0, min(int(n), m))

@@ -3,8 +3,10 @@
 :func:`tune` holds out the most recent interactions of the data it is given
 (a validation split *inside* the training data, so the held-out part of an
 evaluation is never seen), fits the algorithm with each candidate setting
-on the rest, and keeps the one with the best validation metric. The search
-is a grid (every combination of listed values, in a seeded random order) or
+on the rest, and keeps the one with the best validation metric. The
+configured setting (the class defaults with ``params`` applied) is always
+evaluated first and wins ties, so the chosen setting is never worse than it
+on the validation split. The search of the others is a grid (every combination of listed values, in a seeded random order) or
 a random search (ranges, or a grid larger than ``max_trials``), cut short
 by a time budget. The pipeline calls it for ``recs_recompute --tune`` (the
 ``TUNE`` entry of an ALGORITHMS setting); scripts and notebooks call it on
@@ -43,6 +45,8 @@ class Trial:
     params: dict[str, Any]
     metrics: dict[str, float]
     seconds: float
+    #: True for the configured setting (always the first trial).
+    configured: bool = False
 
 
 @dataclass
@@ -62,7 +66,11 @@ class TuneResult:
         The metric maximised, e.g. ``"ndcg"`` (at ``k``).
     k : int
     trials : list of Trial
-        Every evaluated setting, in the order tried.
+        Every evaluated setting, in the order tried: the configured one
+        first (``Trial.configured``).
+    configured_metrics : dict
+        The configured setting's validation metrics: ``metrics`` is never
+        lower on ``metric``.
     validation : dict
         The validation split: its cut-off, training entries, held-out pairs
         and evaluated users.
@@ -79,6 +87,7 @@ class TuneResult:
     metric: str
     k: int
     trials: list[Trial] = field(default_factory=list)
+    configured_metrics: dict[str, float] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     exhausted: bool = False
@@ -89,6 +98,8 @@ class TuneResult:
             "params": self.searched,
             "metric": f"{self.metric}@{self.k}",
             "validation_metrics": {name: _finite(value) for name, value in self.metrics.items()},
+            "configured_validation_metrics": {
+                name: _finite(value) for name, value in self.configured_metrics.items()},
             "trials": len(self.trials),
             "exhausted": self.exhausted,
             "seconds": round(self.seconds, 3),
@@ -248,16 +259,19 @@ def tune(
         Parameter -> list of values to try, or a range ``{"min": a, "max":
         b}`` (``"log": True`` for log-uniform; integer bounds give integers).
     budget_s : float > 0, optional
-        No new setting is started after this many seconds (the first always
-        runs); None = no limit.
+        No new setting is started after this many seconds (the configured
+        one always runs); None = no limit.
     k : int >= 1, default 10
     metric : one of ``METRIC_ORDER`` except fit_seconds, default "ndcg"
         Maximised at ``k``.
     params : dict, optional
         Fixed parameters of every setting (the searched ones override them).
+        With the class defaults they make the configured setting, which is
+        evaluated first (in addition to the searched settings; once if the
+        space holds it too) and kept unless another one is strictly better.
     validation_fraction : float in (0, 1), default 0.1
     max_trials : int >= 1, optional
-        At most this many settings. A grid with more combinations is
+        At most this many settings besides the configured one. A grid with more combinations is
         sampled at random instead; a space with ranges takes
         DEFAULT_RANDOM_TRIALS (20) draws when this is None.
     seed : int, default 0
@@ -273,7 +287,7 @@ def tune(
     -------
     TuneResult
         The best setting (``params``: ready to build the algorithm with),
-        its validation metrics, and every trial.
+        its validation metrics, the configured setting's, and every trial.
 
     Raises
     ------
@@ -294,6 +308,10 @@ def tune(
         raise ValueError(f"max_trials must be an integer >= 1 or None, got {max_trials!r}")
     base = dict(params or {})
     settings, whole_grid = candidate_settings(space, np.random.default_rng(seed), max_trials)
+    # The configured setting first: the winner is never worse on validation.
+    configured = cls(**base).get_params()
+    default = {name: configured[name] for name in space if name in configured}
+    settings = [default] + [setting for setting in settings if setting != default]
     # Every setting is built first: a bad value fails before any fit.
     algorithms = [cls(**{**base, **setting}) for setting in settings]
     started = time.perf_counter()
@@ -307,7 +325,7 @@ def tune(
         trial_started = time.perf_counter()
         evaluation = evaluator.evaluate(instance)
         trial = Trial(params=setting, metrics=dict(evaluation.metrics),
-                      seconds=time.perf_counter() - trial_started)
+                      seconds=time.perf_counter() - trial_started, configured=index == 0)
         trials.append(trial)
         if on_trial is not None:
             on_trial(index, trial)
@@ -316,7 +334,7 @@ def tune(
         value = trial.metrics.get(metric, math.nan)
         return -math.inf if value is None or math.isnan(value) else value
 
-    best = max(trials, key=score)  # the first of equals: the earlier trial
+    best = max(trials, key=score)  # the first of equals: the configured one on a tie
     return TuneResult(
         params={**base, **best.params},
         searched=dict(best.params),
@@ -324,6 +342,7 @@ def tune(
         metric=metric,
         k=int(k),
         trials=trials,
+        configured_metrics=trials[0].metrics,
         validation={"split": split.name, "train_entries": len(split.train),
                     "held_out_pairs": int(split.test.nnz), "users": int(split.n_users)},
         seconds=time.perf_counter() - started,

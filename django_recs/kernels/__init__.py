@@ -15,7 +15,7 @@ from .ease import ease_weights, gram_matrix
 from .lists import encode_lists
 from .norms import row_norms
 from .similarity import item_similarity, user_similarity
-from .topn import top_n
+from .topn import history_top_n, top_n
 from .vote import neighbour_vote
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ease_weights",
     "encode_lists",
     "gram_matrix",
+    "history_top_n",
     "item_similarity",
     "row_norms",
     "resolve_num_threads",

@@ -1,4 +1,5 @@
-"""The n best items per user from factor matrices (``user_factors @ item_factors.T``).
+"""The n best items per user from factor matrices (``user_factors @ item_factors.T``)
+or from a sparse history times dense item weights (``history @ weights``).
 
 The compiled kernel (``csrc/_topn.pyx``) never holds the users x items
 score matrix: it scores a block of users against a tile of items at a time
@@ -13,9 +14,9 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import topn as reference
 from ._threads import limit_blas_threads, resolve_num_threads
-from ._validation import as_factor_matrix, check_positive_int
+from ._validation import as_csr, as_factor_matrix, check_positive_int
 
-__all__ = ["top_n"]
+__all__ = ["history_top_n", "top_n"]
 
 #: Users scored together and items per tile: a 256 x 1024 float32 tile is
 #: 1 MiB, so it is selected from while still in L2 cache, and each sgemm
@@ -134,5 +135,94 @@ def top_n(
         native.top_n(
             query, V, n, exclude_indptr, exclude_indices, exclude_rows, indices, scores,
             _BLOCK_USERS, _TILE_ITEMS, threads,
+        )
+    return indices, scores
+
+
+#: Rows of the weights checked for NaN / infinity at a time (no whole-size mask).
+_CHECK_ROWS = 1024
+
+
+def _dense_weights(weights, n_rows: int) -> np.ndarray:
+    """``weights`` as a C-contiguous float32 (n_rows x width) array of finite numbers."""
+    array = np.asarray(weights)
+    if array.ndim != 2:
+        raise ValueError(f"weights must be a 2-D array, got {array.ndim}-D")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"weights must hold real numbers, got dtype {array.dtype}")
+    if array.shape[0] != n_rows:
+        raise ValueError(
+            f"weights must have one row per history column ({n_rows}), got {array.shape[0]}"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    for start in range(0, n_rows, _CHECK_ROWS):
+        if not np.isfinite(array[start:start + _CHECK_ROWS]).all():
+            raise ValueError("weights contains NaN or infinite values")
+    return array
+
+
+def history_top_n(
+    history,
+    weights,
+    n: int = 10,
+    *,
+    exclude=None,
+    num_threads: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n largest positive entries of each row of ``history @ weights``.
+
+    The item-item scoring of EASE: row u of ``history`` holds user u's
+    weights over the model's items, ``weights[i, j]`` what item i says about
+    item j. The compiled kernel accumulates each row of scores in a buffer
+    per thread (one ``saxpy`` per history entry, the order of scipy's sparse
+    times dense product, in float32), drops the excluded items and keeps a
+    bounded heap of the n best: the users x items product is never stored.
+
+    Parameters
+    ----------
+    history : scipy.sparse matrix, shape (m, n_items), weights >= 0
+    weights : array, shape (n_items, width), finite (computed in float32)
+    n : int >= 1, default 10
+    exclude : scipy.sparse matrix, shape (m, width), optional
+        Row u's non-zeros are columns row u must never get.
+    num_threads : int >= 0, default 0 (all available cores)
+
+    Returns
+    -------
+    indices : ndarray, shape (m, n), int32
+        Best first, ties by lower column; only positive scores are
+        selected, the rest of a row is padded with -1.
+    scores : ndarray, shape (m, n), float32
+        The matching scores; 0 where indices is -1.
+
+    Raises
+    ------
+    ValueError
+        history not sparse or with NaN, infinite or negative weights;
+        weights not 2-D, not finite or with another number of rows than
+        history has columns; n < 1; exclude of the wrong shape.
+    """
+    H = as_csr(history, "history")
+    W = _dense_weights(weights, H.shape[1])
+    n = check_positive_int(n, "n")
+    threads = resolve_num_threads(num_threads)
+    m, width = H.shape[0], W.shape[1]
+    pattern = None if exclude is None else _exclusion_pattern(exclude, (m, width))
+    native = native_module("_topn")
+    if native is None:
+        return reference.history_top_n(H.astype(np.float32), W, n, pattern)
+    indices = np.full((m, n), -1, dtype=np.int32)
+    scores = np.zeros((m, n), dtype=np.float32)
+    if pattern is None:
+        exclude_indptr = np.zeros(m + 1, dtype=np.int64)
+        exclude_indices = np.zeros(0, dtype=np.int32)
+    else:
+        exclude_indptr = pattern.indptr.astype(np.int64, copy=False)
+        exclude_indices = pattern.indices.astype(np.int32, copy=False)
+    with limit_blas_threads(1):
+        native.history_top_n(
+            H.indptr.astype(np.int64, copy=False), H.indices.astype(np.int32, copy=False),
+            H.data.astype(np.float32, copy=False), W, n, exclude_indptr, exclude_indices,
+            indices, scores, threads,
         )
     return indices, scores

@@ -386,6 +386,11 @@ def tune_metrics(params: dict | None) -> dict:
     numbers = {f"tune_validation_{name}@{k}": values[name]
                for name in ("precision", "recall", "ndcg", "hit_rate")
                if _is_json_number(values.get(name))}
+    configured = record.get("configured_validation_metrics")
+    if isinstance(configured, dict):
+        numbers.update({f"tune_configured_{name}@{k}": configured[name]
+                        for name in ("precision", "recall", "ndcg", "hit_rate")
+                        if _is_json_number(configured.get(name))})
     numbers["tune_trials"] = int(record.get("trials", 0))
     return numbers
 

@@ -111,11 +111,46 @@ def test_similar_items_are_ranked_block_by_block(monkeypatch):
     single = EASE(l2=2.0, k=4).fit(matrix, n_recommendations=3)
     monkeypatch.setattr(ease, "SIMILAR_BLOCK", 3)
     monkeypatch.setattr(ease, "BLOCK_ENTRIES", 40)  # two users per block of scores
+    monkeypatch.setattr(ease, "REASON_USERS", 3)
     blocked = EASE(l2=2.0, k=4).fit(matrix, n_recommendations=3)
     np.testing.assert_array_equal(blocked.similar.indptr, single.similar.indptr)
     np.testing.assert_array_equal(blocked.similar.indices, single.similar.indices)
     np.testing.assert_array_equal(blocked.recommended, single.recommended)
     np.testing.assert_array_equal(blocked.reasons, single.reasons)
+    for dtype in ("float32", "float64"):
+        kept, B = EASE(l2=2.0, dtype=dtype).weights(matrix)
+        blocked_numpy = ease.recommend_dense_numpy(matrix, kept, B, 3)
+        monkeypatch.setattr(ease, "BLOCK_ENTRIES", 1 << 24)
+        whole_numpy = ease.recommend_dense_numpy(matrix, kept, B, 3)
+        monkeypatch.setattr(ease, "BLOCK_ENTRIES", 40)
+        for got, expected in zip(blocked_numpy, whole_numpy):
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_ranking_equals_the_numpy_path(threads):
+    """float32 lists come from kernels.history_top_n; the dense numpy blocks agree."""
+    from django_recs.algorithms import ease
+
+    matrix = random_matrix(n_users=400, n_items=90, density=0.08, seed=12)
+    model = EASE(l2=4.0)
+    kept, B = model.weights(matrix)
+    assert B.dtype == np.float32
+    progress = []
+    compiled = ease.recommend_dense(matrix, kept, B, 12, num_threads=threads,
+                                    progress=progress.append)
+    numpy_path = ease.recommend_dense_numpy(matrix, kept, B, 12, num_threads=threads)
+    recommended, scores, reasons = compiled
+    assert (recommended >= 0).sum() > 1000  # lists are not empty
+    # float32 sums in another order may swap two items of (almost) equal score.
+    assert (recommended == numpy_path[0]).mean() > 0.99
+    same = recommended == numpy_path[0]
+    np.testing.assert_allclose(scores, numpy_path[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(reasons[same], numpy_path[2][same])
+    seen = matrix.seen.toarray() != 0
+    user, slot = np.nonzero(recommended >= 0)
+    assert not seen[user, recommended[user, slot]].any()
+    assert progress == sorted(progress) and progress[-1] == 1.0
 
 
 def test_a_user_without_history_gets_no_list():
@@ -155,3 +190,20 @@ def test_nan_weights_are_refused():
 def test_built_from_settings_like_the_other_algorithms():
     algorithm = build_algorithm("personal")
     assert isinstance(algorithm, EASE) and algorithm.l2 == 100.0 and algorithm.max_items == 20000
+
+
+def test_float32_similar_items_are_the_top_weights_of_each_column():
+    """The compiled selection of the float32 path equals dense_top_n on B's columns."""
+    from django_recs.algorithms import ease
+
+    matrix = random_matrix(n_users=300, n_items=70, density=0.1, seed=13)
+    model = EASE(l2=3.0, k=6)
+    kept, B = model.weights(matrix)
+    similar = model.similar_items(matrix, kept, B, num_threads=2)
+    top, values = ease.dense_top_n(np.ascontiguousarray(B.T), 6)
+    assert (top >= 0).sum() > 300
+    for i in range(len(kept)):
+        row = slice(similar.indptr[kept[i]], similar.indptr[kept[i] + 1])
+        expected = top[i][top[i] >= 0]
+        np.testing.assert_array_equal(similar.indices[row], kept[expected])
+        np.testing.assert_array_equal(similar.data[row], values[i][: len(expected)])

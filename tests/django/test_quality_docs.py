@@ -46,7 +46,8 @@ def test_the_documented_settings_pass_the_checks_and_run(db, settings, name):
     if name == "tuning.md":
         tuned = {run.algorithm: run.params["tune"] for run in runs if "tune" in run.params}
         assert set(tuned) == {"personal", "similar"}
-        assert tuned["personal"]["trials"] == 5 and tuned["similar"]["trials"] == 12
+        # the configured setting first, then the space (l2=200.0 is in it; beta=0.5 is drawn)
+        assert tuned["personal"]["trials"] == 5 and tuned["similar"]["trials"] == 13
 
 
 def test_the_documented_schedule_tunes_weekly_and_recomputes_nightly(db, settings):
@@ -81,7 +82,9 @@ def test_the_documented_script_tunes_on_the_training_part(settings):
     exec(block, namespace)
     result = namespace["result"]
     assert set(result.params) == {"l2"} and result.metrics["ndcg"] > 0
-    assert len(result.trials) == 4
+    assert len(result.trials) == 4  # the default l2=200.0 is in the grid: tried once, first
+    assert result.trials[0].params == {"l2": 200.0} and result.trials[0].configured
+    assert result.metrics["ndcg"] >= result.configured_metrics["ndcg"]
 
 
 def test_the_readme_s_quality_settings_pass_the_checks_and_run(db, settings):

@@ -72,6 +72,37 @@ def test_finds_the_planted_setting_and_reports_every_trial():
     assert summary["validation"]["held_out_pairs"] > 0
 
 
+def test_the_configured_setting_is_tried_first_and_kept_unless_beaten():
+    data = planted_history()
+    # Not in the space: tried first anyway, and the best (offset 0 is right).
+    result = tune(data, GroupGuess, {"offset": [3, 1, 2]})
+    assert [t.params["offset"] for t in result.trials][0] == 0
+    assert [t.configured for t in result.trials] == [True, False, False, False]
+    assert result.searched == {"offset": 0} and len(result.trials) == 4
+    assert result.configured_metrics == result.trials[0].metrics
+    assert result.summary()["configured_validation_metrics"]["ndcg"] > 0.3
+    # A configured setting the space also holds is evaluated once.
+    assert len(tune(data, GroupGuess, {"offset": [3, 0, 1]}).trials) == 3
+    # Equal scores: the configured setting wins the tie.
+    tie = tune(data, GroupGuess, {"spare": [2.0, 3.0]}, params={"spare": 1.0})
+    assert tie.searched == {"spare": 1.0} and tie.params == {"spare": 1.0}
+    assert len({t.metrics["ndcg"] for t in tie.trials}) == 1
+    # A wrong configured setting is beaten by a better one of the space.
+    better = tune(data, GroupGuess, {"offset": [2, 0]}, params={"offset": 1})
+    assert better.trials[0].params == {"offset": 1} and better.searched == {"offset": 0}
+    assert better.metrics["ndcg"] > better.configured_metrics["ndcg"] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_winner_is_never_worse_than_the_configured_setting(seed):
+    result = tune(planted_history(seed=seed), "django_recs.algorithms.EASE",
+                  {"l2": {"min": 0.01, "max": 1e4, "log": True}}, max_trials=3, seed=seed,
+                  params={"l2": 30.0})
+    assert result.trials[0].params == {"l2": 30.0} and result.trials[0].configured
+    assert result.metrics["ndcg"] >= result.configured_metrics["ndcg"]
+    assert result.metrics["ndcg"] == max(t.metrics["ndcg"] for t in result.trials)
+
+
 def test_validation_holds_out_the_most_recent_entries():
     data = planted_history()
     split = validation_split(data, 0.25)
@@ -92,10 +123,11 @@ def test_same_seed_same_order_other_seed_other_order():
     assert order(3) != order(4)
 
 
-def test_a_budget_stops_new_settings_but_the_first_always_runs():
-    result = tune(planted_history(n_users=40), GroupGuess, {"offset": [0, 1, 2, 3]},
+def test_a_budget_stops_new_settings_but_the_configured_one_always_runs():
+    result = tune(planted_history(n_users=40), GroupGuess, {"offset": [3, 1, 2]},
                   budget_s=1e-9)
     assert len(result.trials) == 1 and not result.exhausted
+    assert result.trials[0].configured and result.searched == {"offset": 0}
 
 
 def test_ranges_are_sampled_within_bounds_and_grids_larger_than_max_trials_are_sampled():
@@ -114,7 +146,8 @@ def test_ranges_are_sampled_within_bounds_and_grids_larger_than_max_trials_are_s
 def test_tunes_a_real_algorithm_by_dotted_path():
     result = tune(planted_history(), "django_recs.algorithms.EASE", {"l2": [1.0, 1000.0]},
                   max_trials=2, k=5, metric="recall")
-    assert result.searched["l2"] in (1.0, 1000.0) and result.metric == "recall"
+    assert result.searched["l2"] in (200.0, 1.0, 1000.0) and result.metric == "recall"
+    assert [t.params["l2"] for t in result.trials][0] == 200.0  # EASE's default first
     assert isinstance(EASE(**result.params), EASE)
 
 

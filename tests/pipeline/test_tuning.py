@@ -56,6 +56,9 @@ def test_a_tuned_run_records_the_winner_and_its_validation_metrics(shop):
     assert "reused_from" not in record
     assert run.metrics["tune_validation_ndcg@10"] == record["validation_metrics"]["ndcg"]
     assert run.metrics["tune_trials"] == 2
+    # The configured l2=1000.0 was tried first: the winner is at least as good.
+    assert run.metrics["tune_configured_ndcg@10"] == record["configured_validation_metrics"]["ndcg"]
+    assert run.metrics["tune_validation_ndcg@10"] >= run.metrics["tune_configured_ndcg@10"]
     assert "tune" in run.timings
     # The next plain run re-uses the chosen parameters and says where they came from.
     [again] = django_recs.recompute("ease", sync=True)
@@ -171,7 +174,7 @@ def test_a_sharded_tuned_run_fits_its_shards_with_the_winner(shop, settings, tmp
     assert RunShard.objects.filter(run=run).count() >= 2
     chosen = run.params["tune"]["params"]
     assert run.params["k"] == chosen["k"] and run.params["beta"] == chosen["beta"]
-    assert run.metrics["tune_trials"] == 4
+    assert run.metrics["tune_trials"] == 5  # the configured k=3 first, then the grid of 4
 
 
 def test_a_tune_that_is_not_a_dict_fails_before_any_run_starts(db, settings):

@@ -38,3 +38,27 @@ def top_n(
             items[user, : order.size] = candidates[order]
             scores[user, : order.size] = row_scores[candidates[order]]
     return items, scores
+
+
+def history_top_n(
+    history: sp.csr_matrix,
+    W: np.ndarray,
+    n: int,
+    exclude: sp.csr_matrix | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n largest positive entries of each row of ``history @ W``, best first,
+    ties by lower column; ``exclude``'s entries are never selected. Padding:
+    column -1, score 0."""
+    m = history.shape[0]
+    items = np.full((m, n), -1, dtype=np.int32)
+    scores = np.zeros((m, n), dtype=np.float32)
+    for first in range(0, m, USERS_PER_BLOCK):
+        block = np.asarray(history[first : first + USERS_PER_BLOCK] @ W, dtype=np.float32)
+        if exclude is not None:
+            block[exclude[first : first + USERS_PER_BLOCK].toarray() != 0] = -np.inf
+        for offset, row_scores in enumerate(block):
+            candidates = np.flatnonzero(row_scores > 0)
+            order = candidates[np.lexsort((candidates, -row_scores[candidates]))][:n]
+            items[first + offset, : order.size] = order
+            scores[first + offset, : order.size] = row_scores[order]
+    return items, scores
