@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_feedback import _requests, load_data, settings_with  # noqa: E402
 from benchmarks.databases import create_postgres_database, postgres_url  # noqa: E402
+from benchmarks.timing import interleaved_medians  # noqa: E402
 
 PG_DB_NAME = "recs_bench_experiments"
 TEMPLATES = {
@@ -150,8 +149,6 @@ def measure(renders: int, block: int = 10) -> dict:
         placements = {False: f"plain-{tag}", True: f"ab-{tag}"}
         contexts = [{"product": products[i], "user": requests[i].user, "request": requests[i],
                      "url": f"/products/{products[i].pk}/"} for i in range(400)]
-        wall = {False: [], True: []}
-        cpu = {False: [], True: []}
         queries = {}
         with override_settings(DJANGO_RECS=settings):
             for running in (False, True):  # warm-up: caches, the copy of experiments, units
@@ -160,19 +157,13 @@ def measure(renders: int, block: int = 10) -> dict:
                 with CaptureQueriesContext(connection) as captured:
                     template.render(Context({**contexts[0], "placement": placements[running]}))
                 queries[running] = len(captured.captured_queries)
-            for number, start_at in enumerate(range(0, renders, block)):
-                for running in (False, True) if number % 2 else (True, False):
-                    for i in range(start_at, start_at + block):
-                        context = Context({**contexts[i % 400], "placement": placements[running]})
-                        began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
-                        template.render(context)
-                        cpu[running].append((time.thread_time_ns() - began_cpu) / 1e6)
-                        wall[running].append((time.perf_counter_ns() - began) / 1e6)
-        off, on = statistics.median(wall[False]), statistics.median(wall[True])
-        cpu_off, cpu_on = statistics.median(cpu[False]), statistics.median(cpu[True])
-        results[tag] = {"off": off, "on": on, "extra": on - off, "ratio": on / off,
-                        "cpu_off": cpu_off, "cpu_on": cpu_on, "cpu_extra": cpu_on - cpu_off,
-                        "queries_off": queries[False], "queries_on": queries[True]}
+
+            def render(running, i, template=template, contexts=contexts, placements=placements):
+                template.render(Context({**contexts[i % 400], "placement": placements[running]}))
+
+            measured = interleaved_medians(render, renders, block)
+        results[tag] = {**measured, "queries_off": queries[False], "queries_on": queries[True]}
+        off, on = measured["off"], measured["on"]
         print(f"  {tag}: plain {off:.3f} ms, A/B {on:.3f} ms", file=sys.stderr, flush=True)
     buffer.flush()
     return results

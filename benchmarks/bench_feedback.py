@@ -47,6 +47,7 @@ from benchmarks.databases import (  # noqa: E402
     drop_database,
     postgres_url,
 )
+from benchmarks.timing import interleaved_medians  # noqa: E402
 
 PG_DB_NAME = "recs_bench_feedback"
 SIZE = {"items": 5_000, "neighbours": 20, "users": 2_000, "recs": 20}
@@ -266,8 +267,6 @@ def measure_overhead(renders: int, block: int = 10) -> dict:
     results = {}
     for tag, source in TEMPLATES.items():
         template = Template(source)
-        wall = {False: [], True: []}
-        cpu = {False: [], True: []}
         queries = {}
         for enabled in (False, True):  # warm-up: caches, content types, the writer thread
             with override_settings(DJANGO_RECS=settings_with(IMPRESSIONS=enabled)):
@@ -278,20 +277,16 @@ def measure_overhead(renders: int, block: int = 10) -> dict:
                 queries[enabled] = len(captured.captured_queries)
         if output.count("recs_click=") != 10:
             raise SystemExit(f"{tag}: the logged list rendered no click links")
-        for number, start in enumerate(range(0, renders, block)):
-            for enabled in (False, True) if number % 2 else (True, False):
-                with override_settings(DJANGO_RECS=settings_with(IMPRESSIONS=enabled)):
-                    for i in range(start, start + block):
-                        context = Context(contexts[i % 400])
-                        began, began_cpu = time.perf_counter_ns(), time.thread_time_ns()
-                        template.render(context)
-                        cpu[enabled].append((time.thread_time_ns() - began_cpu) / 1e6)
-                        wall[enabled].append((time.perf_counter_ns() - began) / 1e6)
-        off, on = statistics.median(wall[False]), statistics.median(wall[True])
-        cpu_off, cpu_on = statistics.median(cpu[False]), statistics.median(cpu[True])
-        results[tag] = {"off": off, "on": on, "extra": on - off, "ratio": on / off,
-                        "cpu_off": cpu_off, "cpu_on": cpu_on, "cpu_extra": cpu_on - cpu_off,
-                        "queries_off": queries[False], "queries_on": queries[True]}
+
+        def render(enabled, i, template=template):
+            template.render(Context(contexts[i % 400]))
+
+        def impressions(enabled):
+            return override_settings(DJANGO_RECS=settings_with(IMPRESSIONS=enabled))
+
+        measured = interleaved_medians(render, renders, block, setting=impressions)
+        results[tag] = {**measured, "queries_off": queries[False], "queries_on": queries[True]}
+        off, on = measured["off"], measured["on"]
         print(f"  {tag}: off {off:.3f} ms, on {on:.3f} ms", file=sys.stderr, flush=True)
     buffer.flush()
     return results
