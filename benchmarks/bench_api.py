@@ -32,7 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,9 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.databases import (  # noqa: E402
-    create_postgres_database,
-    drop_database,
-    postgres_url,
+    scratch_database,
 )
 
 PG_DB_NAME = "recs_bench_api"
@@ -70,19 +67,10 @@ def main() -> None:
     for backend in args.backends.split(","):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="benchmarks.api_settings",
                    PYTHONPATH=str(ROOT))
-        sqlite_file = None
-        if backend == "postgres":
-            drop_database("postgres", PG_DB_NAME)
-            create_postgres_database(PG_DB_NAME)
-            env["DATABASE_URL"] = postgres_url(PG_DB_NAME)
-        elif backend == "sqlite":
-            sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_api_{os.getpid()}.sqlite3")
-            env.pop("DATABASE_URL", None)
-            env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
-        else:
+        if backend not in ("sqlite", "postgres"):
             sys.exit(f"unknown backend {backend!r} (sqlite, postgres)")
         print(f"{backend}: loading ...", file=sys.stderr, flush=True)
-        try:
+        with scratch_database(backend, PG_DB_NAME, env):
             setup = subprocess.run([sys.executable, __file__, "--setup"], env=env, cwd=ROOT,
                                    check=True, stdout=subprocess.PIPE, text=True).stdout
             session = json.loads(setup.strip().splitlines()[-1])["session"]
@@ -92,12 +80,6 @@ def main() -> None:
             print(f"{backend}: throughput ...", file=sys.stderr, flush=True)
             with serving(env, workers=args.workers) as port:
                 throughput = measure_throughput(port, args.seconds, args.clients)
-        finally:
-            if backend == "postgres":
-                drop_database("postgres", PG_DB_NAME)
-            elif sqlite_file:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(sqlite_file + suffix).unlink(missing_ok=True)
         results.append({"backend": {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend],
                         "latency": latency, "throughput": throughput})
     print_tables(results, args)

@@ -22,14 +22,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_feedback import _requests, load_data, settings_with  # noqa: E402
-from benchmarks.databases import create_postgres_database, postgres_url  # noqa: E402
+from benchmarks.databases import scratch_database  # noqa: E402
 from benchmarks.timing import interleaved_medians  # noqa: E402
 
 PG_DB_NAME = "recs_bench_experiments"
@@ -59,28 +58,13 @@ def main() -> None:
     results = []
     for backend in args.backends.split(","):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
-        sqlite_file = None
-        if backend == "postgres":
-            _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
-            create_postgres_database(PG_DB_NAME)
-            env["DATABASE_URL"] = postgres_url(PG_DB_NAME)
-        elif backend == "sqlite":
-            sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_ab_{os.getpid()}.sqlite3")
-            env.pop("DATABASE_URL", None)
-            env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
-        else:
+        if backend not in ("sqlite", "postgres"):
             sys.exit(f"unknown backend {backend!r} (sqlite, postgres)")
         print(f"{backend}: running ...", file=sys.stderr, flush=True)
         command = [sys.executable, __file__, "--child", backend, "--renders", str(args.renders)]
-        try:
+        with scratch_database(backend, PG_DB_NAME, env):
             out = subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE,
                                  text=True).stdout
-        finally:
-            if backend == "postgres":
-                _postgres_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}"')
-            elif sqlite_file:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(sqlite_file + suffix).unlink(missing_ok=True)
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(f"\nA list tag and its 10 links, median of {args.renders:,} renders each, without and "
           "with a running experiment at its placement (IMPRESSIONS on)")
@@ -93,16 +77,6 @@ def main() -> None:
                   f"{row['extra']:>10.3f}{row['ratio']:>7.2f}{row['cpu_off']:>10.3f}"
                   f"{row['cpu_on']:>9.3f}{row['cpu_extra']:>10.3f}"
                   f"{row['queries_off']:>5} {row['queries_on']:>3}")
-
-
-def _postgres_admin(sql: str) -> None:
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    admin = urlunparse(urlparse(postgres_url(PG_DB_NAME))._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def run_child(args) -> dict:

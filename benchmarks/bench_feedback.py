@@ -35,7 +35,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,9 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.databases import (  # noqa: E402
-    create_postgres_database,
-    drop_database,
-    postgres_url,
+    scratch_database,
 )
 from benchmarks.timing import interleaved_medians  # noqa: E402
 
@@ -90,29 +87,14 @@ def main() -> None:
     results = []
     for backend in args.backends.split(","):
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings")
-        sqlite_file = None
-        if backend == "postgres":
-            drop_database("postgres", PG_DB_NAME)
-            create_postgres_database(PG_DB_NAME)
-            env["DATABASE_URL"] = postgres_url(PG_DB_NAME)
-        elif backend == "sqlite":
-            sqlite_file = str(Path(tempfile.gettempdir()) / f"recs_bench_feedback_{os.getpid()}.sqlite3")
-            env.pop("DATABASE_URL", None)
-            env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
-        else:
+        if backend not in ("sqlite", "postgres"):
             sys.exit(f"unknown backend {backend!r} (sqlite, postgres)")
         print(f"{backend}: running ...", file=sys.stderr, flush=True)
         command = [sys.executable, __file__, "--child", backend, "--renders", str(args.renders),
                    "--seconds", str(args.seconds), "--producers", str(args.producers)]
-        try:
+        with scratch_database(backend, PG_DB_NAME, env):
             out = subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=subprocess.PIPE,
                                  text=True).stdout
-        finally:
-            if backend == "postgres":
-                drop_database("postgres", PG_DB_NAME)
-            elif sqlite_file:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(sqlite_file + suffix).unlink(missing_ok=True)
         results.append(json.loads(out.strip().splitlines()[-1]))
     print_tables(results, args)
 

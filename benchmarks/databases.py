@@ -14,7 +14,11 @@ so two checkouts benchmarking on one server keep apart.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import unquote, urlparse, urlunparse
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "display_name",
     "drop_database",
     "postgres_url",
+    "scratch_database",
     "server_cpu_seconds",
     "server_url",
     "unavailable",
@@ -115,6 +120,32 @@ def drop_database(backend: str, name: str) -> None:
         _admin("postgres", f'DROP DATABASE IF EXISTS "{name}"')
     else:
         _admin("mysql", f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@contextlib.contextmanager
+def scratch_database(backend: str, name: str, env: dict) -> Iterator[None]:
+    """A new, empty database ``name`` on ``backend`` for a child process, removed afterwards.
+
+    Points ``env`` (the child's environment) at it: DATABASE_URL for a server,
+    DJANGO_RECS_SQLITE_PATH (a file in the temporary directory) for SQLite.
+    """
+    sqlite_file = None
+    if backend == "sqlite":
+        sqlite_file = str(Path(tempfile.gettempdir()) / f"{name}_{os.getpid()}.sqlite3")
+        env.pop("DATABASE_URL", None)
+        env["DJANGO_RECS_SQLITE_PATH"] = sqlite_file
+    elif backend in _DEFAULTS:
+        env["DATABASE_URL"] = create_database(backend, name, fresh=True)
+    else:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    try:
+        yield
+    finally:
+        if sqlite_file:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(sqlite_file + suffix).unlink(missing_ok=True)
+        else:
+            drop_database(backend, name)
 
 
 def create_postgres_database(name: str) -> str:
