@@ -8,6 +8,7 @@ the results (and the admin's page) read what happened.
 from __future__ import annotations
 
 import random
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -40,8 +41,25 @@ def products():
 
 
 def simulate(products, made, *, visitors: int, click: dict, buy: dict, seed: int) -> dict:
-    """Drive ``visitors`` anonymous visitors; ``click``/``buy``: probability per variant."""
+    """Drive ``visitors`` anonymous visitors; ``click``/``buy``: probability per variant.
+
+    Deterministic: the visitors' units come from the seed too (and the
+    experiment has a fixed id and salt, see ``simulated``), so which visitor
+    lands in which variant is the same on every run and database.
+    """
     rng = random.Random(seed)
+    units = random.Random(seed + 1_000)
+    with mock.patch("django_recs.experiments.units.secrets.token_urlsafe",
+                    lambda nbytes: units.randbytes(nbytes).hex()):
+        return _visit(products, made, rng, visitors=visitors, click=click, buy=buy)
+
+
+def simulated(**fields):
+    """An experiment as ``experiment()`` makes it, with a fixed id and salt."""
+    return experiment(pk=90_001, salt="simulated", **fields)
+
+
+def _visit(products, made, rng, *, visitors: int, click: dict, buy: dict) -> dict:
     assigned = {}
     for _ in range(visitors):
         session = SessionStore()
@@ -71,7 +89,7 @@ def assigned_variant(request, made):
 
 @override_settings(DJANGO_RECS=EXPERIMENTS)
 def test_a_real_difference_is_found_and_shown_on_the_admins_page(products, client):
-    made = experiment(minimum_effect=1.0)
+    made = simulated(minimum_effect=1.0)
     split = simulate(products, made, visitors=1600, click={"A": 0.10, "B": 0.20},
                      buy={"A": 0.04, "B": 0.10}, seed=1)
     results = experiment_results(made)
@@ -97,7 +115,7 @@ def test_a_real_difference_is_found_and_shown_on_the_admins_page(products, clien
 
 @override_settings(DJANGO_RECS=EXPERIMENTS)
 def test_equal_variants_are_reported_as_no_significant_difference(products):
-    made = experiment(minimum_effect=1.0,
+    made = simulated(minimum_effect=1.0,
                       arms=(("A", "similar", 1, True), ("B", "similar", 1, False)))
     simulate(products, made, visitors=1600, click={"A": 0.15, "B": 0.15},
              buy={"A": 0.06, "B": 0.06}, seed=2)
@@ -109,7 +127,7 @@ def test_equal_variants_are_reported_as_no_significant_difference(products):
 
 @override_settings(DJANGO_RECS=EXPERIMENTS)
 def test_a_hold_out_is_measured_by_its_visitors_purchases(products):
-    made = experiment(minimum_effect=1.0, arms=(("none", "none", 1, True),
+    made = simulated(minimum_effect=1.0, arms=(("none", "none", 1, True),
                                                 ("B", "similar", 1, False)))
     simulate(products, made, visitors=1600, click={"none": 0.0, "B": 0.2},
              buy={"none": 0.03, "B": 0.09}, seed=3)
@@ -123,7 +141,7 @@ def test_a_hold_out_is_measured_by_its_visitors_purchases(products):
 
 @override_settings(DJANGO_RECS=EXPERIMENTS)
 def test_too_few_visitors_says_how_many_more_are_needed(products):
-    made = experiment(minimum_effect=0.1)
+    made = simulated(minimum_effect=0.1)
     simulate(products, made, visitors=400, click={"A": 0.1, "B": 0.1},
              buy={"A": 0.05, "B": 0.05}, seed=4)
     results = experiment_results(made)
