@@ -377,8 +377,31 @@ def print_table(results: list[dict], size: dict) -> None:
                   f"x{fast_write / (naive['write_rows'] / naive['write_seconds']):.1f} "
                   f"(naive write timed on a {naive['write_rows']:,}-row sample of "
                   f"{run['algorithm']}'s rows)")
+    print_goals(results, size)
     if results:
         print(f"kernels: {results[0]['kernels']}")
+
+
+#: The end-to-end goal of a run on PostgreSQL, by size (seconds).
+GOALS = {FULL["interactions"]: 6.0, LARGE["interactions"]: 90.0}
+
+
+def print_goals(results: list[dict], size: dict) -> None:
+    """Each PostgreSQL run against the goal for its size, and the lists layout against rows."""
+    goal = GOALS.get(size["interactions"])
+    for result in results:
+        by_label = {(run["algorithm"], run["label"].rsplit(", ", 1)[1].rstrip(")")): run
+                    for run in result["runs"]}
+        for (algorithm, layout), run in by_label.items():
+            rows = by_label.get((algorithm, "rows"))
+            versus = (f", {rows['seconds'] / run['seconds']:.2f}x faster than the rows layout"
+                      if layout == "lists" and rows else "")
+            if goal is not None and result["backend"].startswith("PostgreSQL"):
+                verdict = "met" if run["seconds"] <= goal else "NOT met"
+                print(f"goal: {run['label']} on {result['backend']} in <= {goal:.0f} s: "
+                      f"{verdict} ({run['seconds']:.2f} s{versus})")
+            elif versus:
+                print(f"{run['label']} on {result['backend']}: {run['seconds']:.2f} s{versus}")
 
 
 # -- child: one backend -------------------------------------------------------------------------
