@@ -10,6 +10,7 @@ import django_recs
 from django_recs import pipeline
 from django_recs.models import PopularItem, Recommendation, RecommendationList, Run, SimilarItem
 from django_recs.storage.partitions import (
+    drop_run_partition,
     is_partitioned,
     partition_name,
     run_partition_exists,
@@ -190,3 +191,44 @@ def test_a_partition_created_ahead_takes_writers_side_by_side(shop_committed):
     SimilarItem.objects.create(run=third, item_type_id=1, item_key="a", neighbour_type_id=1,
                                neighbour_key="b", score=1.0, rank=0)
     assert create_run_partition(SimilarItem, third.pk, using="default") is False
+
+
+def key_collations() -> dict[tuple[str, str], str | None]:
+    """(table, column) -> collation name of the result tables' key columns (their partitions too)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, a.attname, coll.collname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "LEFT JOIN pg_collation coll ON coll.oid = a.attcollation "
+            "WHERE c.relname LIKE 'django_recs_%%' AND a.attname LIKE '%%_key' "
+            "AND a.attname <> 'session_key' AND a.attnum > 0 AND c.relkind IN ('r', 'p') "
+            "AND (c.relname LIKE 'django_recs_similaritem%%' "
+            "OR c.relname LIKE 'django_recs_recommendation%%' "
+            "OR c.relname LIKE 'django_recs_popularitem%%')")
+        return {(table, column): collation for table, column, collation in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_result_keys_compare_bytewise_and_the_migration_reverses_with_rows():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("django_recs", "0015_partition_recommendation_lists")]
+    run = Run.objects.create(algorithm="similar", status="succeeded", is_active=True)
+    write_run_partition(SimilarItem, run.pk, [similar_rows(run.pk, 50)], using="default")
+    keys = key_collations()
+    assert ("django_recs_similaritem_run%d" % run.pk, "neighbour_key") in keys
+    assert set(keys.values()) == {"C"}, keys
+    try:
+        MigrationExecutor(connection).migrate(before)
+        assert set(key_collations().values()) == {"default"}
+        assert SimilarItem.objects.filter(run=run).count() == 50
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert set(key_collations().values()) == {"C"}
+    # A key still finds its rows, compared with a value of the default collation.
+    assert list(SimilarItem.objects.filter(run=run, item_key="7").values_list(
+        "neighbour_key", flat=True)) == ["8"]
+    drop_run_partition(SimilarItem, run.pk, using="default")
+    Run.objects.all().delete()
