@@ -11,6 +11,7 @@ leading comma for the first, its score with 7 significant digits
 (``]`` when it has none) + ``]``.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cython.parallel cimport prange
 from libc.math cimport fabs, floor, isfinite, log10, rint
 from libc.string cimport memcpy
@@ -158,3 +159,32 @@ def encode_lists(
                 count = count + 1
             base[at] = 93  # "]"
     return buffer_array, offsets_array, lengths_array
+
+
+def interleave_rows(
+    const unsigned char[:, ::1] heads,
+    const unsigned char[::1] data,
+    const long long[::1] starts,
+    const long long[::1] ends,
+):
+    """Row i's head (``heads[i]``) then its text (``data[starts[i]:ends[i]]``), for every row.
+
+    One bytes object; the wrapper checked that every text lies within data.
+    """
+    cdef Py_ssize_t n = heads.shape[0], width = heads.shape[1], i
+    cdef long long total = n * width, size
+    for i in range(n):
+        total = total + (ends[i] - starts[i])
+    result = PyBytes_FromStringAndSize(NULL, total)
+    cdef char* out = PyBytes_AS_STRING(result)
+    cdef const unsigned char* text = &data[0] if data.shape[0] else NULL
+    with nogil:
+        for i in range(n):
+            if width:
+                memcpy(out, &heads[i, 0], width)
+                out = out + width
+            size = ends[i] - starts[i]
+            if size:
+                memcpy(out, text + starts[i], size)
+                out = out + size
+    return result

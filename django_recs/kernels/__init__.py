@@ -12,7 +12,7 @@ from ._native import COMPILED_MODULES, missing_modules, native_module
 from ._threads import limit_blas_threads, resolve_num_threads
 from .als import als_fit, als_fold_in, als_loss
 from .ease import ease_weights, gram_matrix
-from .lists import encode_lists
+from .lists import encode_lists, interleave_rows
 from .norms import row_norms
 from .similarity import item_similarity, user_similarity
 from .topn import history_top_n, top_n
@@ -25,6 +25,7 @@ __all__ = [
     "build_info",
     "ease_weights",
     "encode_lists",
+    "interleave_rows",
     "gram_matrix",
     "history_top_n",
     "item_similarity",

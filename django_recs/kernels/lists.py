@@ -15,7 +15,7 @@ from ._native import native_module
 from ._reference import lists as reference
 from ._threads import resolve_num_threads
 
-__all__ = ["encode_lists"]
+__all__ = ["encode_lists", "interleave_rows"]
 
 
 def encode_lists(
@@ -81,6 +81,36 @@ def encode_lists(
     reason_bytes, reason_offsets = _packed(reason_fragments)
     return native.encode_lists(recommended, scores, reasons, keep, item_bytes, item_offsets,
                                reason_bytes, reason_offsets, threads)
+
+
+def interleave_rows(heads, data, starts, ends) -> bytes:
+    """Each row's fixed-width head followed by its text, all rows in one bytes object.
+
+    Parameters
+    ----------
+    heads : uint8 array, shape (n_rows, width)
+        Each row's leading bytes (a binary COPY tuple's field count and
+        fixed-width fields, say).
+    data : bytes-like
+        The texts back to back.
+    starts, ends : int arrays, shape (n_rows,)
+        Row i's text is ``data[starts[i]:ends[i]]``.
+    """
+    heads = np.ascontiguousarray(heads, dtype=np.uint8)
+    if heads.ndim != 2:
+        raise ValueError(f"heads must be 2-D (rows x bytes), got shape {heads.shape}")
+    buffer = np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(0, dtype=np.uint8)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    ends = np.ascontiguousarray(ends, dtype=np.int64)
+    if starts.shape != (heads.shape[0],) or ends.shape != starts.shape:
+        raise ValueError(f"starts and ends need one entry per row ({heads.shape[0]}), got "
+                         f"shapes {starts.shape} and {ends.shape}")
+    if len(starts) and ((ends < starts).any() or starts.min() < 0 or ends.max() > len(buffer)):
+        raise ValueError("every text must lie within data (0 <= start <= end <= len(data))")
+    native = native_module("_lists")
+    if native is None:
+        return reference.interleave_rows(heads, buffer, starts, ends)
+    return native.interleave_rows(heads, buffer, starts, ends)
 
 
 def _packed(fragments: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from django.db import connections, models, transaction
 
+from .. import kernels
+
 __all__ = ["PackedText", "copy_binary", "supports_binary_copy"]
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -252,16 +254,8 @@ def _encode_packed(columns: Mapping, names: list[str], kinds: list[str]) -> byte
         records[f"len{i}"] = np.dtype(kind).itemsize
         records[f"value{i}"] = fixed
     records["text_len"] = text.lengths()
-    head = memoryview(records.tobytes())
-    width = records.dtype.itemsize
-    data = memoryview(text.data)
-    parts = []
-    append = parts.append
-    for row, (start, end) in enumerate(zip(text.starts.tolist(), text.ends.tolist(),
-                                           strict=True)):
-        append(head[row * width:(row + 1) * width])
-        append(data[start:end])
-    return b"".join(parts)
+    heads = records.view(np.uint8).reshape(len(text), records.dtype.itemsize)
+    return kernels.interleave_rows(heads, text.data, text.starts, text.ends)
 
 
 def _encode_group(rows, values, kinds, sizes) -> bytes:

@@ -84,6 +84,32 @@ def test_encode_lists_refuses_mismatched_input():
         kernels.encode_lists(np.zeros((2, 3)), np.zeros((2, 3)), items, why, keep=[1])
 
 
+def test_interleaved_rows_are_each_head_then_its_text():
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 500, dtype=np.uint8).tobytes()
+    starts = np.sort(rng.integers(0, 500, 40))
+    ends = np.minimum(starts + rng.integers(0, 30, 40), 500)
+    ends[3] = starts[3]  # an empty text
+    heads = rng.integers(0, 256, (40, 6), dtype=np.uint8)
+    joined = kernels.interleave_rows(heads, data, starts, ends)
+    expected = b"".join(heads[i].tobytes() + data[starts[i]:ends[i]] for i in range(40))
+    assert joined == expected
+    assert reference.interleave_rows(heads, np.frombuffer(data, np.uint8), starts, ends) == expected
+    assert kernels.interleave_rows(np.zeros((0, 6), np.uint8), b"", [], []) == b""
+
+
+def test_interleave_rows_refuses_texts_outside_the_data():
+    heads = np.zeros((2, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="must lie within data"):
+        kernels.interleave_rows(heads, b"abc", [0, 2], [1, 4])
+    with pytest.raises(ValueError, match="must lie within data"):
+        kernels.interleave_rows(heads, b"abc", [2, 0], [1, 1])
+    with pytest.raises(ValueError, match="one entry per row"):
+        kernels.interleave_rows(heads, b"abc", [0], [1])
+    with pytest.raises(ValueError, match="must be 2-D"):
+        kernels.interleave_rows(np.zeros(3, np.uint8), b"abc", [0], [1])
+
+
 # -- a run, in both layouts -------------------------------------------------------------------
 
 

@@ -61,3 +61,13 @@ def encode_lists(recommended, scores, reasons, keep, item_fragments, reason_frag
     offsets[1:] = np.cumsum([len(t) for t in texts])
     buffer = np.frombuffer(b"".join(texts), dtype=np.uint8).copy()
     return buffer, offsets, np.asarray(lengths, dtype=np.int64)
+
+
+def interleave_rows(heads, data, starts, ends) -> bytes:
+    """Row i's head, then its text ``data[starts[i]:ends[i]]``, for every row."""
+    view = memoryview(data)
+    parts = []
+    for head, start, end in zip(heads, starts.tolist(), ends.tolist(), strict=True):
+        parts.append(head.tobytes())
+        parts.append(view[start:end])
+    return b"".join(parts)
