@@ -46,6 +46,7 @@ from .snapshot import (
     save_csr,
     stored_artifact,
 )
+from .tracking import beat_until
 from .writing import recommendation_chunks
 
 logger = logging.getLogger(__name__)
@@ -176,13 +177,7 @@ def beating(run_id: int, *, using: str = DEFAULT_DB_ALIAS):
     stop = threading.Event()
 
     def loop() -> None:
-        try:
-            while not stop.wait(HEARTBEAT_INTERVAL):
-                beat()
-        except Exception:  # never let the heartbeat kill the shard
-            logger.exception("django_recs: heartbeat of run %s failed", run_id)
-        finally:
-            connections[using].close()
+        beat_until(stop, beat, run_id=run_id, using=using, interval=HEARTBEAT_INTERVAL)
 
     thread = threading.Thread(target=loop, name=f"recs-shard-{run_id}", daemon=True)
     thread.start()

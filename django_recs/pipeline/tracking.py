@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from ..models import Run
@@ -31,6 +31,27 @@ HEARTBEAT_INTERVAL = 2.0
 ProgressListener = Callable[[str, float], None]
 
 
+def beat_until(stop: threading.Event, beat: Callable[[], None], *, run_id: int, using: str,
+               interval: float) -> None:
+    """Call ``beat`` every ``interval`` seconds until ``stop`` is set (in a thread).
+
+    A beat that fails (SQLite's file locked by the run's own long write, a
+    dropped connection) is logged and the next one tried on a new
+    connection: one failure must not end the heartbeat, or a long run would
+    look dead to the sweep. Nothing here may kill the run.
+    """
+    try:
+        while not stop.wait(interval):
+            try:
+                beat()
+            except DatabaseError as error:
+                logger.warning("django_recs: heartbeat of run %s failed (%s); trying again in "
+                               "%g s", run_id, error, interval)
+                connections[using].close()
+    except Exception:
+        logger.exception("django_recs: heartbeat of run %s stopped", run_id)
+    finally:
+        connections[using].close()
 
 
 class RunTracker:
@@ -73,15 +94,13 @@ class RunTracker:
                 thread.join()
 
     def _beat(self) -> None:
-        try:
-            while not self._stop.wait(HEARTBEAT_INTERVAL):
-                Run.objects.using(self.using).filter(
-                    pk=self.run.pk, status=Run.Status.RUNNING
-                ).update(heartbeat_at=timezone.now(), progress=self.overall)
-        except Exception:  # never let the watcher kill the run; the run writes too
-            logger.exception("django_recs: heartbeat of run %s failed", self.run.pk)
-        finally:
-            connections[self.using].close()
+        def beat() -> None:
+            Run.objects.using(self.using).filter(
+                pk=self.run.pk, status=Run.Status.RUNNING
+            ).update(heartbeat_at=timezone.now(), progress=self.overall)
+
+        beat_until(self._stop, beat, run_id=self.run.pk, using=self.using,
+                   interval=HEARTBEAT_INTERVAL)
 
     @contextmanager
     def stage(self, name: str):

@@ -121,3 +121,31 @@ def test_a_timeout_that_check_reports_falls_back_to_its_default(shop, settings, 
     client = staff("manager", can_recompute=False)
     assert client.get(reverse("admin:django_recs_run_changelist")).status_code == 200
     assert Run.objects.get(pk=dead.pk).status == "failed"  # its default applied
+
+
+def test_a_failed_heartbeat_is_logged_and_the_next_one_still_written(caplog):
+    # SQLite's file stays locked through a run's own long write: the beats
+    # that fail meanwhile must not end the heartbeat, or the sweep would
+    # take the run for dead once it outlives HEARTBEAT_TIMEOUT.
+    import threading
+
+    from django.db import OperationalError
+
+    from django_recs.pipeline.tracking import beat_until
+
+    stop = threading.Event()
+    calls = []
+
+    def beat():
+        calls.append(len(calls))
+        if len(calls) <= 2:
+            raise OperationalError("database is locked")
+        if len(calls) == 4:
+            stop.set()
+
+    with caplog.at_level("WARNING", logger="django_recs"):
+        beat_until(stop, beat, run_id=7, using="default", interval=0.01)
+    assert len(calls) == 4
+    failures = [r for r in caplog.records if "heartbeat of run 7 failed" in r.getMessage()]
+    assert len(failures) == 2 and "database is locked" in failures[0].getMessage()
+    assert all(r.exc_info is None for r in failures)
