@@ -218,7 +218,7 @@ def neighbour_top_n(const long long[::1] h_indptr, const int[::1] h_indices,
         keys = <uint64_t*>malloc(sizeof(uint64_t) * width)
         try:
             clear_all(slots, width)
-            for u in prange(m, schedule="dynamic", chunksize=64):
+            for u in prange(m, schedule="dynamic", chunksize=16):
                 recommend_user(u, &h_indptr[0], history_indices, history_data,
                                &s_indptr[0], neighbour_indices, neighbour_data,
                                &x_indptr[0], excluded, n,

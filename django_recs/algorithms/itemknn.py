@@ -33,9 +33,10 @@ METRICS = ("cosine", "jaccard", "conditional")
 
 #: The recommendation step reports progress about this many times, on chunks
 #: of at least PROGRESS_MIN_ENTRIES (history x neighbours) entries: each call
-#: of the kernel validates the whole neighbour matrix again.
-PROGRESS_STEPS = 10
-PROGRESS_MIN_ENTRIES = 5_000_000
+#: of the kernel validates the whole neighbour matrix again and ends with
+#: threads waiting for the slowest, so calls are few and large.
+PROGRESS_STEPS = 5
+PROGRESS_MIN_ENTRIES = 20_000_000
 
 
 class ItemKNN(Algorithm):
