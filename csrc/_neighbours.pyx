@@ -29,8 +29,9 @@ contribution, reason: one cache line per update, not three):
 4. Reset: only the touched entries are cleared, so a user costs its history
    times the neighbours, never the number of items.
 
-The scatter is branch-free: a user's ~500 updates hit random items, so the
-branches "first touch?" and "larger contribution?" would mispredict often.
+The first touch is counted without a branch (the touched list is written
+at every update and advances only on a first touch): a user's ~500 updates
+hit random items, so a "first touch?" branch would mispredict often.
 """
 
 from cython.parallel cimport parallel, prange

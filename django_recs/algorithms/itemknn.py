@@ -175,6 +175,10 @@ def recommend_from_neighbours(
     expanded = np.concatenate(([0], np.cumsum(neighbours_per_item[weights.indices])))
     cost = expanded[weights.indptr[1:]] - expanded[weights.indptr[:-1]]
     budget = max(PROGRESS_MIN_ENTRIES, int(expanded[-1]) // PROGRESS_STEPS)
+    if not similar.has_canonical_format:
+        # Neighbour rows come best first; the kernel would sort them on every call.
+        similar = similar.copy()
+        similar.sum_duplicates()
     done = 0
     for rows in user_chunks(cost, budget=budget):
         recommended[rows], scores[rows], reasons[rows] = kernels.neighbour_top_n(
