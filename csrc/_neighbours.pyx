@@ -39,6 +39,17 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+cdef extern from *:
+    """
+    #define RECS_PREFETCH(address) __builtin_prefetch((address), 0, 3)
+    """
+    void RECS_PREFETCH(const void* address) nogil
+
+# Neighbour rows of history entries this far ahead are prefetched: each row
+# is a short run at a random place in the neighbour arrays.
+cdef enum:
+    PREFETCH_AHEAD = 2
+
 # The reason of an item no history entry of the user has reached yet
 # (-1: reached, but no contribution was positive).
 cdef enum:
@@ -75,7 +86,7 @@ cdef inline void swap(uint64_t* keys, Py_ssize_t a, Py_ssize_t b) noexcept nogil
 cdef void select_largest(uint64_t* keys, Py_ssize_t count, Py_ssize_t n) noexcept nogil:
     """Reorder distinct keys so that keys[0:n] are the n largest (in any order); n < count."""
     cdef Py_ssize_t low = 0, high = count - 1, middle, i, store
-    cdef uint64_t pivot
+    cdef uint64_t pivot, key
     while low < high:
         # Median of three as the pivot, parked at ``high`` during the partition.
         middle = low + (high - low) // 2
@@ -88,9 +99,12 @@ cdef void select_largest(uint64_t* keys, Py_ssize_t count, Py_ssize_t n) noexcep
         pivot = keys[high]
         store = low
         for i in range(low, high):
-            if keys[i] > pivot:
-                swap(keys, i, store)
-                store += 1
+            # Branch-free: keys[store:i] are <= pivot, so the swap is harmless
+            # when keys[i] stays on the right (the branch would be a coin toss).
+            key = keys[i]
+            keys[i] = keys[store]
+            keys[store] = key
+            store += key > pivot
         swap(keys, store, high)
         # keys[low:store] > pivot == keys[store] > keys[store + 1:high + 1]
         if store == n or store == n - 1:
@@ -114,6 +128,15 @@ cdef void sort_descending(uint64_t* keys, Py_ssize_t count) noexcept nogil:
         keys[j + 1] = key
 
 
+cdef inline void prefetch_row(const long long* s_indptr, const int* s_indices,
+                              const float* s_data, int i) noexcept nogil:
+    """Start loading the first cache lines of item i's neighbour row."""
+    cdef long long first = s_indptr[i]
+    if first < s_indptr[i + 1]:
+        RECS_PREFETCH(&s_indices[first])
+        RECS_PREFETCH(&s_data[first])
+
+
 cdef void recommend_user(
     long long u,
     const long long* h_indptr, const int* h_indices, const float* h_data,
@@ -129,7 +152,12 @@ cdef void recommend_user(
     cdef double contribution
     cdef bint larger
     cdef Slot* slot
-    for p in range(h_indptr[u], h_indptr[u + 1]):
+    cdef long long start = h_indptr[u], end = h_indptr[u + 1]
+    for p in range(start, min(start + PREFETCH_AHEAD, end)):
+        prefetch_row(s_indptr, s_indices, s_data, h_indices[p])
+    for p in range(start, end):
+        if p + PREFETCH_AHEAD < end:
+            prefetch_row(s_indptr, s_indices, s_data, h_indices[p + PREFETCH_AHEAD])
         i = h_indices[p]
         w = h_data[p]
         for q in range(s_indptr[i], s_indptr[i + 1]):
