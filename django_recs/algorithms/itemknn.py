@@ -165,11 +165,14 @@ def recommend_from_neighbours(
     weights = matrix.weights
     n_users = weights.shape[0]
     n = max(0, min(int(n), matrix.n_items))
-    recommended = np.full((n_users, n), -1, dtype=np.int32)
-    scores = np.zeros((n_users, n), dtype=np.float32)
-    reasons = np.full((n_users, n), -1, dtype=np.int32)
     if n == 0 or weights.nnz == 0 or similar.nnz == 0:
-        return recommended, scores, reasons
+        return (np.full((n_users, n), -1, dtype=np.int32),
+                np.zeros((n_users, n), dtype=np.float32),
+                np.full((n_users, n), -1, dtype=np.int32))
+    # Every row is written by one of the chunks below.
+    recommended = np.empty((n_users, n), dtype=np.int32)
+    scores = np.empty((n_users, n), dtype=np.float32)
+    reasons = np.empty((n_users, n), dtype=np.int32)
     # Work per user: its history entries times their neighbours.
     neighbours_per_item = np.diff(similar.indptr)
     expanded = np.concatenate(([0], np.cumsum(neighbours_per_item[weights.indices])))

@@ -107,9 +107,13 @@ def neighbour_top_n(
     native = native_module("_neighbours")
     if native is None:
         return reference.neighbour_top_n(H, S, n, pattern)
-    indices = np.full((m, n), -1, dtype=np.int32)
-    scores = np.zeros((m, n), dtype=np.float32)
-    reasons = np.full((m, n), -1, dtype=np.int32)
+    indices = np.empty((m, n), dtype=np.int32)
+    scores = np.empty((m, n), dtype=np.float32)
+    reasons = np.empty((m, n), dtype=np.int32)
+    if width == 0:  # nothing to recommend; otherwise the kernel writes every entry
+        indices.fill(-1)
+        scores.fill(0)
+        reasons.fill(-1)
     if pattern is None:
         exclude_indptr = np.zeros(m + 1, dtype=np.int64)
         exclude_indices = np.zeros(0, dtype=np.int32)
