@@ -243,7 +243,9 @@ def neighbour_top_n(const long long[::1] h_indptr, const int[::1] h_indices,
         return
     with nogil, parallel(num_threads=num_threads):
         slots = <Slot*>malloc(sizeof(Slot) * width)
-        touched = <int*>malloc(sizeof(int) * width)
+        # One more than items: the scatter writes at the end of the list
+        # before it knows whether the item is new (then it does not advance).
+        touched = <int*>malloc(sizeof(int) * (width + 1))
         keys = <uint64_t*>malloc(sizeof(uint64_t) * width)
         try:
             clear_all(slots, width)
