@@ -12,13 +12,10 @@ recommendation is the history item i with the largest ``w(u, i) * sim(i, j)``.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.sparse as sp
 
 from .. import kernels
-from ..kernels import resolve_num_threads
 from ..kernels.similarity import check_item_range
 from ..matrix import InteractionMatrix
 from .base import (
@@ -30,16 +27,16 @@ from .base import (
     require_int,
     require_number,
 )
-from .ranking import (
-    CHUNK_ENTRIES,
-    csr_values_at,
-    drop_entries,
-    sparse_top_n,
-    strongest_history_item,
-    user_chunks,
-)
+from .ranking import user_chunks
 
 METRICS = ("cosine", "jaccard", "conditional")
+
+#: The recommendation step reports progress about this many times, on chunks
+#: of at least PROGRESS_MIN_ENTRIES (history x neighbours) entries: each call
+#: of the kernel validates the whole neighbour matrix again and ends with
+#: threads waiting for the slowest, so calls are few and large.
+PROGRESS_STEPS = 5
+PROGRESS_MIN_ENTRIES = 20_000_000
 
 
 class ItemKNN(Algorithm):
@@ -162,46 +159,35 @@ def recommend_from_neighbours(
 
     Returns ``(recommended, scores, reasons)``, each of shape (n_users, n):
     int32 columns (-1 padding), float32 scores, int32 reason columns (-1 unknown).
-    Users are processed in chunks so memory stays bounded.
+    :func:`django_recs.kernels.neighbour_top_n` computes them; it is called
+    on a few chunks of users so that ``progress`` moves.
     """
     weights = matrix.weights
     n_users = weights.shape[0]
     n = max(0, min(int(n), matrix.n_items))
-    recommended = np.full((n_users, n), -1, dtype=np.int32)
-    scores = np.zeros((n_users, n), dtype=np.float32)
-    reasons = np.full((n_users, n), -1, dtype=np.int32)
     if n == 0 or weights.nnz == 0 or similar.nnz == 0:
-        return recommended, scores, reasons
+        return (np.full((n_users, n), -1, dtype=np.int32),
+                np.zeros((n_users, n), dtype=np.float32),
+                np.full((n_users, n), -1, dtype=np.int32))
+    # Every row is written by one of the chunks below.
+    recommended = np.empty((n_users, n), dtype=np.int32)
+    scores = np.empty((n_users, n), dtype=np.float32)
+    reasons = np.empty((n_users, n), dtype=np.int32)
+    # Work per user: its history entries times their neighbours.
     neighbours_per_item = np.diff(similar.indptr)
-    # Work per user: its history entries times their neighbours, plus the
-    # reason search over history x recommendations.
-    history_lengths = np.diff(weights.indptr)
     expanded = np.concatenate(([0], np.cumsum(neighbours_per_item[weights.indices])))
-    cost = expanded[weights.indptr[1:]] - expanded[weights.indptr[:-1]] + history_lengths * n
-
-    # Sorted column indices make each lookup a binary search, not a scan.
-    similar = similar.copy()
-    similar.sort_indices()
-
-    def affinity(items, targets):
-        return csr_values_at(similar, items, targets)
-
-    def recommend_chunk(rows: slice) -> slice:
-        history = weights[rows]
-        chunk_scores = drop_entries(history @ similar, matrix.seen[rows])
-        top, top_scores = sparse_top_n(chunk_scores, n)
-        recommended[rows] = top
-        scores[rows] = top_scores
-        reasons[rows] = strongest_history_item(history, top, affinity)
-        return rows
-
-    # Chunks are independent and numpy/scipy release the GIL in their loops:
-    # a few threads share the cores (each chunk writes its own rows).
-    chunks = list(user_chunks(cost, budget=CHUNK_ENTRIES // 2))
+    cost = expanded[weights.indptr[1:]] - expanded[weights.indptr[:-1]]
+    budget = max(PROGRESS_MIN_ENTRIES, int(expanded[-1]) // PROGRESS_STEPS)
+    if not similar.has_canonical_format:
+        # Neighbour rows come best first; the kernel would sort them on every call.
+        similar = similar.copy()
+        similar.sum_duplicates()
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, resolve_num_threads(num_threads))) as pool:
-        for rows in pool.map(recommend_chunk, chunks):
-            done += rows.stop - rows.start
-            if progress is not None:
-                progress(done / n_users)
+    for rows in user_chunks(cost, budget=budget):
+        recommended[rows], scores[rows], reasons[rows] = kernels.neighbour_top_n(
+            weights[rows], similar, n, exclude=matrix.seen[rows], num_threads=num_threads
+        )
+        done += rows.stop - rows.start
+        if progress is not None:
+            progress(done / n_users)
     return recommended, scores, reasons

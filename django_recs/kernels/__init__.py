@@ -13,6 +13,7 @@ from ._threads import limit_blas_threads, resolve_num_threads
 from .als import als_fit, als_fold_in, als_loss
 from .ease import ease_weights, gram_matrix
 from .lists import encode_lists, interleave_rows
+from .neighbours import neighbour_top_n
 from .norms import row_norms
 from .similarity import item_similarity, user_similarity
 from .topn import history_top_n, top_n
@@ -29,6 +30,7 @@ __all__ = [
     "gram_matrix",
     "history_top_n",
     "item_similarity",
+    "neighbour_top_n",
     "row_norms",
     "resolve_num_threads",
     "limit_blas_threads",
