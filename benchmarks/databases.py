@@ -154,11 +154,15 @@ def create_postgres_database(name: str) -> str:
 
 
 def server_cpu_seconds(connection) -> float | None:
-    """CPU seconds of ``connection``'s server process or thread on this machine, else None.
+    """CPU seconds of the database server on this machine so far, else None.
 
-    PostgreSQL: the backend process (``pg_backend_pid()``); MariaDB: the
-    connection's thread (``information_schema.PROCESSLIST.TID``). SQLite
-    runs in the client's process (None).
+    PostgreSQL: every process of the server — the postmaster and its live
+    children (backends, WAL writer, checkpointer…), plus what its children
+    that have exited used (a run writes its tables on several connections,
+    and their backends exit with them). Other clients of the same server
+    count too: measure on a quiet server. MariaDB: the connection's thread
+    (``information_schema.PROCESSLIST.TID``). SQLite runs in the client's
+    process (None).
     """
     if connection.vendor == "postgresql":
         sql = "SELECT pg_backend_pid()"
@@ -169,12 +173,30 @@ def server_cpu_seconds(connection) -> float | None:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         pid = cursor.fetchone()[0]
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = _proc_stat(pid)
+    if stat is None:
+        return None
+    if connection.vendor != "postgresql":
+        return (int(stat[11]) + int(stat[12])) / ticks  # utime + stime
+    postmaster = int(stat[1])
+    parent = _proc_stat(postmaster)
+    if parent is None:
+        return None
+    total = sum(int(value) for value in parent[11:15])  # utime, stime, cutime, cstime
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (child := _proc_stat(int(entry))) and int(child[1]) == postmaster:
+            total += int(child[11]) + int(child[12])
+    return total / ticks
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command (state first), None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+            return stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def display_name(connection) -> str:

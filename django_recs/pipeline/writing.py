@@ -6,11 +6,13 @@ is partitioned), batched inserts elsewhere.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from ..algorithms.base import Algorithm, FitResult
 from ..categories import catalog_categories
@@ -52,22 +54,26 @@ def write_results(
         int((recommended >= 0).sum()) if recommended is not None else 0
     ) + (len(result.popular) if result.popular is not None else 0)
     done = 0
+    lock = threading.Lock()
 
     def advance(rows: int) -> None:
         nonlocal done
-        done += rows
+        with lock:
+            done += rows
+            fraction = done / total if total else 1.0
         if progress is not None and total:
-            progress(done / total)
+            progress(fraction)
 
     def counted(chunks):
         for columns in chunks:
             yield columns
             advance(len(columns["run_id"]))
 
-    if result.similar is not None and result.similar.nnz:
+    def write_similar() -> None:
         columns = similar_item_columns(run.pk, result.similar, catalog)
         written["similar"] = store_rows(SimilarItem, counted([columns]), using=using)
-    if recommended is not None:
+
+    def write_recommendations() -> None:
         model, chunks = recommendation_chunks(
             run.pk, matrix.user_ids, recommended, result.recommended_scores, result.reasons,
             catalog,
@@ -77,11 +83,58 @@ def write_results(
                                                     using=using)
         else:
             written["recommendations"] = store_rows(model, counted(chunks), using=using)
+
+    writes = []
+    if result.similar is not None and result.similar.nnz:
+        writes.append(write_similar)
+    if recommended is not None:
+        writes.append(write_recommendations)
+    if len(writes) > 1 and _writes_side_by_side(using):
+        _side_by_side(writes, using)
+    else:
+        for write in writes:
+            write()
     if result.popular is not None and len(result.popular):
         columns = popular_item_columns(run.pk, result.popular, result.popular_scores, catalog,
                                        catalog_categories(catalog, using=using))
         written["popular"] = store_rows(PopularItem, counted([columns]), using=using)
     return written
+
+
+def _writes_side_by_side(using: str) -> bool:
+    """Whether a run's tables can be written at once, each on a connection of its own.
+
+    On PostgreSQL each table goes into a new partition in its own
+    transaction, so two COPYs on two connections share nothing: the
+    neighbours' encoding and storing overlap the lists' (both sides of a
+    COPY are single-threaded). Not inside a transaction (another connection
+    would not see the run), and not on SQLite (one writer at a time).
+    """
+    connection = connections[using]
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _side_by_side(writes: list[Callable[[], None]], using: str) -> None:
+    """Run the first write in a thread (its own connection) and the others here; re-raise.
+
+    Both finish before an error is raised, so a failed run's cleanup finds
+    every partition it has to drop.
+    """
+    def in_thread() -> None:
+        try:
+            writes[0]()
+        finally:
+            connections[using].close()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recs-write") as pool:
+        first = pool.submit(in_thread)
+        try:
+            for write in writes[1:]:
+                write()
+        finally:
+            error = first.exception()
+    if error is not None:
+        raise error
 
 
 def recommendation_chunks(run_id: int, user_ids, recommended, scores, reasons, catalog,

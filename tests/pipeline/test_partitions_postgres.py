@@ -232,3 +232,48 @@ def test_the_result_keys_compare_bytewise_and_the_migration_reverses_with_rows()
         "neighbour_key", flat=True)) == ["8"]
     drop_run_partition(SimilarItem, run.pk, using="default")
     Run.objects.all().delete()
+
+
+def test_a_runs_neighbours_and_lists_are_written_side_by_side(shop_committed, monkeypatch):
+    import threading
+
+    from django_recs.pipeline import writing
+
+    writers = {}
+    store_rows = writing.store_rows
+
+    def recording(model, chunks, **kwargs):
+        writers[model.__name__] = threading.current_thread().name
+        return store_rows(model, chunks, **kwargs)
+
+    monkeypatch.setattr(writing, "store_rows", recording)
+    [run] = django_recs.recompute("similar", sync=True)
+    assert run.status == "succeeded"
+    assert writers["SimilarItem"].startswith("recs-write")
+    assert writers["RecommendationList"] == threading.main_thread().name
+    assert run_partition_exists(SimilarItem, run.pk, "default")
+    assert run_partition_exists(RecommendationList, run.pk, "default")
+    assert RecommendationList.objects.filter(run=run).count() == run.metrics["rows_recommendations"]
+
+
+@pytest.mark.parametrize("broken", ["SimilarItem", "RecommendationList"])
+def test_a_failed_write_on_either_side_fails_the_run_and_leaves_no_partition(
+        shop_committed, monkeypatch, broken):
+    from django_recs.pipeline import writing
+
+    [good] = django_recs.recompute("similar", sync=True)
+    store_rows = writing.store_rows
+
+    def failing(model, chunks, **kwargs):
+        if model.__name__ == broken:
+            list(chunks)  # the other side is under way meanwhile
+            raise RuntimeError(f"{broken} write failed")
+        return store_rows(model, chunks, **kwargs)
+
+    monkeypatch.setattr(writing, "store_rows", failing)
+    [bad] = django_recs.recompute("similar", sync=True)
+    assert bad.status == "failed" and f"{broken} write failed" in bad.error
+    for model in (SimilarItem, RecommendationList):
+        assert not run_partition_exists(model, bad.pk, "default")
+        assert not model.objects.filter(run=bad).exists()
+    assert pipeline.active_run("similar").pk == good.pk
