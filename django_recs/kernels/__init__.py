@@ -14,6 +14,7 @@ from .als import als_fit, als_fold_in, als_loss
 from .ease import ease_weights, gram_matrix
 from .lists import encode_lists
 from .norms import row_norms
+from .reasons import factor_reasons
 from .similarity import item_similarity, user_similarity
 from .topn import history_top_n, top_n
 from .vote import neighbour_vote
@@ -25,6 +26,7 @@ __all__ = [
     "build_info",
     "ease_weights",
     "encode_lists",
+    "factor_reasons",
     "gram_matrix",
     "history_top_n",
     "item_similarity",

@@ -14,7 +14,7 @@ from functools import cache
 from types import ModuleType
 
 #: Every compiled module the package ships, by name inside django_recs.kernels.
-COMPILED_MODULES = ("_build", "_similarity", "_als", "_topn", "_vote", "_lists")
+COMPILED_MODULES = ("_build", "_similarity", "_als", "_topn", "_vote", "_lists", "_reasons")
 
 
 class NativeKernelsMissing(RuntimeWarning):

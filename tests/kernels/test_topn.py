@@ -114,6 +114,35 @@ def test_many_blocks_and_tiles_give_the_same_result(monkeypatch):
     np.testing.assert_array_equal(expected[0], argsort_top_n(U, V, 9, exclude=exclude)[0])
 
 
+@pytest.mark.parametrize("n", [1, 20, 300])
+@pytest.mark.parametrize("shape", [None, (3, 7), (5, 100)])
+def test_many_ties_at_the_threshold_across_candidate_cuts(monkeypatch, n, shape):
+    # Scores in {0, 1, 2} over 3,000 items: the candidate buffer is cut back to
+    # the n best many times, each time with ties at the cut, which only the
+    # item index decides.
+    rng = np.random.default_rng(11)
+    U = rng.integers(0, 2, size=(40, 2)).astype(np.float32)
+    V = rng.integers(0, 2, size=(3000, 2)).astype(np.float32)
+    exclude = random_exclusions(40, 3000, density=0.3, seed=12)
+    if shape is not None:
+        monkeypatch.setattr(topn, "_BLOCK_USERS", shape[0])
+        monkeypatch.setattr(topn, "_TILE_ITEMS", shape[1])
+    indices, scores = kernels.top_n(U, V, n, exclude=exclude, num_threads=2)
+    expected_indices, expected_scores = argsort_top_n(U, V, n, exclude=exclude)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(scores, expected_scores)
+
+
+def test_rising_scores_refill_the_candidates_in_every_run():
+    # Items sorted by increasing score: every score beats the threshold, the
+    # worst case for the candidate buffer (a cut every few runs).
+    V = np.arange(5000, dtype=np.float32)[:, None]
+    U = np.ones((3, 1), dtype=np.float32)
+    indices, scores = kernels.top_n(U, V, 37)
+    np.testing.assert_array_equal(indices, np.tile(np.arange(4999, 4962, -1), (3, 1)))
+    np.testing.assert_array_equal(scores, indices.astype(np.float32))
+
+
 def test_reference_fallback_gives_the_same_result(monkeypatch):
     U, V = integer_factors(seed=7)
     exclude = random_exclusions(U.shape[0], V.shape[0], seed=8)
