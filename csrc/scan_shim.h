@@ -1,4 +1,4 @@
-/* "Is any of these 16 floats above the limit?" as a few vector compares.
+/* "Is any of these 16 floats >= the limit?" as a few vector compares.
  *
  * GCC fully unrolls a fixed 16-step loop before it would vectorise it, so the
  * comparison is written with the compiler's portable vector types (SSE on
@@ -12,7 +12,7 @@
 typedef float recs_float4 __attribute__((vector_size(16)));
 typedef int recs_int4 __attribute__((vector_size(16)));
 
-static inline int recs_any_above16(const float *x, float limit) {
+static inline int recs_any_at_least16(const float *x, float limit) {
     recs_float4 a, b, c, d;
     recs_float4 l = {limit, limit, limit, limit};
     recs_int4 m;
@@ -20,13 +20,13 @@ static inline int recs_any_above16(const float *x, float limit) {
     memcpy(&b, x + 4, sizeof b);
     memcpy(&c, x + 8, sizeof c);
     memcpy(&d, x + 12, sizeof d);
-    m = (a > l) | (b > l) | (c > l) | (d > l);
+    m = (a >= l) | (b >= l) | (c >= l) | (d >= l);
     return (m[0] | m[1] | m[2] | m[3]) != 0;
 }
 #else
-static inline int recs_any_above16(const float *x, float limit) {
+static inline int recs_any_at_least16(const float *x, float limit) {
     int hits = 0, k;
-    for (k = 0; k < 16; k++) hits |= x[k] > limit;
+    for (k = 0; k < 16; k++) hits |= x[k] >= limit;
     return hits;
 }
 #endif
