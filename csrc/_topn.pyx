@@ -6,18 +6,22 @@ is one ``sgemm`` into a per-thread buffer that fits in L2 cache, and the
 tile's excluded items are set to -inf. Selection then costs little more
 than reading the tile once:
 
-- every user keeps a threshold (its n-th best score so far, -inf at first)
-  and a candidate buffer of ``2n + RUN`` slots;
+- every user keeps a threshold (its n-th best (score, item) so far, -inf at
+  first) and a candidate buffer of ``2n + RUN`` slots;
 - a run of RUN scores is compared with the threshold in one vectorised
-  pass; only a run holding a better score is looked at again, and its
-  scores are appended without branches (always written, the count moves
-  only when the score beats the threshold);
+  pass; only a run holding a score at least as high is looked at again, and
+  its entries are appended without branches (always written, the count
+  moves only for an entry ranking above the threshold);
 - a full buffer is cut back to its n best by quickselect, which raises the
   threshold. Once it is warm almost every run is rejected by the first pass.
 
-Items are offered in increasing index order, so a later item with a score
-equal to the threshold ranks below the n-th best (ties by lower index) and a
-strict ``>`` test is exact.
+The rows of V may come in any order (``item_ids`` names their items); the
+wrapper sorts them by decreasing norm and gives each tile a bound on
+``score / |x|``. Before each tile a user whose n-th best beats that bound
+times its norm leaves the block for good (no later item can enter its list),
+and the block's remaining users are gathered so the next ``sgemm`` skips it.
+Ties are decided on (score, item) everywhere, so the order changes nothing
+in the result.
 
 Order: descending score, ties by lower item index. Users with fewer than n
 eligible items are padded with index -1 and score -inf.
