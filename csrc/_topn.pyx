@@ -44,6 +44,9 @@ cdef enum:
     RUN = 16  # recs_any_at_least16's length
     # history_top_n's heap pre-check length
     HEAP_RUN = 64
+    # New candidates since the last cut that make a cut worth it before the
+    # early-stop test of a tile
+    CUT_BEFORE_TEST = 8
 
 
 cdef inline void sort_heap(float *scores, int *items, int size) noexcept nogil:
@@ -240,6 +243,7 @@ cdef void top_n_block(const float *U, int n_block, const float *V, const int *it
     cdef Py_ssize_t slots
     cdef float *row_scores = NULL
     cdef const float *A = U
+    cdef double bound
 
     for u in range(n_block):
         c.counts[u] = 0
@@ -257,13 +261,19 @@ cdef void top_n_block(const float *U, int n_block, const float *V, const int *it
             for a in range(n_active):
                 u = active[a]
                 slots = <Py_ssize_t>u * c.capacity
-                if c.counts[u] > n:  # the exact n-th best so far, for the test below
+                # (plus an absolute margin for float32 products that underflow)
+                bound = user_norms[u] * tile_bounds[t] + 1e-30
+                # The threshold of the last cut is a lower bound of the n-th
+                # best (-inf before the first); when it fails the test, a
+                # cut of the candidates added since gives the exact one.
+                if c.thresholds[u] > bound:
+                    continue
+                if c.counts[u] >= n + CUT_BEFORE_TEST:
                     c.thresholds[u] = keep_best(c.scores + slots, c.items + slots, c.counts[u],
                                                 n, c.scratch, c.tied, &c.threshold_items[u])
                     c.counts[u] = n
-                # (plus an absolute margin for float32 products that underflow)
-                if c.counts[u] == n and c.thresholds[u] > user_norms[u] * tile_bounds[t] + 1e-30:
-                    continue
+                    if c.thresholds[u] > bound:
+                        continue
                 active[kept] = u
                 kept += 1
             if kept == 0:

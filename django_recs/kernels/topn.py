@@ -155,11 +155,20 @@ def top_n(
     with limit_blas_threads(1):
         native.top_n(
             query, np.ascontiguousarray(V[order]), order.astype(np.int32), n,
-            np.linalg.norm(query.astype(np.float64), axis=1), tile_bounds,
+            _row_norms(query), tile_bounds,
             exclude_indptr, exclude_indices, exclude_rows, indices, scores,
             _block_users(n), _TILE_ITEMS, threads,
         )
     return indices, scores
+
+
+def _row_norms(factors: np.ndarray, rows_at_once: int = 8192) -> np.ndarray:
+    """The rows' Euclidean norms in float64, a slice at a time (no float64 copy of it all)."""
+    norms = np.empty(factors.shape[0], dtype=np.float64)
+    for start in range(0, factors.shape[0], rows_at_once):
+        block = factors[start:start + rows_at_once].astype(np.float64)
+        norms[start:start + rows_at_once] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return norms
 
 
 def _items_by_norm(V: np.ndarray, tile_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +181,7 @@ def _items_by_norm(V: np.ndarray, tile_items: int) -> tuple[np.ndarray, np.ndarr
     best score beats |x| times a tile's bound, no item from that tile on can
     enter its list and the kernel stops scoring that user.
     """
-    norms = np.linalg.norm(V.astype(np.float64), axis=1)
+    norms = _row_norms(V)
     order = np.argsort(-norms, kind="stable")
     margin = 1.0 + 2.0 * (V.shape[1] + 2) * 2.0**-24
     return order, norms[order[::tile_items]] * margin
