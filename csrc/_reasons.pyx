@@ -30,7 +30,8 @@ cdef void user_reasons(const long long *indptr, const int *indices, const float 
     """Reasons of user u's n recommendations (row ``recommended``) into ``reasons``."""
     cdef int k, j, i, targets = 0, rows
     cdef long long first = indptr[u], last = indptr[u + 1], start
-    cdef float value, weight
+    cdef float value, best
+    cdef int chosen
     cdef const float *row_products
     for k in range(n):
         reasons[k] = -1
@@ -48,17 +49,21 @@ cdef void user_reasons(const long long *indptr, const int *indices, const float 
         for i in range(rows):
             memcpy(history_vectors + <Py_ssize_t>i * f,
                    unit + <Py_ssize_t>indices[start + i] * f, sizeof(float) * f)
-        # products (rows x targets) = history_vectors . target_vectors^T
-        gemm_nt(rows, targets, f, 1.0, history_vectors, f, target_vectors, f, 0.0,
-                products, targets)
-        for i in range(rows):
-            weight = data[start + i]
-            row_products = products + <Py_ssize_t>i * targets
-            for j in range(targets):
-                value = weight * row_products[j]
-                if value > best_values[j]:  # strict: the first in the history wins ties
-                    best_values[j] = value
-                    reasons[positions[j]] = indices[start + i]
+        # products (targets x rows) = target_vectors . history_vectors^T
+        gemm_nt(targets, rows, f, 1.0, target_vectors, f, history_vectors, f, 0.0,
+                products, rows)
+        for j in range(targets):
+            row_products = products + <Py_ssize_t>j * rows
+            best = best_values[j]
+            chosen = -1
+            for i in range(rows):
+                value = data[start + i] * row_products[i]
+                if value > best:  # strict: the first in the history wins ties
+                    best = value
+                    chosen = i
+            if chosen >= 0:
+                best_values[j] = best
+                reasons[positions[j]] = indices[start + chosen]
         start += rows
 
 
