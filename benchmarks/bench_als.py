@@ -44,6 +44,19 @@ Columns:
 
     python benchmarks/bench_als.py [--quick] [--runs 3] [--factors 64,128]
                                    [--datasets synthetic,online-retail]
+    python benchmarks/bench_als.py --scoring [--runs 5] [--before-topn OLD_topn.so]
+
+``--scoring`` instead times the scoring step of a pipeline run at its 1M
+shape: 100,000 users x 20,000 items, 1,000,000 interactions (synthetic
+power law), 64 factors trained by ours (15 CG iterations), top 50 of every
+user with seen items removed, 2 threads. Rows, taking turns, medians of
+``--runs``: ours ``kernels.top_n``; implicit ``model.recommend`` (implicit
+fitted on the same matrix, its own factors); the same factors through a
+blocked numpy ``U @ V.T`` alone (no selection: the GEMM floor); with
+``--before-topn`` a previously built ``_topn`` module given by path (same
+call). Then the reasons of those recommendations: ours
+``kernels.factor_reasons`` against the numpy reference
+(``kernels._reference.reasons``), both checked to agree.
 
 ``--quick`` uses a 20,000 x 10,000 synthetic matrix with 400,000
 interactions and 5 iterations. Run on a shared machine, timings are noisy;
@@ -71,6 +84,8 @@ from benchmarks.datasets import online_retail, synthetic_power_law
 from django_recs import kernels
 
 FULL_SYNTHETIC = {"n_users": 100_000, "n_items": 50_000, "nnz": 5_000_000}
+PIPELINE_1M = {"n_users": 100_000, "n_items": 20_000, "nnz": 1_000_000}
+SCORING_N = 50
 QUICK_SYNTHETIC = {"n_users": 20_000, "n_items": 10_000, "nnz": 400_000}
 THREADS = 2
 K = 10
@@ -275,6 +290,103 @@ def table(split: Split, rows: list[Row], args) -> str:
     return "\n".join(lines)
 
 
+# --- scoring at the pipeline's shape -------------------------------------------------
+
+
+def load_extension(path: str):
+    """A compiled ``_topn`` module from another build, imported by file path."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("_topn", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_topn", loader))
+    loader.exec_module(module)
+    return module
+
+
+def numpy_gemm_only(X, Y, block=4096):
+    """Every user's scores in blocks of users, thrown away: the sgemm floor."""
+    with threadpool_limits(THREADS, "blas"):
+        for start in range(0, X.shape[0], block):
+            X[start:start + block] @ Y.T
+
+
+def scoring(args) -> str:
+    from django_recs.algorithms.als import confidence as als_confidence
+    from django_recs.algorithms.als import normalised_rows
+    from django_recs.kernels._reference import reasons as reference_reasons
+
+    weights = synthetic_power_law(**PIPELINE_1M)
+    C = als_confidence(weights, args.alpha)
+    active = np.flatnonzero(np.diff(weights.indptr) > 0)
+    seen = weights[active]
+    X, Y = kernels.als_fit(C, factors=64, regularization=args.regularization, iterations=15,
+                           num_threads=THREADS, random_state=0)
+    X_active = np.ascontiguousarray(X[active])
+    model, _ = fit_implicit(C, 64, "cg", 15, args.regularization)
+    print(f"pipeline shape {weights.shape}, nnz {weights.nnz:,}, {active.size:,} users scored",
+          flush=True)
+
+    def ours():
+        return kernels.top_n(X_active, Y, SCORING_N, exclude=seen, num_threads=THREADS)
+
+    def implicit_top():
+        with threadpool_limits(1, "blas"):
+            return model.recommend(active, seen, N=SCORING_N, filter_already_liked_items=True)
+
+    contenders = [("ours: kernels.top_n", ours), ("implicit: model.recommend", implicit_top),
+                  ("numpy U @ V.T only (no selection)", lambda: numpy_gemm_only(X_active, Y))]
+    if args.before_topn:
+        before = load_extension(args.before_topn)
+        pattern = seen.tocsr()
+
+        def before_top():
+            items = np.empty((active.size, SCORING_N), dtype=np.int32)
+            scores = np.empty((active.size, SCORING_N), dtype=np.float32)
+            with threadpool_limits(1, "blas"):
+                before.top_n(X_active, Y, SCORING_N, pattern.indptr.astype(np.int64),
+                             pattern.indices.astype(np.int32), np.arange(active.size),
+                             items, scores, 256, 1024, THREADS)
+            return items, scores
+
+        contenders.insert(1, (f"before: {Path(args.before_topn).name}", before_top))
+    timings = timed_alternately([function for _, function in contenders], args.runs)
+    ours_items = timings[0][2][0]
+    if args.before_topn:
+        assert (timings[1][2][0] == ours_items).all(), "before and ours differ"
+    lines = [
+        f"### Scoring at the 1M pipeline shape: {weights.shape[0]:,} users x "
+        f"{weights.shape[1]:,} items, {weights.nnz:,} interactions, f=64, n={SCORING_N}, "
+        f"{THREADS} threads, median of {args.runs}",
+        "",
+        "| top-N of every user | wall s | vs ours | cpu s |",
+        "|---|---:|---:|---:|",
+    ]
+    for (name, _), (wall, cpu, _) in zip(contenders, timings):
+        lines.append(f"| {name} | {wall:.3f} | {wall / timings[0][0]:.2f}x | {cpu:.3f} |")
+
+    recommended = np.full((weights.shape[0], SCORING_N), -1, dtype=np.int32)
+    recommended[active] = ours_items
+    unit = normalised_rows(Y)
+    history = weights.astype(np.float32)
+    reason_timings = timed_alternately([
+        lambda: kernels.factor_reasons(history, recommended, unit, num_threads=THREADS),
+        lambda: reference_reasons.factor_reasons(history, recommended, unit),
+    ], args.runs)
+    agree = (reason_timings[0][2] == reason_timings[1][2]).mean()
+    lines += [
+        "",
+        "| reasons of every recommendation | wall s | vs ours | cpu s |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, (wall, cpu, _) in zip(
+        ("ours: kernels.factor_reasons", "numpy reference (batched matmul)"), reason_timings
+    ):
+        lines.append(f"| {name} | {wall:.3f} | {wall / reason_timings[0][0]:.2f}x | {cpu:.3f} |")
+    lines += ["", f"reasons equal to the reference's: {agree:.4%}"]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -284,6 +396,10 @@ def main(argv=None) -> None:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--regularization", type=float, default=0.01)
     parser.add_argument("--alpha", type=float, default=10.0)
+    parser.add_argument("--scoring", action="store_true",
+                        help="time top-N and reasons at the 1M pipeline shape instead")
+    parser.add_argument("--before-topn", default=None,
+                        help="path of an older compiled _topn module to time alongside")
     args = parser.parse_args(argv)
     args.factors = [int(f) for f in args.factors.split(",")]
     if args.iterations is None:
@@ -291,6 +407,10 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore", module="implicit")
 
     print(f"kernels: {kernels.build_info()}", flush=True)
+    if args.scoring:
+        print()
+        print(scoring(args))
+        return
     tables = []
     for name in args.datasets.split(","):
         split = synthetic_split(args.quick) if name == "synthetic" else online_retail_split()

@@ -15,6 +15,7 @@ from .ease import ease_weights, gram_matrix
 from .lists import encode_lists, interleave_rows
 from .neighbours import neighbour_top_n
 from .norms import row_norms
+from .reasons import factor_reasons
 from .similarity import item_similarity, user_similarity
 from .topn import history_top_n, top_n
 from .vote import neighbour_vote
@@ -26,6 +27,7 @@ __all__ = [
     "build_info",
     "ease_weights",
     "encode_lists",
+    "factor_reasons",
     "interleave_rows",
     "gram_matrix",
     "history_top_n",

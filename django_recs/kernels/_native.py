@@ -15,7 +15,7 @@ from types import ModuleType
 
 #: Every compiled module the package ships, by name inside django_recs.kernels.
 COMPILED_MODULES = (
-    "_build", "_similarity", "_als", "_topn", "_vote", "_lists", "_neighbours",
+    "_build", "_similarity", "_als", "_topn", "_vote", "_lists", "_neighbours", "_reasons",
 )
 
 

@@ -101,7 +101,7 @@ def _fold_in_rows(run: Run, stored: ItemFactors, history: InteractionMatrix, par
         exclude=history.seen, num_threads=1,
     )
     unit = normalised_rows(item_factors)
-    reasons = factor_reasons(history.weights, recommended, unit)
+    reasons = factor_reasons(history.weights, recommended, unit, num_threads=1)
     model, chunks = recommendation_chunks(
         run.pk, history.user_ids, recommended, np.where(recommended >= 0, scores, 0.0),
         reasons, stored.catalog,

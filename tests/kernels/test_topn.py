@@ -18,6 +18,15 @@ from django_recs.kernels._reference import topn as reference
 DTYPES = (np.float32, np.float64)
 
 
+@pytest.fixture(autouse=True, params=["by norm", "in index order"])
+def item_order(request, monkeypatch):
+    """Every test twice: items scored by decreasing norm with users stopping
+    early (what top_n does from _REORDER_MIN_USERS users on), and in index
+    order without early stops (fewer users)."""
+    monkeypatch.setattr(topn, "_REORDER_MIN_USERS", 1 if request.param == "by norm" else 10**9)
+    return request.param
+
+
 def integer_factors(n_users=57, n_items=41, factors=5, *, dtype=np.float32, seed=0):
     rng = np.random.default_rng(seed)
     U = rng.integers(-3, 4, size=(n_users, factors)).astype(dtype)
@@ -112,6 +121,57 @@ def test_many_blocks_and_tiles_give_the_same_result(monkeypatch):
         np.testing.assert_array_equal(result[0], expected[0])
         np.testing.assert_array_equal(result[1], expected[1])
     np.testing.assert_array_equal(expected[0], argsort_top_n(U, V, 9, exclude=exclude)[0])
+
+
+@pytest.mark.parametrize("n", [1, 20, 300])
+@pytest.mark.parametrize("shape", [None, (3, 7), (5, 100)])
+def test_many_ties_at_the_threshold_across_candidate_cuts(monkeypatch, n, shape):
+    # Scores in {0, 1, 2} over 3,000 items: the candidate buffer is cut back to
+    # the n best many times, each time with ties at the cut, which only the
+    # item index decides.
+    rng = np.random.default_rng(11)
+    U = rng.integers(0, 2, size=(40, 2)).astype(np.float32)
+    V = rng.integers(0, 2, size=(3000, 2)).astype(np.float32)
+    exclude = random_exclusions(40, 3000, density=0.3, seed=12)
+    if shape is not None:
+        monkeypatch.setattr(topn, "_BLOCK_USERS", shape[0])
+        monkeypatch.setattr(topn, "_TILE_ITEMS", shape[1])
+    indices, scores = kernels.top_n(U, V, n, exclude=exclude, num_threads=2)
+    expected_indices, expected_scores = argsort_top_n(U, V, n, exclude=exclude)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(scores, expected_scores)
+
+
+@pytest.mark.parametrize("shape", [None, (3, 7), (16, 40)])
+def test_users_stop_early_only_when_no_later_item_can_enter(monkeypatch, shape):
+    # Items are scored by decreasing norm and a user stops once its n-th best
+    # beats |x| times the largest norm left. Integer factors scaled by 1..9
+    # give norms over a wide range and exact scores with many ties, some of
+    # them at the norm bound itself (items parallel to a user).
+    rng = np.random.default_rng(13)
+    U = rng.integers(-2, 3, size=(60, 3)).astype(np.float32)
+    V = rng.integers(-2, 3, size=(2000, 3)).astype(np.float32)
+    V *= rng.integers(1, 10, size=(2000, 1)).astype(np.float32)
+    V[rng.choice(2000, 200, replace=False)] = U[0] * 9  # the largest norm, score = bound
+    exclude = random_exclusions(60, 2000, density=0.1, seed=14)
+    if shape is not None:
+        monkeypatch.setattr(topn, "_BLOCK_USERS", shape[0])
+        monkeypatch.setattr(topn, "_TILE_ITEMS", shape[1])
+    for n in (1, 10, 150):
+        indices, scores = kernels.top_n(U, V, n, exclude=exclude, num_threads=2)
+        expected_indices, expected_scores = argsort_top_n(U, V, n, exclude=exclude)
+        np.testing.assert_array_equal(indices, expected_indices)
+        np.testing.assert_array_equal(scores, expected_scores)
+
+
+def test_rising_scores_refill_the_candidates_in_every_run():
+    # Items sorted by increasing score: every score beats the threshold, the
+    # worst case for the candidate buffer (a cut every few runs).
+    V = np.arange(5000, dtype=np.float32)[:, None]
+    U = np.ones((3, 1), dtype=np.float32)
+    indices, scores = kernels.top_n(U, V, 37)
+    np.testing.assert_array_equal(indices, np.tile(np.arange(4999, 4962, -1), (3, 1)))
+    np.testing.assert_array_equal(scores, indices.astype(np.float32))
 
 
 def test_reference_fallback_gives_the_same_result(monkeypatch):
