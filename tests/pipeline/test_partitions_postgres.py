@@ -216,7 +216,7 @@ def test_the_result_keys_compare_bytewise_and_the_migration_reverses_with_rows()
     run = Run.objects.create(algorithm="similar", status="succeeded", is_active=True)
     write_run_partition(SimilarItem, run.pk, [similar_rows(run.pk, 50)], using="default")
     keys = key_collations()
-    assert ("django_recs_similaritem_run%d" % run.pk, "neighbour_key") in keys
+    assert (f"django_recs_similaritem_run{run.pk}", "neighbour_key") in keys
     assert set(keys.values()) == {"C"}, keys
     try:
         MigrationExecutor(connection).migrate(before)
