@@ -77,3 +77,17 @@ def as_factor_matrix(value, name: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
+
+
+def exclusion_pattern(exclude, shape: tuple[int, int], *, axes: str) -> sp.csr_matrix:
+    """exclude's non-zero pattern as canonical CSR of ``shape``; ``axes`` names its rows x columns."""
+    if not sp.issparse(exclude):
+        raise ValueError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
+    if exclude.shape != shape:
+        raise ValueError(f"exclude must have shape {shape} ({axes}), got {exclude.shape}")
+    pattern = sp.csr_matrix(exclude)  # no copy when it is CSR already
+    if not pattern.has_canonical_format or (pattern.data == 0).any():
+        pattern = pattern.copy()
+        pattern.eliminate_zeros()
+        pattern.sum_duplicates()  # also sorts the indices
+    return pattern

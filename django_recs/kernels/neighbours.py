@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import neighbours as reference
 from ._threads import resolve_num_threads
-from ._validation import as_csr
+from ._validation import as_csr, exclusion_pattern
 
 __all__ = ["neighbour_top_n"]
 
@@ -26,23 +26,6 @@ def _count(value, name: str) -> int:
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return int(value)
-
-
-def _excluded_pattern(exclude, shape: tuple[int, int]) -> sp.csr_matrix:
-    """exclude's non-zero pattern as canonical CSR of ``shape``."""
-    if not sp.issparse(exclude):
-        raise ValueError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
-    if exclude.shape != shape:
-        raise ValueError(
-            f"exclude must have shape {shape} (history rows x neighbours columns), "
-            f"got {exclude.shape}"
-        )
-    pattern = sp.csr_matrix(exclude)  # no copy when it is CSR already
-    if not pattern.has_canonical_format or (pattern.data == 0).any():
-        pattern = pattern.copy()
-        pattern.eliminate_zeros()
-        pattern.sum_duplicates()  # also sorts the indices
-    return pattern
 
 
 def neighbour_top_n(
@@ -101,7 +84,8 @@ def neighbour_top_n(
     n = _count(n, "n")
     threads = resolve_num_threads(num_threads)
     m, width = H.shape[0], S.shape[1]
-    pattern = None if exclude is None else _excluded_pattern(exclude, (m, width))
+    pattern = None if exclude is None else exclusion_pattern(
+        exclude, (m, width), axes="history rows x neighbours columns")
     H = H.astype(np.float32, copy=False)
     S = S.astype(np.float32, copy=False)
     native = native_module("_neighbours")

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import topn as reference
 from ._threads import limit_blas_threads, resolve_num_threads
-from ._validation import as_csr, as_factor_matrix, check_positive_int
+from ._validation import as_csr, as_factor_matrix, check_positive_int, exclusion_pattern
 
 __all__ = ["history_top_n", "top_n"]
 
@@ -55,23 +55,6 @@ def _user_rows(users, n_users: int) -> np.ndarray:
             f"got values in [{rows.min()}, {rows.max()}]"
         )
     return rows
-
-
-def _exclusion_pattern(exclude, shape: tuple[int, int]) -> sp.csr_matrix:
-    """exclude's non-zero pattern as canonical CSR of ``shape`` (int64 indptr)."""
-    if not sp.issparse(exclude):
-        raise ValueError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
-    if exclude.shape != shape:
-        raise ValueError(
-            f"exclude must have shape {shape} (user_factors rows x item_factors rows), "
-            f"got {exclude.shape}"
-        )
-    pattern = sp.csr_matrix(exclude)  # no copy when it is CSR already
-    if not pattern.has_canonical_format or (pattern.data == 0).any():
-        pattern = pattern.copy()
-        pattern.eliminate_zeros()
-        pattern.sum_duplicates()  # also sorts the indices
-    return pattern
 
 
 def top_n(
@@ -131,7 +114,8 @@ def top_n(
         pattern = None
         exclude_rows = np.full(rows.size, -1, dtype=np.int64)
     else:
-        pattern = _exclusion_pattern(exclude, (n_users, n_items))
+        pattern = exclusion_pattern(exclude, (n_users, n_items),
+                                    axes="user_factors rows x item_factors rows")
         exclude_rows = rows
 
     native = native_module("_topn")
@@ -269,7 +253,8 @@ def history_top_n(
     n = check_positive_int(n, "n")
     threads = resolve_num_threads(num_threads)
     m, width = H.shape[0], W.shape[1]
-    pattern = None if exclude is None else _exclusion_pattern(exclude, (m, width))
+    pattern = None if exclude is None else exclusion_pattern(
+        exclude, (m, width), axes="history rows x weights columns")
     native = native_module("_topn")
     if native is None:
         return reference.history_top_n(H.astype(np.float32), W, n, pattern)
