@@ -9,7 +9,6 @@ user's history: the users x items score matrix is never built.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._native import native_module
 from ._reference import neighbours as reference
