@@ -149,6 +149,15 @@ cdef extern from *:
      * ahead: the pass that gathers is also the first product, so its
      * arithmetic overlaps the waits for memory. Summation order is fixed. */
     #define RECS_MAX_SEGMENTS 8
+    /* Loops over segments are unrolled completely, so that the arrays of
+     * segments they index become registers instead of stack slots. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define RECS_UNROLL _Pragma("GCC unroll 8")
+    #elif defined(__clang__)
+    #define RECS_UNROLL _Pragma("unroll")
+    #else
+    #define RECS_UNROLL
+    #endif
     RECS_INLINE const float *recs_fetch_row(const int *indices, Py_ssize_t q, Py_ssize_t count,
                                             const float *Y, int f, int n, float *G) {
         float *row = G + q * n;
@@ -163,11 +172,13 @@ cdef extern from *:
         return row;
     }
 
-    RECS_INLINE void recs_product_fixed(const int segments, float *G, const float *confidence,
-                                        Py_ssize_t count, const int *indices, const float *Y,
-                                        int f, const float *v, float *out, int residual) {
+    RECS_INLINE void recs_product_fixed(const int segments, const int gather, float *G,
+                                        const float *confidence, Py_ssize_t count,
+                                        const int *indices, const float *Y, int f,
+                                        const float *v, float *out, int residual) {
         const int n = segments * RECS_LANES;
         recs_vec x[RECS_MAX_SEGMENTS], acc[RECS_MAX_SEGMENTS];
+        RECS_UNROLL
         for (int s = 0; s < segments; ++s) {
             x[s] = recs_load(v + s * RECS_LANES);
             acc[s] = recs_load(out + s * RECS_LANES);
@@ -175,7 +186,7 @@ cdef extern from *:
         Py_ssize_t q = 0;
         for (; q + 2 <= count; q += 2) {
             const float *a, *b;
-            if (Y) {
+            if (gather) {
                 a = recs_fetch_row(indices, q, count, Y, f, n, G);
                 b = recs_fetch_row(indices, q + 1, count, Y, f, n, G);
             } else {
@@ -183,6 +194,7 @@ cdef extern from *:
                 b = a + n;
             }
             recs_vec da = recs_zero(), db = recs_zero();
+            RECS_UNROLL
             for (int s = 0; s < segments; ++s) {
                 da = recs_fma(da, recs_load(a + s * RECS_LANES), x[s]);
                 db = recs_fma(db, recs_load(b + s * RECS_LANES), x[s]);
@@ -191,19 +203,23 @@ cdef extern from *:
             float ta = recs_sum(da), tb = recs_sum(db);
             float wa = residual ? ca - (ca - 1.0f) * ta : (ca - 1.0f) * ta;
             float wb = residual ? cb - (cb - 1.0f) * tb : (cb - 1.0f) * tb;
+            RECS_UNROLL
             for (int s = 0; s < segments; ++s) {
                 acc[s] = recs_madd(acc[s], wa, recs_load(a + s * RECS_LANES));
                 acc[s] = recs_madd(acc[s], wb, recs_load(b + s * RECS_LANES));
             }
         }
         if (q < count) {
-            const float *a = Y ? recs_fetch_row(indices, q, count, Y, f, n, G) : G + q * n;
+            const float *a = gather ? recs_fetch_row(indices, q, count, Y, f, n, G) : G + q * n;
             recs_vec da = recs_zero();
+            RECS_UNROLL
             for (int s = 0; s < segments; ++s) da = recs_fma(da, recs_load(a + s * RECS_LANES), x[s]);
             float ca = confidence[q], ta = recs_sum(da);
             float wa = residual ? ca - (ca - 1.0f) * ta : (ca - 1.0f) * ta;
+            RECS_UNROLL
             for (int s = 0; s < segments; ++s) acc[s] = recs_madd(acc[s], wa, recs_load(a + s * RECS_LANES));
         }
+        RECS_UNROLL
         for (int s = 0; s < segments; ++s) recs_store(out + s * RECS_LANES, acc[s]);
     }
 
@@ -226,13 +242,18 @@ cdef extern from *:
     static void recs_product(float *G, const float *confidence, Py_ssize_t count,
                              const int *indices, const float *Y, int f, int n,
                              const float *v, float *out, int residual) {
+        /* The segment count and whether to gather are compile-time constants
+         * of each case, so each gets its own fully unrolled loop. */
+        #define RECS_CASE(k) case k: \
+            if (Y) recs_product_fixed(k, 1, G, confidence, count, indices, Y, f, v, out, residual); \
+            else recs_product_fixed(k, 0, G, confidence, count, indices, Y, f, v, out, residual); \
+            return;
         switch (n / RECS_LANES) {
-        #define RECS_CASE(k) case k: recs_product_fixed(k, G, confidence, count, indices, Y, f, v, out, residual); return;
         RECS_CASE(1) RECS_CASE(2) RECS_CASE(3) RECS_CASE(4)
         RECS_CASE(5) RECS_CASE(6) RECS_CASE(7) RECS_CASE(8)
-        #undef RECS_CASE
         default: recs_product_any(G, confidence, count, indices, Y, f, n, v, out, residual);
         }
+        #undef RECS_CASE
     }
 
     /* The CG update of one row after its product ap = A p (vectors padded to
