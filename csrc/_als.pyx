@@ -17,8 +17,10 @@ by the caller; each row then only touches its own non-zeros. Two solvers:
   (Takacs, Pilaszy & Tikk 2011) warm-started from the current x_u. Rows are
   processed in blocks: the dense products with A0 are one ``sgemm`` per step
   for the whole block, and the block's rows of Y are gathered once (with
-  software prefetch) into a per-thread buffer, so each step's sparse
-  product is one pass over contiguous, cache-resident memory.
+  software prefetch) into a per-thread buffer by the pass that computes the
+  initial residual, so each step's sparse product is one pass over
+  contiguous, cache-resident memory, with the row's vector and sums held in
+  registers (docs/als.md, "Performance", has the measurements).
 
 The C loops below work on vectors zero-padded to a multiple of 16 floats
 (systems padded with identity), so they run on whole SIMD registers without
