@@ -17,8 +17,10 @@ by the caller; each row then only touches its own non-zeros. Two solvers:
   (Takacs, Pilaszy & Tikk 2011) warm-started from the current x_u. Rows are
   processed in blocks: the dense products with A0 are one ``sgemm`` per step
   for the whole block, and the block's rows of Y are gathered once (with
-  software prefetch) into a per-thread buffer, so each step's sparse
-  product is one pass over contiguous, cache-resident memory.
+  software prefetch) into a per-thread buffer by the pass that computes the
+  initial residual, so each step's sparse product is one pass over
+  contiguous, cache-resident memory, with the row's vector and sums held in
+  registers (docs/als.md, "Performance", has the measurements).
 
 The C loops below work on vectors zero-padded to a multiple of 16 floats
 (systems padded with identity), so they run on whole SIMD registers without
@@ -36,7 +38,7 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
-from _blas cimport axpy, dot, gemm_nn, scal
+from _blas cimport dot, gemm_nn
 
 cdef extern from *:
     """
@@ -138,35 +140,143 @@ cdef extern from *:
             RECS_PREFETCH(bytes + offset);
     }
 
-    /* G[q][0:f] = Y[indices[q]] for q < count; G has row stride n and its
-     * padding columns are left as they are (zero). */
-    RECS_CLONES
-    static void recs_gather(const int *indices, Py_ssize_t count, const float *Y, int f, int n,
-                            float *G) {
-        for (Py_ssize_t q = 0; q < count; ++q) {
-            if (q + RECS_PREFETCH_AHEAD < count)
-                recs_prefetch_row(Y + (Py_ssize_t)indices[q + RECS_PREFETCH_AHEAD] * f, f);
-            const float *y = Y + (Py_ssize_t)indices[q] * f;
-            if (f == n) {
-                for (int k = 0; k < n; k += RECS_LANES) recs_store(G + q * n + k, recs_load(y + k));
-            } else {
-                memcpy(G + q * n, y, sizeof(float) * f);
-            }
+    /* The sparse product of one CG row, out += sum_q w_q y_q with
+     * w_q = residual ? c_q - (c_q - 1) y_q.v : (c_q - 1) y_q.v, for
+     * SEGMENTS = n / RECS_LANES known at compile time: v and out then live in
+     * registers for the whole pass (no load-add-store chain through memory
+     * per row), and two rows are interleaved so that one row's dot product
+     * (a chain of dependent FMAs ending in a horizontal sum) overlaps the
+     * other's. With ``Y`` non-NULL the rows are first gathered from Y (rows
+     * indices[q], length f) into G, prefetched RECS_PREFETCH_AHEAD rows
+     * ahead: the pass that gathers is also the first product, so its
+     * arithmetic overlaps the waits for memory. Summation order is fixed. */
+    #define RECS_MAX_SEGMENTS 8
+    /* Loops over segments are unrolled completely, so that the arrays of
+     * segments they index become registers instead of stack slots. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define RECS_UNROLL _Pragma("GCC unroll 8")
+    #elif defined(__clang__)
+    #define RECS_UNROLL _Pragma("unroll")
+    #else
+    #define RECS_UNROLL
+    #endif
+    RECS_INLINE const float *recs_fetch_row(const int *indices, Py_ssize_t q, Py_ssize_t count,
+                                            const float *Y, int f, int n, float *G) {
+        float *row = G + q * n;
+        const float *y = Y + (Py_ssize_t)indices[q] * f;
+        if (q + RECS_PREFETCH_AHEAD < count)
+            recs_prefetch_row(Y + (Py_ssize_t)indices[q + RECS_PREFETCH_AHEAD] * f, f);
+        if (f == n) {   /* whole segments: vector copies the compiler unrolls */
+            for (int k = 0; k < n; k += RECS_LANES) recs_store(row + k, recs_load(y + k));
+        } else {
+            memcpy(row, y, sizeof(float) * f);
         }
+        return row;
     }
 
-    /* For each gathered row y_q of G (count x n, padded):
-     * w = residual ? c - (c - 1) y.v : (c - 1) y.v, then out += w y. */
-    RECS_CLONES
-    static void recs_product(const float *G, const float *confidence, Py_ssize_t count, int n,
-                             const float *v, float *out, int residual) {
+    RECS_INLINE void recs_product_fixed(const int segments, const int gather, float *G,
+                                        const float *confidence, Py_ssize_t count,
+                                        const int *indices, const float *Y, int f,
+                                        const float *v, float *out, int residual) {
+        const int n = segments * RECS_LANES;
+        recs_vec x[RECS_MAX_SEGMENTS], acc[RECS_MAX_SEGMENTS];
+        RECS_UNROLL
+        for (int s = 0; s < segments; ++s) {
+            x[s] = recs_load(v + s * RECS_LANES);
+            acc[s] = recs_load(out + s * RECS_LANES);
+        }
+        Py_ssize_t q = 0;
+        for (; q + 2 <= count; q += 2) {
+            const float *a, *b;
+            if (gather) {
+                a = recs_fetch_row(indices, q, count, Y, f, n, G);
+                b = recs_fetch_row(indices, q + 1, count, Y, f, n, G);
+            } else {
+                a = G + q * n;
+                b = a + n;
+            }
+            recs_vec da = recs_zero(), db = recs_zero();
+            RECS_UNROLL
+            for (int s = 0; s < segments; ++s) {
+                da = recs_fma(da, recs_load(a + s * RECS_LANES), x[s]);
+                db = recs_fma(db, recs_load(b + s * RECS_LANES), x[s]);
+            }
+            float ca = confidence[q], cb = confidence[q + 1];
+            float ta = recs_sum(da), tb = recs_sum(db);
+            float wa = residual ? ca - (ca - 1.0f) * ta : (ca - 1.0f) * ta;
+            float wb = residual ? cb - (cb - 1.0f) * tb : (cb - 1.0f) * tb;
+            RECS_UNROLL
+            for (int s = 0; s < segments; ++s) {
+                acc[s] = recs_madd(acc[s], wa, recs_load(a + s * RECS_LANES));
+                acc[s] = recs_madd(acc[s], wb, recs_load(b + s * RECS_LANES));
+            }
+        }
+        if (q < count) {
+            const float *a = gather ? recs_fetch_row(indices, q, count, Y, f, n, G) : G + q * n;
+            recs_vec da = recs_zero();
+            RECS_UNROLL
+            for (int s = 0; s < segments; ++s) da = recs_fma(da, recs_load(a + s * RECS_LANES), x[s]);
+            float ca = confidence[q], ta = recs_sum(da);
+            float wa = residual ? ca - (ca - 1.0f) * ta : (ca - 1.0f) * ta;
+            RECS_UNROLL
+            for (int s = 0; s < segments; ++s) acc[s] = recs_madd(acc[s], wa, recs_load(a + s * RECS_LANES));
+        }
+        RECS_UNROLL
+        for (int s = 0; s < segments; ++s) recs_store(out + s * RECS_LANES, acc[s]);
+    }
+
+    /* Any n: v and out stay in memory. */
+    RECS_INLINE void recs_product_any(float *G, const float *confidence, Py_ssize_t count,
+                                      const int *indices, const float *Y, int f, int n,
+                                      const float *v, float *out, int residual) {
         for (Py_ssize_t q = 0; q < count; ++q) {
-            const float *y = G + q * n;
+            const float *y = Y ? recs_fetch_row(indices, q, count, Y, f, n, G) : G + q * n;
             float c = confidence[q], t = recs_dot(y, v, 0, n);
             float w = residual ? c - (c - 1.0f) * t : (c - 1.0f) * t;
             recs_axpy(w, y, out, 0, n);
         }
     }
+
+    /* out (n, padded) += sum over the count rows of G (count x n, padded, its
+     * padding columns zero) of w_q y_q, see recs_product_fixed; with Y
+     * non-NULL the rows are gathered into G first (Y[indices[q]], length f). */
+    RECS_CLONES
+    static void recs_product(float *G, const float *confidence, Py_ssize_t count,
+                             const int *indices, const float *Y, int f, int n,
+                             const float *v, float *out, int residual) {
+        /* The segment count and whether to gather are compile-time constants
+         * of each case, so each gets its own fully unrolled loop. */
+        #define RECS_CASE(k) case k: \
+            if (Y) recs_product_fixed(k, 1, G, confidence, count, indices, Y, f, v, out, residual); \
+            else recs_product_fixed(k, 0, G, confidence, count, indices, Y, f, v, out, residual); \
+            return;
+        switch (n / RECS_LANES) {
+        RECS_CASE(1) RECS_CASE(2) RECS_CASE(3) RECS_CASE(4)
+        RECS_CASE(5) RECS_CASE(6) RECS_CASE(7) RECS_CASE(8)
+        default: recs_product_any(G, confidence, count, indices, Y, f, n, v, out, residual);
+        }
+        #undef RECS_CASE
+    }
+
+    /* The CG update of one row after its product ap = A p (vectors padded to
+     * n, padding zero; x has length f): x += alpha p, r -= alpha ap with
+     * alpha = rsold / p.ap; returns r.r. */
+    RECS_CLONES
+    static float recs_cg_update(float *x, int f, int n, float rsold, const float *p,
+                                const float *ap, float *r) {
+        float alpha = rsold / recs_dot(p, ap, 0, n);
+        for (int k = 0; k < f; ++k) x[k] += alpha * p[k];
+        recs_axpy(-alpha, ap, r, 0, n);
+        return recs_dot(r, r, 0, n);
+    }
+
+    /* p = r + beta p over n (padded). */
+    RECS_INLINE void recs_next_direction(float *p, const float *r, float beta, int n) {
+        for (int k = 0; k < n; k += RECS_LANES)
+            recs_store(p + k, recs_madd(recs_load(r + k), beta, recs_load(p + k)));
+    }
+
+    RECS_INLINE float recs_norm2(const float *r, int n) { return recs_dot(r, r, 0, n); }
 
     /* The exact solver works on systems padded to n (identity in the padding)
      * and keeps only the upper triangle of its row-major matrix: every row
@@ -277,10 +387,13 @@ cdef extern from *:
         return info;
     }
     """
-    void recs_gather(const int *indices, Py_ssize_t count, const float *Y, int f, int n,
-                     float *G) noexcept nogil
-    void recs_product(const float *G, const float *confidence, Py_ssize_t count, int n,
-                      const float *v, float *out, int residual) noexcept nogil
+    void recs_product(float *G, const float *confidence, Py_ssize_t count, const int *indices,
+                      const float *Y, int f, int n, const float *v, float *out,
+                      int residual) noexcept nogil
+    float recs_cg_update(float *x, int f, int n, float rsold, const float *p, const float *ap,
+                         float *r) noexcept nogil
+    void recs_next_direction(float *p, const float *r, float beta, int n) noexcept nogil
+    float recs_norm2(const float *r, int n) noexcept nogil
     enum: RECS_GROUP
     int recs_padded(int f) noexcept nogil
     int recs_exact_row(long long begin, long long end, const int *indices,
@@ -330,17 +443,16 @@ cdef inline void sparse_product(const int *indices, const float *confidence, lon
     """out += sum over the row's non-zeros q of w_q y_q (see recs_product).
 
     v and out have padded length n. ``gathered``: the rows are in G already;
-    otherwise they are gathered into G first, chunk by chunk when the row is
-    longer than the buffer.
+    otherwise they are gathered into G as they are used, chunk by chunk when
+    the row is longer than the buffer.
     """
     cdef long long start = 0, size
     if gathered:
-        recs_product(G, confidence, count, n, v, out, residual)
+        recs_product(G, confidence, count, NULL, NULL, f, n, v, out, residual)
         return
     while start < count:
         size = min(buffer_rows, count - start)
-        recs_gather(indices + start, size, Y, f, n, G)
-        recs_product(G, confidence + start, size, n, v, out, residual)
+        recs_product(G, confidence + start, size, indices + start, Y, f, n, v, out, residual)
         start += size
 
 
@@ -359,17 +471,17 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
     cdef long long base = indptr[first]
     # Blocks longer than the buffer are single rows (plan_blocks), gathered in chunks.
     cdef bint fits = indptr[last] - base <= buffer_rows
-    cdef int u, step
+    cdef int u, step, k
     cdef long long begin, count
     cdef float *x = NULL
     cdef float *r = NULL
     cdef float *p = NULL
     cdef float *ap = NULL
-    cdef float *rows = NULL
-    cdef float alpha, rsnew
+    cdef float rsnew, reg
     cdef bint any_active = False
 
-    # R = -X_block A0, then add Y' C_u p_u minus the sparse part per row.
+    # R = -X_block A0, then add Y' C_u p_u minus the sparse part per row; the
+    # pass that computes it also gathers the block's rows of Y into G.
     gemm_nn(nb, f, f, -1.0, X + first * f, f, A0, f, 0.0, R, n)
     for u in range(nb):
         begin = indptr[first + u]
@@ -383,16 +495,17 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             continue
         memcpy(v, x, sizeof(float) * f)
         if row_reg != NULL:
-            axpy(f, -row_reg[first + u], x, r)
+            reg = row_reg[first + u]
+            for k in range(f):
+                r[k] -= reg * x[k]
         if fits:
-            rows = G + (begin - base) * n
-            recs_gather(indices + begin, count, Y, f, n, rows)
-            recs_product(rows, data + begin, count, n, v, r, True)
+            recs_product(G + (begin - base) * n, data + begin, count, indices + begin, Y, f, n,
+                         v, r, True)
         else:
             sparse_product(indices + begin, data + begin, count, Y, f, n, v, r, G, False,
                            buffer_rows, True)
         memcpy(P + u * n, r, sizeof(float) * n)
-        rsold[u] = dot(f, r, r)
+        rsold[u] = recs_norm2(r, n)
         if rsold[u] < CONVERGED:
             rsold[u] = -1.0
         else:
@@ -415,17 +528,14 @@ cdef void cg_block(long long first, long long last, const long long *indptr,
             sparse_product(indices + begin, data + begin, count, Y, f, n, p, ap,
                            G + (begin - base) * n if fits else G, fits, buffer_rows, False)
             if row_reg != NULL:
-                axpy(f, row_reg[first + u], p, ap)
-            alpha = rsold[u] / dot(f, p, ap)
-            axpy(f, alpha, p, x)
-            axpy(f, -alpha, ap, r)
-            rsnew = dot(f, r, r)
+                reg = row_reg[first + u]
+                for k in range(f):
+                    ap[k] += reg * p[k]
+            rsnew = recs_cg_update(x, f, n, rsold[u], p, ap, r)
             if rsnew < CONVERGED:
                 rsold[u] = -1.0
                 continue
-            # p = r + (rsnew / rsold) p
-            scal(f, rsnew / rsold[u], p)
-            axpy(f, 1.0, r, p)
+            recs_next_direction(p, r, rsnew / rsold[u], n)
             rsold[u] = rsnew
             any_active = True
 

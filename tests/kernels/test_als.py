@@ -95,6 +95,21 @@ def test_cg_with_many_steps_converges_to_the_exact_solution(dtype):
     assert not np.allclose(rough[0], fit(C, iterations=1, solver="cholesky")[0], atol=1e-3)
 
 
+@pytest.mark.parametrize("factors", (16, 64, 150))
+def test_cg_converges_to_the_exact_solution_at_every_vector_width(factors):
+    """The CG kernel has a register-resident loop per width up to 128 floats
+    (16: rows copied as whole vectors; 64: four segments) and a generic one
+    beyond (150 pads to 160). A strong regularization keeps these systems,
+    with more factors than items, well conditioned enough for float32 CG to
+    converge."""
+    C = confidence_matrix(n_users=50, n_items=45)
+    options = {"factors": factors, "regularization": 5.0, "iterations": 2}
+    exact = fit(C, solver="cholesky", **options)
+    converged = fit(C, solver="cg", cg_steps=40, **options)
+    for ours, expected in zip(converged, exact):
+        np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_never_rises_from_sweep_to_sweep(solver, dtype):
