@@ -79,12 +79,17 @@ def as_factor_matrix(value, name: str) -> np.ndarray:
     return array
 
 
-def exclusion_pattern(exclude, shape: tuple[int, int], *, axes: str) -> sp.csr_matrix:
-    """exclude's non-zero pattern as canonical CSR of ``shape``; ``axes`` names its rows x columns."""
+def exclusion_pattern(exclude, shape: tuple[int, int], *, axes: str,
+                      name: str = "exclude") -> sp.csr_matrix:
+    """A sparse matrix's non-zero pattern as canonical CSR of ``shape``.
+
+    ``axes`` names its rows x columns and ``name`` the argument, in the
+    errors.
+    """
     if not sp.issparse(exclude):
-        raise ValueError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
+        raise ValueError(f"{name} must be a scipy.sparse matrix, got {type(exclude).__name__}")
     if exclude.shape != shape:
-        raise ValueError(f"exclude must have shape {shape} ({axes}), got {exclude.shape}")
+        raise ValueError(f"{name} must have shape {shape} ({axes}), got {exclude.shape}")
     pattern = sp.csr_matrix(exclude)  # no copy when it is CSR already
     if not pattern.has_canonical_format or (pattern.data == 0).any():
         pattern = pattern.copy()

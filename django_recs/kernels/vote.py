@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import vote as reference
 from ._threads import resolve_num_threads
-from ._validation import as_csr, check_positive_int
+from ._validation import as_csr, check_positive_int, exclusion_pattern
 from .similarity import check_item_range
 
 __all__ = ["neighbour_vote"]
@@ -112,7 +112,8 @@ def neighbour_vote(
         raise ValueError(f"neighbours holds user indexes outside [0, {n_users})")
     if max(n_users, n_items) > _INT32_MAX:
         raise ValueError(f"X has {n_users} x {n_items} users x items; at most 2**31 - 1 each")
-    pattern = _seen_pattern(seen, X.shape)
+    pattern = None if seen is None else exclusion_pattern(
+        seen, X.shape, axes="rows and columns of X", name="seen")
     if (X.data == 0).any():
         X = X.copy()  # never modify the caller's matrix
         X.eliminate_zeros()
@@ -194,17 +195,3 @@ def _neighbour_rows(neighbours) -> sp.csr_matrix:
     return rows.astype(np.float32, copy=False)
 
 
-def _seen_pattern(seen, shape: tuple[int, int]) -> sp.csr_matrix | None:
-    """seen's non-zero pattern as canonical CSR of ``shape``, or None."""
-    if seen is None:
-        return None
-    if not sp.issparse(seen):
-        raise ValueError(f"seen must be a scipy.sparse matrix, got {type(seen).__name__}")
-    if seen.shape != shape:
-        raise ValueError(f"seen must have the shape of X {shape}, got {seen.shape}")
-    pattern = sp.csr_matrix(seen)  # no copy when it is CSR already
-    if not pattern.has_canonical_format or (pattern.data == 0).any():
-        pattern = pattern.copy()
-        pattern.eliminate_zeros()
-        pattern.sum_duplicates()
-    return pattern

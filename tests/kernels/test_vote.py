@@ -241,7 +241,7 @@ def test_reference_fallback_gives_the_same_result(monkeypatch):
          r"user indexes outside \[0, 6\)"),
         (lambda X, S: kernels.neighbour_vote(X, S * np.nan, 2), "NaN or infinite"),
         (lambda X, S: kernels.neighbour_vote(-X, S, 2), "negative"),
-        (lambda X, S: kernels.neighbour_vote(X, S, 2, seen=X[:2]), "seen must have the shape"),
+        (lambda X, S: kernels.neighbour_vote(X, S, 2, seen=X[:2]), "seen must have shape"),
         (lambda X, S: kernels.neighbour_vote(X, S, 2, seen=X.toarray()), "seen must be a scipy"),
         (lambda X, S: kernels.neighbour_vote(X, S, 2, users=(4, 2)), "users"),
         (lambda X, S: kernels.neighbour_vote(X, S, 2, num_threads=-1), "num_threads"),
