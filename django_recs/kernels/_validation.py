@@ -96,3 +96,11 @@ def exclusion_pattern(exclude, shape: tuple[int, int], *, axes: str,
         pattern.eliminate_zeros()
         pattern.sum_duplicates()  # also sorts the indices
     return pattern
+
+
+def pattern_arrays(pattern: sp.csr_matrix | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A pattern's ``(indptr int64, indices int32)`` as the kernels take them; empty rows for None."""
+    if pattern is None:
+        return np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    return (pattern.indptr.astype(np.int64, copy=False),
+            pattern.indices.astype(np.int32, copy=False))

@@ -13,7 +13,7 @@ import numpy as np
 from ._native import native_module
 from ._reference import neighbours as reference
 from ._threads import resolve_num_threads
-from ._validation import as_csr, exclusion_pattern
+from ._validation import as_csr, exclusion_pattern, pattern_arrays
 
 __all__ = ["neighbour_top_n"]
 
@@ -97,12 +97,7 @@ def neighbour_top_n(
         indices.fill(-1)
         scores.fill(0)
         reasons.fill(-1)
-    if pattern is None:
-        exclude_indptr = np.zeros(m + 1, dtype=np.int64)
-        exclude_indices = np.zeros(0, dtype=np.int32)
-    else:
-        exclude_indptr = pattern.indptr.astype(np.int64, copy=False)
-        exclude_indices = pattern.indices.astype(np.int32, copy=False)
+    exclude_indptr, exclude_indices = pattern_arrays(pattern, m)
     native.neighbour_top_n(
         H.indptr.astype(np.int64, copy=False), H.indices.astype(np.int32, copy=False), H.data,
         S.indptr.astype(np.int64, copy=False), S.indices.astype(np.int32, copy=False), S.data,

@@ -15,7 +15,13 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import topn as reference
 from ._threads import limit_blas_threads, resolve_num_threads
-from ._validation import as_csr, as_factor_matrix, check_positive_int, exclusion_pattern
+from ._validation import (
+    as_csr,
+    as_factor_matrix,
+    check_positive_int,
+    exclusion_pattern,
+    pattern_arrays,
+)
 
 __all__ = ["history_top_n", "top_n"]
 
@@ -260,12 +266,7 @@ def history_top_n(
         return reference.history_top_n(H.astype(np.float32), W, n, pattern)
     indices = np.full((m, n), -1, dtype=np.int32)
     scores = np.zeros((m, n), dtype=np.float32)
-    if pattern is None:
-        exclude_indptr = np.zeros(m + 1, dtype=np.int64)
-        exclude_indices = np.zeros(0, dtype=np.int32)
-    else:
-        exclude_indptr = pattern.indptr.astype(np.int64, copy=False)
-        exclude_indices = pattern.indices.astype(np.int32, copy=False)
+    exclude_indptr, exclude_indices = pattern_arrays(pattern, m)
     with limit_blas_threads(1):
         native.history_top_n(
             H.indptr.astype(np.int64, copy=False), H.indices.astype(np.int32, copy=False),

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ._native import native_module
 from ._reference import vote as reference
 from ._threads import resolve_num_threads
-from ._validation import as_csr, check_positive_int, exclusion_pattern
+from ._validation import as_csr, check_positive_int, exclusion_pattern, pattern_arrays
 from .similarity import check_item_range
 
 __all__ = ["neighbour_vote"]
@@ -131,12 +131,7 @@ def neighbour_vote(
     history = np.diff(X.indptr[start : stop + 1])
     max_history = int(history.max(initial=0))
     capacity = max(max_history, min(_REASON_CAPACITY, n * max_history))
-    if pattern is None:
-        seen_indptr = np.zeros(n_users + 1, dtype=np.int64)
-        seen_indices = np.zeros(0, dtype=np.int32)
-    else:
-        seen_indptr = pattern.indptr.astype(np.int64, copy=False)
-        seen_indices = pattern.indices.astype(np.int32, copy=False)
+    seen_indptr, seen_indices = pattern_arrays(pattern, n_users)
     native.neighbour_vote(
         X.indptr.astype(np.int64, copy=False), X.indices.astype(np.int32, copy=False), X.data,
         neighbours.indptr.astype(np.int64, copy=False),
